@@ -1,0 +1,233 @@
+//! openraft's `RaftStateMachine`, adapted onto retcd's persistent backend (the MVCC store
+//! and everything applied beside it).
+//!
+//! Committed entries arrive in order; every batch openraft hands over is applied in ONE
+//! backend transaction on a blocking thread, together with the applied log id and
+//! membership (etcd's `consistent_index`), so replaying the log after a crash is idempotent.
+//! Replies go to proposers only after that transaction has committed.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, RaftSnapshotBuilder, Snapshot, SnapshotMeta};
+use serde::{Deserialize, Serialize};
+
+use crate::log_store::{decode_membership, encode_membership};
+use crate::types::{ApplyReply, LogId, StoredMembership, TypeConfig, log_id};
+
+/// One committed entry, as the backend sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyEntry {
+    pub index: u64,
+    pub term: u64,
+    /// The proposer's request bytes; `None` for raft's own entries (blank, membership).
+    pub data: Option<Vec<u8>>,
+}
+
+/// A run of committed entries to apply in one backend transaction.
+#[derive(Debug, Clone)]
+pub struct ApplyBatch {
+    pub entries: Vec<ApplyEntry>,
+    /// Opaque applied-state record (last applied log id and membership): the backend stores
+    /// it in the same transaction and hands it back from [`Backend::applied_state`].
+    pub applied_state: Vec<u8>,
+}
+
+/// The persistent state machine behind raft. Implemented by the server (the applier).
+pub trait Backend: Send + 'static {
+    /// Applies `batch` in order in one backend transaction that also records
+    /// `batch.applied_state`; returns exactly one reply per entry. Called on a blocking thread.
+    /// An `Err` means the backend can no longer be trusted: the node stops.
+    fn apply(&mut self, batch: ApplyBatch) -> io::Result<Vec<ApplyReply>>;
+    /// The applied-state record last stored by [`Backend::apply`], if any.
+    fn applied_state(&self) -> io::Result<Option<Vec<u8>>>;
+    /// Makes everything applied so far durable (before raft purges the log behind it).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+#[derive(Serialize, Deserialize)]
+struct AppliedRecord {
+    /// (term, index)
+    last_applied: Option<(u64, u64)>,
+    membership_log_id: Option<(u64, u64)>,
+    membership: String,
+}
+
+fn encode_applied(last: &Option<LogId>, m: &StoredMembership) -> Vec<u8> {
+    let rec = AppliedRecord {
+        last_applied: last.as_ref().map(|l| (l.leader_id.term, l.index)),
+        membership_log_id: m.log_id().as_ref().map(|l| (l.leader_id.term, l.index)),
+        membership: String::from_utf8(encode_membership(m.membership())).unwrap_or_default(),
+    };
+    serde_json::to_vec(&rec).unwrap_or_default()
+}
+
+fn decode_applied(b: &[u8]) -> io::Result<(Option<LogId>, StoredMembership)> {
+    let rec: AppliedRecord = serde_json::from_slice(b)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("applied state: {e}")))?;
+    let m = decode_membership(rec.membership.as_bytes())?;
+    Ok((
+        rec.last_applied.map(|(t, i)| log_id(t, i)),
+        StoredMembership::new(rec.membership_log_id.map(|(t, i)| log_id(t, i)), m),
+    ))
+}
+
+/// What a raft snapshot carries. The state machine is persistent, so a local snapshot is the
+/// backend made durable up to `meta.last_log_id`; shipping it to other members is the peer
+/// transport's job (multi-member issue).
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotData;
+
+struct Inner<B> {
+    backend: Arc<Mutex<B>>,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    current_snapshot: Option<SnapshotMeta<crate::types::CommittedLeaderId, u64, crate::types::MemberNode>>,
+}
+
+/// The state machine handed to openraft.
+pub struct StateMachineStore<B: Backend> {
+    inner: Inner<B>,
+}
+
+fn lock_err() -> io::Error {
+    io::Error::other("state machine backend lock poisoned")
+}
+
+impl<B: Backend> StateMachineStore<B> {
+    pub fn new(backend: Arc<Mutex<B>>) -> io::Result<Self> {
+        let blob = backend.lock().map_err(|_| lock_err())?.applied_state()?;
+        let (last_applied, membership) = match blob {
+            Some(b) => decode_applied(&b)?,
+            None => (None, StoredMembership::default()),
+        };
+        Ok(StateMachineStore {
+            inner: Inner {
+                backend,
+                last_applied,
+                membership,
+                current_snapshot: None,
+            },
+        })
+    }
+}
+
+/// Builds a snapshot: makes the backend durable up to what has been applied.
+pub struct SnapshotBuilder<B: Backend> {
+    backend: Arc<Mutex<B>>,
+    meta: SnapshotMeta<crate::types::CommittedLeaderId, u64, crate::types::MemberNode>,
+}
+
+impl<B: Backend> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<B> {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(
+        &mut self,
+    ) -> Result<openraft::alias::SnapshotOf<TypeConfig, SnapshotData>, io::Error> {
+        let backend = self.backend.clone();
+        tokio::task::spawn_blocking(move || backend.lock().map_err(|_| lock_err())?.sync())
+            .await
+            .map_err(io::Error::other)??;
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: SnapshotData,
+        })
+    }
+}
+
+impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachineStore<B> {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = SnapshotBuilder<B>;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok((self.inner.last_applied.clone(), self.inner.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: futures::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
+    {
+        let mut batch = Vec::new();
+        let mut responders = Vec::new();
+        let mut last = self.inner.last_applied.clone();
+        let mut membership = self.inner.membership.clone();
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let id = entry.log_id();
+            let data = match entry.payload {
+                EntryPayload::Normal(req) => Some(req.0),
+                EntryPayload::Blank => None,
+                EntryPayload::Membership(m) => {
+                    membership = StoredMembership::new(Some(id.clone()), m);
+                    None
+                }
+            };
+            batch.push(ApplyEntry {
+                index: id.index,
+                term: id.leader_id.term,
+                data,
+            });
+            responders.push(responder);
+            last = Some(id);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let applied_state = encode_applied(&last, &membership);
+        let backend = self.inner.backend.clone();
+        let replies = tokio::task::spawn_blocking(move || {
+            backend.lock().map_err(|_| lock_err())?.apply(ApplyBatch {
+                entries: batch,
+                applied_state,
+            })
+        })
+        .await
+        .map_err(io::Error::other)??;
+        if replies.len() != responders.len() {
+            return Err(io::Error::other("backend returned a wrong number of replies"));
+        }
+        self.inner.last_applied = last;
+        self.inner.membership = membership;
+        for (reply, responder) in replies.into_iter().zip(responders) {
+            if let Some(r) = responder {
+                r.send(reply);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let meta = SnapshotMeta {
+            last_log_id: self.inner.last_applied.clone(),
+            last_membership: self.inner.membership.clone(),
+        };
+        self.inner.current_snapshot = Some(meta.clone());
+        SnapshotBuilder {
+            backend: self.inner.backend.clone(),
+            meta,
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _meta: &SnapshotMeta<crate::types::CommittedLeaderId, u64, crate::types::MemberNode>,
+        _snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "installing snapshots from other members needs the peer transport (multi-member clusters)",
+        ))
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, SnapshotData>>, io::Error> {
+        Ok(self.inner.current_snapshot.clone().map(|meta| Snapshot {
+            meta,
+            snapshot: SnapshotData,
+        }))
+    }
+}
