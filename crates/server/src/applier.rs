@@ -1,0 +1,752 @@
+//! The applier (etcd's `applierV3backend`): turns committed requests into MVCC changes and
+//! responses. It runs on the apply path, one batch of raft entries per backend transaction,
+//! and also serves local reads (Range, read-only Txn) with the same code so a read and a
+//! write see requests the same way.
+//!
+//! Everything here is deterministic: every member applies the same entries to the same
+//! state and gets the same revisions and answers.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use retcd_api::EtcdError;
+use retcd_api::etcdserverpb::{
+    CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse, compare,
+    range_request, request_op, response_op,
+};
+use retcd_api::mvccpb;
+use retcd_mvcc::{Batch, CompactionJob, MvccError, RangeOptions, RangeResult, ReadTxn, Store, TxnWrite};
+use retcd_raft_node::{ApplyBatch, ApplyReply, Backend};
+use tokio::sync::oneshot;
+
+use crate::raft_request::InternalRaftRequest;
+
+/// Meta key under which the raft applied state is kept with the data.
+const RAFT_APPLIED_META: &str = "raft_applied_state";
+/// A durable backend commit at least this often (the WAL is the durability source; this
+/// bounds how much log is replayed after a crash).
+const DURABLE_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The result of applying one proposal, handed back to the proposer.
+pub type ApplyResult = Result<Applied, EtcdError>;
+
+pub enum Applied {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    /// `done` fires when the backend has physically removed the compacted history.
+    Compaction(CompactionResponse, oneshot::Receiver<()>),
+}
+
+fn fatal(e: MvccError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// MVCC errors a client can cause become etcd errors; anything else is fatal.
+fn client_err(e: MvccError) -> Result<EtcdError, io::Error> {
+    match e {
+        MvccError::Compacted => Ok(EtcdError::Compacted),
+        MvccError::FutureRev => Ok(EtcdError::FutureRev),
+        other => Err(fatal(other)),
+    }
+}
+
+/// Read access shared by read-only transactions and write transactions.
+pub trait RangeView {
+    fn range(&self, key: &[u8], end: &[u8], opts: RangeOptions) -> Result<RangeResult, MvccError>;
+    fn rev(&self) -> i64;
+}
+
+impl RangeView for ReadTxn {
+    fn range(&self, key: &[u8], end: &[u8], opts: RangeOptions) -> Result<RangeResult, MvccError> {
+        ReadTxn::range(self, key, end, opts)
+    }
+    fn rev(&self) -> i64 {
+        ReadTxn::rev(self)
+    }
+}
+
+impl RangeView for TxnWrite<'_, '_> {
+    fn range(&self, key: &[u8], end: &[u8], opts: RangeOptions) -> Result<RangeResult, MvccError> {
+        TxnWrite::range(self, key, end, opts)
+    }
+    fn rev(&self) -> i64 {
+        TxnWrite::rev(self)
+    }
+}
+
+fn to_pb(kv: retcd_mvcc::KeyValue) -> mvccpb::KeyValue {
+    mvccpb::KeyValue {
+        key: kv.key,
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        value: kv.value,
+        lease: kv.lease,
+    }
+}
+
+/// etcd's `mkGteRange`: a range end of "\0" means "every key >= key".
+fn gte_range(end: &[u8]) -> &[u8] {
+    end
+}
+
+fn rev_header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
+}
+
+/// etcd's `applierV3backend.Range`. Errors are client errors (compacted / future revision).
+pub fn range<V: RangeView>(
+    view: &V,
+    r: &RangeRequest,
+) -> Result<Result<RangeResponse, EtcdError>, io::Error> {
+    use range_request::{SortOrder, SortTarget};
+    let filtered = r.min_mod_revision != 0
+        || r.max_mod_revision != 0
+        || r.min_create_revision != 0
+        || r.max_create_revision != 0;
+    let sort_order = SortOrder::try_from(r.sort_order).unwrap_or(SortOrder::None);
+    let sort_target = SortTarget::try_from(r.sort_target).unwrap_or(SortTarget::Key);
+    let mut limit = r.limit;
+    if sort_order != SortOrder::None || filtered {
+        // fetch everything; sort and truncate afterwards
+        limit = 0;
+    }
+    if limit > 0 {
+        // one extra to tell whether there is more
+        limit += 1;
+    }
+    let opts = RangeOptions {
+        limit,
+        rev: r.revision,
+        count_only: r.count_only,
+    };
+    let rr = match view.range(&r.key, gte_range(&r.range_end), opts) {
+        Ok(rr) => rr,
+        Err(e) => return client_err(e).map(Err),
+    };
+    let mut kvs = rr.kvs;
+    if r.max_mod_revision != 0 {
+        kvs.retain(|kv| kv.mod_revision <= r.max_mod_revision);
+    }
+    if r.min_mod_revision != 0 {
+        kvs.retain(|kv| kv.mod_revision >= r.min_mod_revision);
+    }
+    if r.max_create_revision != 0 {
+        kvs.retain(|kv| kv.create_revision <= r.max_create_revision);
+    }
+    if r.min_create_revision != 0 {
+        kvs.retain(|kv| kv.create_revision >= r.min_create_revision);
+    }
+    let mut order = sort_order;
+    if sort_target != SortTarget::Key && order == SortOrder::None {
+        // results come sorted by key; any other target sorts ascending by default
+        order = SortOrder::Ascend;
+    }
+    if order != SortOrder::None {
+        let cmp = |a: &retcd_mvcc::KeyValue, b: &retcd_mvcc::KeyValue| match sort_target {
+            SortTarget::Key => a.key.cmp(&b.key),
+            SortTarget::Version => a.version.cmp(&b.version),
+            SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+            SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+            SortTarget::Value => a.value.cmp(&b.value),
+        };
+        match order {
+            SortOrder::Descend => kvs.sort_by(|a, b| cmp(b, a)),
+            _ => kvs.sort_by(cmp),
+        }
+    }
+    let mut more = false;
+    if r.limit > 0 && kvs.len() > r.limit as usize {
+        kvs.truncate(r.limit as usize);
+        more = true;
+    }
+    let kvs = kvs
+        .into_iter()
+        .map(|mut kv| {
+            if r.keys_only {
+                kv.value = Vec::new();
+            }
+            to_pb(kv)
+        })
+        .collect();
+    Ok(Ok(RangeResponse {
+        header: rev_header(rr.rev),
+        kvs,
+        more,
+        count: rr.count,
+    }))
+}
+
+/// etcd's `compareKV`.
+fn compare_kv(c: &Compare, kv: &retcd_mvcc::KeyValue) -> bool {
+    use compare::{CompareResult, CompareTarget, TargetUnion};
+    let ord = match CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version) {
+        CompareTarget::Value => {
+            let v: &[u8] = match &c.target_union {
+                Some(TargetUnion::Value(v)) => v,
+                _ => &[],
+            };
+            kv.value.as_slice().cmp(v)
+        }
+        CompareTarget::Create => {
+            let v = match c.target_union {
+                Some(TargetUnion::CreateRevision(v)) => v,
+                _ => 0,
+            };
+            kv.create_revision.cmp(&v)
+        }
+        CompareTarget::Mod => {
+            let v = match c.target_union {
+                Some(TargetUnion::ModRevision(v)) => v,
+                _ => 0,
+            };
+            kv.mod_revision.cmp(&v)
+        }
+        CompareTarget::Version => {
+            let v = match c.target_union {
+                Some(TargetUnion::Version(v)) => v,
+                _ => 0,
+            };
+            kv.version.cmp(&v)
+        }
+        CompareTarget::Lease => {
+            let v = match c.target_union {
+                Some(TargetUnion::Lease(v)) => v,
+                _ => 0,
+            };
+            kv.lease.cmp(&v)
+        }
+    };
+    match CompareResult::try_from(c.result) {
+        Ok(CompareResult::Equal) => ord.is_eq(),
+        Ok(CompareResult::NotEqual) => ord.is_ne(),
+        Ok(CompareResult::Greater) => ord.is_gt(),
+        Ok(CompareResult::Less) => ord.is_lt(),
+        Err(_) => true,
+    }
+}
+
+/// etcd's `applyCompare`: every key in the compared range must satisfy it; a value compare
+/// on a missing key always fails.
+fn apply_compare<V: RangeView>(view: &V, c: &Compare) -> Result<bool, io::Error> {
+    let rr = match view.range(&c.key, gte_range(&c.range_end), RangeOptions::default()) {
+        Ok(rr) => rr,
+        Err(e) => {
+            client_err(e)?;
+            return Ok(false);
+        }
+    };
+    if rr.kvs.is_empty() {
+        if c.target == compare::CompareTarget::Value as i32 {
+            return Ok(false);
+        }
+        return Ok(compare_kv(c, &retcd_mvcc::KeyValue::default()));
+    }
+    Ok(rr.kvs.iter().all(|kv| compare_kv(c, kv)))
+}
+
+/// etcd's `compareToPath`: which branch every (nested) txn takes, in depth-first order.
+fn compare_to_path<V: RangeView>(view: &V, rt: &TxnRequest, path: &mut Vec<bool>) -> Result<(), io::Error> {
+    let mut ok = true;
+    for c in &rt.compare {
+        if !apply_compare(view, c)? {
+            ok = false;
+            break;
+        }
+    }
+    path.push(ok);
+    let ops = if ok { &rt.success } else { &rt.failure };
+    for op in ops {
+        if let Some(request_op::Request::RequestTxn(t)) = &op.request {
+            compare_to_path(view, t, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a txn only reads (etcd's `isTxnReadonly`).
+pub fn txn_is_readonly(rt: &TxnRequest) -> bool {
+    rt.success
+        .iter()
+        .chain(rt.failure.iter())
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(_)) => true,
+            Some(request_op::Request::RequestTxn(t)) => txn_is_readonly(t),
+            _ => false,
+        })
+}
+
+/// Whether every range of a read-only txn is serializable (etcd's `isTxnSerializable`).
+pub fn txn_is_serializable(rt: &TxnRequest) -> bool {
+    rt.success
+        .iter()
+        .chain(rt.failure.iter())
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(r)) => r.serializable,
+            Some(request_op::Request::RequestTxn(t)) => txn_is_serializable(t),
+            _ => true,
+        })
+}
+
+/// etcd's `checkRequests`: before anything is written, every put in the taken path must be
+/// applicable (lease exists; ignore_value/ignore_lease need the key) and every range
+/// revision must be servable.
+fn check_requests<V: RangeView>(
+    view: &V,
+    rt: &TxnRequest,
+    path: &[bool],
+    pos: &mut usize,
+    compact_rev: i64,
+) -> Result<Result<(), EtcdError>, io::Error> {
+    let Some(&ok) = path.get(*pos) else {
+        return Ok(Ok(()));
+    };
+    *pos += 1;
+    let ops = if ok { &rt.success } else { &rt.failure };
+    for op in ops {
+        match &op.request {
+            Some(request_op::Request::RequestPut(p)) => {
+                if let Err(e) = check_put(view, p)? {
+                    return Ok(Err(e));
+                }
+            }
+            Some(request_op::Request::RequestRange(r)) => {
+                if r.revision != 0 {
+                    if r.revision > view.rev() {
+                        return Ok(Err(EtcdError::FutureRev));
+                    }
+                    if r.revision < compact_rev {
+                        return Ok(Err(EtcdError::Compacted));
+                    }
+                }
+            }
+            Some(request_op::Request::RequestTxn(t)) => {
+                if let Err(e) = check_requests(view, t, path, pos, compact_rev)? {
+                    return Ok(Err(e));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Leases do not exist yet (the lease issue adds the lessor): any lease id is unknown.
+fn lease_exists(_lease: i64) -> bool {
+    false
+}
+
+fn check_put<V: RangeView>(view: &V, p: &PutRequest) -> Result<Result<(), EtcdError>, io::Error> {
+    if p.lease != 0 && !lease_exists(p.lease) {
+        return Ok(Err(EtcdError::LeaseNotFound));
+    }
+    if p.ignore_value || p.ignore_lease {
+        let rr = match view.range(&p.key, &[], RangeOptions::default()) {
+            Ok(rr) => rr,
+            Err(e) => return client_err(e).map(Err),
+        };
+        if rr.kvs.is_empty() {
+            return Ok(Err(EtcdError::KeyNotFound));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// etcd's `applierV3backend.Put` inside a write txn (checks already passed).
+fn put(txn: &mut TxnWrite<'_, '_>, p: &PutRequest) -> Result<Result<PutResponse, EtcdError>, io::Error> {
+    let mut val: &[u8] = &p.value;
+    let mut lease = p.lease;
+    let mut prev = None;
+    if p.ignore_value || p.ignore_lease || p.prev_kv {
+        let rr = match txn.range(&p.key, &[], RangeOptions::default()) {
+            Ok(rr) => rr,
+            Err(e) => return client_err(e).map(Err),
+        };
+        prev = rr.kvs.into_iter().next();
+    }
+    if p.ignore_value || p.ignore_lease {
+        let Some(prev) = &prev else {
+            return Ok(Err(EtcdError::KeyNotFound));
+        };
+        if p.ignore_lease {
+            lease = prev.lease;
+        }
+    }
+    let prev_value;
+    if p.ignore_value {
+        prev_value = prev.as_ref().map(|kv| kv.value.clone()).unwrap_or_default();
+        val = &prev_value;
+    }
+    let rev = txn.put(&p.key, val, lease).map_err(fatal)?;
+    Ok(Ok(PutResponse {
+        header: rev_header(rev),
+        prev_kv: if p.prev_kv { prev.map(to_pb) } else { None },
+    }))
+}
+
+/// etcd's `applierV3backend.DeleteRange` inside a write txn.
+fn delete_range(
+    txn: &mut TxnWrite<'_, '_>,
+    d: &DeleteRangeRequest,
+) -> Result<Result<DeleteRangeResponse, EtcdError>, io::Error> {
+    let end = gte_range(&d.range_end);
+    let mut prev_kvs = Vec::new();
+    if d.prev_kv {
+        match txn.range(&d.key, end, RangeOptions::default()) {
+            Ok(rr) => prev_kvs = rr.kvs.into_iter().map(to_pb).collect(),
+            Err(e) => return client_err(e).map(Err),
+        }
+    }
+    let deleted = txn.delete_range(&d.key, end).map_err(fatal)?;
+    let rev = txn.rev();
+    Ok(Ok(DeleteRangeResponse {
+        header: rev_header(rev),
+        deleted,
+        prev_kvs,
+    }))
+}
+
+/// etcd's `applyTxn`: runs the ops of the taken branches in order.
+fn apply_txn_ops(
+    txn: &mut TxnWrite<'_, '_>,
+    rt: &TxnRequest,
+    path: &[bool],
+    pos: &mut usize,
+) -> Result<TxnResponse, io::Error> {
+    let ok = path.get(*pos).copied().unwrap_or(false);
+    *pos += 1;
+    let ops = if ok { &rt.success } else { &rt.failure };
+    let mut responses = Vec::with_capacity(ops.len());
+    for op in ops {
+        let resp = match &op.request {
+            Some(request_op::Request::RequestRange(r)) => match range(txn, r)? {
+                Ok(rr) => response_op::Response::ResponseRange(rr),
+                Err(e) => {
+                    return Err(io::Error::other(format!(
+                        "unexpected error during txn range: {e}"
+                    )));
+                }
+            },
+            Some(request_op::Request::RequestPut(p)) => match put(txn, p)? {
+                Ok(pr) => response_op::Response::ResponsePut(pr),
+                Err(e) => return Err(io::Error::other(format!("unexpected error during txn put: {e}"))),
+            },
+            Some(request_op::Request::RequestDeleteRange(d)) => match delete_range(txn, d)? {
+                Ok(dr) => response_op::Response::ResponseDeleteRange(dr),
+                Err(e) => {
+                    return Err(io::Error::other(format!(
+                        "unexpected error during txn delete: {e}"
+                    )));
+                }
+            },
+            Some(request_op::Request::RequestTxn(t)) => {
+                let mut inner = apply_txn_ops(txn, t, path, pos)?;
+                inner.header = rev_header(txn.rev());
+                response_op::Response::ResponseTxn(inner)
+            }
+            None => continue,
+        };
+        responses.push(ResponseOp { response: Some(resp) });
+    }
+    Ok(TxnResponse {
+        header: None,
+        succeeded: ok,
+        responses,
+    })
+}
+
+/// A read-only txn served locally (etcd serves these without raft).
+pub fn read_only_txn(view: &ReadTxn, rt: &TxnRequest, compact_rev: i64) -> Result<ApplyResultTxn, io::Error> {
+    let mut path = Vec::new();
+    compare_to_path(view, rt, &mut path)?;
+    if let Err(e) = check_requests(view, rt, &path, &mut 0, compact_rev)? {
+        return Ok(Err(e));
+    }
+    let mut pos = 0;
+    let resp = read_only_ops(view, rt, &path, &mut pos)?;
+    Ok(resp.map(|mut r| {
+        r.header = rev_header(view.rev());
+        r
+    }))
+}
+
+pub type ApplyResultTxn = Result<TxnResponse, EtcdError>;
+
+fn read_only_ops(
+    view: &ReadTxn,
+    rt: &TxnRequest,
+    path: &[bool],
+    pos: &mut usize,
+) -> Result<ApplyResultTxn, io::Error> {
+    let ok = path.get(*pos).copied().unwrap_or(false);
+    *pos += 1;
+    let ops = if ok { &rt.success } else { &rt.failure };
+    let mut responses = Vec::with_capacity(ops.len());
+    for op in ops {
+        let resp = match &op.request {
+            Some(request_op::Request::RequestRange(r)) => match range(view, r)? {
+                Ok(rr) => response_op::Response::ResponseRange(rr),
+                Err(e) => return Ok(Err(e)),
+            },
+            Some(request_op::Request::RequestTxn(t)) => match read_only_ops(view, t, path, pos)? {
+                Ok(mut inner) => {
+                    inner.header = rev_header(view.rev());
+                    response_op::Response::ResponseTxn(inner)
+                }
+                Err(e) => return Ok(Err(e)),
+            },
+            _ => continue,
+        };
+        responses.push(ResponseOp { response: Some(resp) });
+    }
+    Ok(Ok(TxnResponse {
+        header: None,
+        succeeded: ok,
+        responses,
+    }))
+}
+
+/// Runs compactions one after another on their own thread (etcd's FIFO compaction scheduler),
+/// so the apply loop never waits for history to be deleted.
+struct Compactor {
+    tx: mpsc::Sender<(CompactionJob, oneshot::Sender<()>)>,
+}
+
+impl Compactor {
+    fn start(store: Store) -> io::Result<Compactor> {
+        let (tx, rx) = mpsc::channel::<(CompactionJob, oneshot::Sender<()>)>();
+        std::thread::Builder::new()
+            .name("compactor".into())
+            .spawn(move || {
+                for (job, done) in rx {
+                    let rev = job.revision();
+                    if let Err(e) = store.run_compaction(job) {
+                        tracing::error!(revision = rev, error = %e, "compaction failed; stopping");
+                        eprintln!("retcd: FATAL: compaction at revision {rev} failed: {e}");
+                        std::process::exit(2);
+                    }
+                    tracing::info!(compact_revision = rev, "finished scheduled compaction");
+                    let _ = done.send(());
+                }
+            })?;
+        Ok(Compactor { tx })
+    }
+
+    fn schedule(&self, job: CompactionJob) -> oneshot::Receiver<()> {
+        let (done_tx, done_rx) = oneshot::channel();
+        // The compactor thread lives as long as the process; if it is gone the waiter just
+        // sees the channel closed.
+        let _ = self.tx.send((job, done_tx));
+        done_rx
+    }
+}
+
+/// The raft state machine backend: applies committed proposals to the MVCC store.
+pub struct Applier {
+    store: Store,
+    compactor: Compactor,
+    last_durable: Instant,
+}
+
+impl Applier {
+    /// `resume` is an unfinished compaction found when the store was opened.
+    pub fn new(store: Store, resume: Option<CompactionJob>) -> io::Result<Applier> {
+        let compactor = Compactor::start(store.clone())?;
+        if let Some(job) = resume {
+            tracing::info!(
+                compact_revision = job.revision(),
+                "resuming unfinished compaction"
+            );
+            drop(compactor.schedule(job));
+        }
+        Ok(Applier {
+            store,
+            compactor,
+            last_durable: Instant::now(),
+        })
+    }
+
+    fn apply_request(
+        &self,
+        batch: &mut Batch<'_>,
+        req: InternalRaftRequest,
+        jobs: &mut Vec<(CompactionJob, oneshot::Sender<()>)>,
+    ) -> Result<ApplyResult, io::Error> {
+        if let Some(p) = req.put {
+            let mut txn = batch.txn();
+            if let Err(e) = check_put(&txn, &p)? {
+                drop(txn.end());
+                return Ok(Err(e));
+            }
+            let r = put(&mut txn, &p)?;
+            let res = txn.end();
+            return Ok(r.map(|mut pr| {
+                pr.header = rev_header(res.rev);
+                Applied::Put(pr)
+            }));
+        }
+        if let Some(d) = req.delete_range {
+            let mut txn = batch.txn();
+            let r = delete_range(&mut txn, &d)?;
+            let res = txn.end();
+            return Ok(r.map(|mut dr| {
+                dr.header = rev_header(res.rev);
+                Applied::DeleteRange(dr)
+            }));
+        }
+        if let Some(t) = req.txn {
+            let compact_rev = self.store.compact_revision();
+            let mut txn = batch.txn();
+            let mut path = Vec::new();
+            compare_to_path(&txn, &t, &mut path)?;
+            if let Err(e) = check_requests(&txn, &t, &path, &mut 0, compact_rev)? {
+                drop(txn.end());
+                return Ok(Err(e));
+            }
+            let mut resp = apply_txn_ops(&mut txn, &t, &path, &mut 0)?;
+            let res = txn.end();
+            resp.header = rev_header(res.rev);
+            return Ok(Ok(Applied::Txn(resp)));
+        }
+        if let Some(c) = req.compaction {
+            return match batch.compact(c.revision) {
+                Ok(job) => {
+                    let (done_tx, done_rx) = oneshot::channel();
+                    jobs.push((job, done_tx));
+                    let rev = batch.current_revision();
+                    Ok(Ok(Applied::Compaction(
+                        CompactionResponse {
+                            header: rev_header(rev),
+                        },
+                        done_rx,
+                    )))
+                }
+                Err(e) => client_err(e).map(Err),
+            };
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "raft entry carries no known request",
+        ))
+    }
+}
+
+impl Backend for Applier {
+    fn apply(&mut self, batch: ApplyBatch) -> io::Result<Vec<ApplyReply>> {
+        let mut replies = Vec::with_capacity(batch.entries.len());
+        let mut jobs = Vec::new();
+        let (last_index, last_term) = batch.entries.last().map(|e| (e.index, e.term)).unwrap_or((0, 0));
+        let mut b = self.store.begin_batch().map_err(fatal)?;
+        for e in batch.entries {
+            match e.data {
+                None => replies.push(ApplyReply::none()),
+                Some(data) => {
+                    let req = InternalRaftRequest::decode(data.as_slice()).map_err(|err| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("raft entry {}: {err}", e.index),
+                        )
+                    })?;
+                    let r = self.apply_request(&mut b, req, &mut jobs)?;
+                    replies.push(ApplyReply::new(r));
+                }
+            }
+        }
+        b.set_consistent_index(last_index, last_term).map_err(fatal)?;
+        b.set_meta(RAFT_APPLIED_META, &batch.applied_state)
+            .map_err(fatal)?;
+        let durable = self.last_durable.elapsed() >= DURABLE_COMMIT_INTERVAL;
+        b.commit(durable).map_err(fatal)?;
+        if durable {
+            self.last_durable = Instant::now();
+        }
+        // Physical deletion starts only once the compaction record is committed.
+        for (job, done) in jobs {
+            let rx = self.compactor.schedule(job);
+            tokio::spawn(async move {
+                let _ = rx.await;
+                let _ = done.send(());
+            });
+        }
+        Ok(replies)
+    }
+
+    fn applied_state(&self) -> io::Result<Option<Vec<u8>>> {
+        self.store.meta(RAFT_APPLIED_META).map_err(fatal)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let b = self.store.begin_batch().map_err(fatal)?;
+        b.commit(true).map_err(fatal)?;
+        self.last_durable = Instant::now();
+        Ok(())
+    }
+}
+
+/// etcd's `checkIntervals`: a txn must not write one key twice in the same branch (puts in
+/// both branches of a nested txn are fine, they exclude each other).
+pub fn check_intervals(
+    reqs: &[RequestOp],
+) -> Result<(HashSet<Vec<u8>>, Vec<(Vec<u8>, Option<Vec<u8>>)>), EtcdError> {
+    fn intersects(dels: &[(Vec<u8>, Option<Vec<u8>>)], k: &[u8]) -> bool {
+        dels.iter().any(|(start, end)| match end {
+            None => start.as_slice() == k,
+            Some(end) if end.as_slice() == [0] => k >= start.as_slice(),
+            Some(end) => k >= start.as_slice() && k < end.as_slice(),
+        })
+    }
+    let mut dels: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    for req in reqs {
+        if let Some(request_op::Request::RequestDeleteRange(d)) = &req.request {
+            let end = if d.range_end.is_empty() {
+                None
+            } else {
+                Some(d.range_end.clone())
+            };
+            dels.push((d.key.clone(), end));
+        }
+    }
+    let mut puts: HashSet<Vec<u8>> = HashSet::new();
+    for req in reqs {
+        let Some(request_op::Request::RequestTxn(t)) = &req.request else {
+            continue;
+        };
+        let (puts_then, dels_then) = check_intervals(&t.success)?;
+        let (puts_else, dels_else) = check_intervals(&t.failure)?;
+        for k in &puts_then {
+            if puts.contains(k) || intersects(&dels, k) {
+                return Err(EtcdError::DuplicateKey);
+            }
+            puts.insert(k.clone());
+        }
+        for k in puts_else {
+            if puts.contains(&k) && !puts_then.contains(&k) {
+                return Err(EtcdError::DuplicateKey);
+            }
+            if intersects(&dels, &k) {
+                return Err(EtcdError::DuplicateKey);
+            }
+            puts.insert(k);
+        }
+        dels.extend(dels_then);
+        dels.extend(dels_else);
+    }
+    for req in reqs {
+        let Some(request_op::Request::RequestPut(p)) = &req.request else {
+            continue;
+        };
+        if puts.contains(&p.key) || intersects(&dels, &p.key) {
+            return Err(EtcdError::DuplicateKey);
+        }
+        puts.insert(p.key.clone());
+    }
+    Ok((puts, dels))
+}

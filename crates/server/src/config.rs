@@ -1,0 +1,536 @@
+//! The server's configuration: etcd's flag names, `ETCD_*` environment variables and etcd's
+//! YAML `--config-file` keys. Flags that only tune etcd internals are accepted with a warning.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// etcd flags retcd accepts but has no use for (they tune etcd internals or belong to
+/// features not built yet); `true` when the flag takes a value.
+const IGNORED_FLAGS: &[(&str, bool)] = &[
+    ("max-snapshots", true),
+    ("max-wals", true),
+    ("backend-batch-interval", true),
+    ("backend-batch-limit", true),
+    ("backend-bbolt-freelist-type", true),
+    ("max-concurrent-streams", true),
+    ("grpc-keepalive-min-time", true),
+    ("grpc-keepalive-interval", true),
+    ("grpc-keepalive-timeout", true),
+    ("enable-pprof", false),
+    ("metrics", true),
+    ("log-outputs", true),
+    ("log-package-levels", true),
+    ("enable-v2", true),
+    ("enable-grpc-gateway", true),
+    ("strict-reconfig-check", true),
+    ("pre-vote", true),
+    ("cors", true),
+    ("host-whitelist", true),
+    ("initial-election-tick-advance", true),
+    ("socket-reuse-port", true),
+    ("socket-reuse-address", true),
+    ("unsafe-no-fsync", true),
+    ("auto-compaction-mode", true),
+    ("auto-compaction-retention", true),
+    ("listen-metrics-urls", true),
+    ("debug", false),
+    ("force-new-cluster", false),
+    ("enable-log-rotation", false),
+    ("log-rotation-config-json", true),
+    ("wal-dir", true),
+    ("max-txn-ops-per-request", true),
+    ("auth-token", true),
+    ("bcrypt-cost", true),
+    ("auth-token-ttl", true),
+    ("experimental-initial-corrupt-check", true),
+    ("experimental-corrupt-check-time", true),
+    ("experimental-enable-v2v3", true),
+    ("experimental-enable-lease-checkpoint", true),
+    ("experimental-compaction-batch-limit", true),
+    ("experimental-peer-skip-client-san-verification", true),
+    ("experimental-watch-progress-notify-interval", true),
+    ("experimental-warning-apply-duration", true),
+    ("experimental-backend-bbolt-freelist-type", true),
+    ("experimental-txn-mode-write-with-shared-buffer", true),
+    ("experimental-memory-mlock", true),
+    ("experimental-snapshot-catchup-entries", true),
+];
+
+/// Flags of features that are not built yet and that must not silently be ignored (ignoring
+/// them would serve clear text where the operator asked for TLS).
+const REFUSED_FLAGS: &[&str] = &[
+    "cert-file",
+    "key-file",
+    "client-cert-auth",
+    "trusted-ca-file",
+    "client-crl-file",
+    "auto-tls",
+    "peer-cert-file",
+    "peer-key-file",
+    "peer-client-cert-auth",
+    "peer-trusted-ca-file",
+    "peer-auto-tls",
+    "cipher-suites",
+    "tls-min-version",
+    "discovery",
+    "discovery-srv",
+    "proxy",
+];
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "retcd",
+    version,
+    about = "retcd: an etcd-compatible, strongly consistent key-value store"
+)]
+pub struct Flags {
+    /// Human-readable name for this member.
+    #[arg(long, env = "ETCD_NAME", default_value = "default")]
+    pub name: String,
+    /// Path to the data directory (default: ${name}.retcd).
+    #[arg(long = "data-dir", env = "ETCD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// List of URLs to listen on for client traffic.
+    #[arg(
+        long = "listen-client-urls",
+        env = "ETCD_LISTEN_CLIENT_URLS",
+        default_value = "http://localhost:2379"
+    )]
+    pub listen_client_urls: String,
+    /// List of this member's client URLs to advertise to the public.
+    #[arg(
+        long = "advertise-client-urls",
+        env = "ETCD_ADVERTISE_CLIENT_URLS",
+        default_value = "http://localhost:2379"
+    )]
+    pub advertise_client_urls: String,
+    /// List of URLs to listen on for peer traffic.
+    #[arg(
+        long = "listen-peer-urls",
+        env = "ETCD_LISTEN_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
+    pub listen_peer_urls: String,
+    /// List of this member's peer URLs to advertise to the rest of the cluster.
+    #[arg(
+        long = "initial-advertise-peer-urls",
+        env = "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
+    pub initial_advertise_peer_urls: String,
+    /// Initial cluster configuration for bootstrapping (name=peerURL,...).
+    #[arg(long = "initial-cluster", env = "ETCD_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+    /// Initial cluster token for the cluster during bootstrap.
+    #[arg(
+        long = "initial-cluster-token",
+        env = "ETCD_INITIAL_CLUSTER_TOKEN",
+        default_value = "etcd-cluster"
+    )]
+    pub initial_cluster_token: String,
+    /// Initial cluster state ('new' or 'existing').
+    #[arg(
+        long = "initial-cluster-state",
+        env = "ETCD_INITIAL_CLUSTER_STATE",
+        default_value = "new"
+    )]
+    pub initial_cluster_state: String,
+    /// Number of committed transactions to trigger a snapshot (raft log compaction).
+    #[arg(
+        long = "snapshot-count",
+        env = "ETCD_SNAPSHOT_COUNT",
+        default_value_t = 100_000
+    )]
+    pub snapshot_count: u64,
+    /// Maximum client request size in bytes the server will accept.
+    #[arg(
+        long = "max-request-bytes",
+        env = "ETCD_MAX_REQUEST_BYTES",
+        default_value_t = 1_572_864
+    )]
+    pub max_request_bytes: u64,
+    /// Maximum number of operations permitted in a transaction.
+    #[arg(long = "max-txn-ops", env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
+    pub max_txn_ops: u64,
+    /// Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).
+    #[arg(
+        long = "quota-backend-bytes",
+        env = "ETCD_QUOTA_BACKEND_BYTES",
+        default_value_t = 0
+    )]
+    pub quota_backend_bytes: i64,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(
+        long = "heartbeat-interval",
+        env = "ETCD_HEARTBEAT_INTERVAL",
+        default_value_t = 100
+    )]
+    pub heartbeat_interval: u64,
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(
+        long = "election-timeout",
+        env = "ETCD_ELECTION_TIMEOUT",
+        default_value_t = 1000
+    )]
+    pub election_timeout: u64,
+    /// Log level: debug, info, warn, error, panic, fatal.
+    #[arg(long = "log-level", env = "ETCD_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Logger: 'zap' (structured JSON, etcd's default) or 'capnslog' (plain text).
+    #[arg(long = "logger", env = "ETCD_LOGGER", default_value = "zap")]
+    pub logger: String,
+    /// Path to the server configuration file (etcd's YAML keys). Flags and env are ignored when set.
+    #[arg(long = "config-file", env = "ETCD_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+}
+
+/// etcd's YAML configuration file (same keys as the flags).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileConfig {
+    name: Option<String>,
+    #[serde(rename = "data-dir")]
+    data_dir: Option<PathBuf>,
+    #[serde(rename = "listen-client-urls")]
+    listen_client_urls: Option<String>,
+    #[serde(rename = "advertise-client-urls")]
+    advertise_client_urls: Option<String>,
+    #[serde(rename = "listen-peer-urls")]
+    listen_peer_urls: Option<String>,
+    #[serde(rename = "initial-advertise-peer-urls")]
+    initial_advertise_peer_urls: Option<String>,
+    #[serde(rename = "initial-cluster")]
+    initial_cluster: Option<String>,
+    #[serde(rename = "initial-cluster-token")]
+    initial_cluster_token: Option<String>,
+    #[serde(rename = "initial-cluster-state")]
+    initial_cluster_state: Option<String>,
+    #[serde(rename = "snapshot-count")]
+    snapshot_count: Option<u64>,
+    #[serde(rename = "max-request-bytes")]
+    max_request_bytes: Option<u64>,
+    #[serde(rename = "max-txn-ops")]
+    max_txn_ops: Option<u64>,
+    #[serde(rename = "quota-backend-bytes")]
+    quota_backend_bytes: Option<i64>,
+    #[serde(rename = "heartbeat-interval")]
+    heartbeat_interval: Option<u64>,
+    #[serde(rename = "election-timeout")]
+    election_timeout: Option<u64>,
+    #[serde(rename = "log-level")]
+    log_level: Option<String>,
+    logger: Option<String>,
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub listen_client_urls: Vec<String>,
+    pub advertise_client_urls: Vec<String>,
+    pub listen_peer_urls: Vec<String>,
+    pub initial_advertise_peer_urls: Vec<String>,
+    /// name -> peer URLs
+    pub initial_cluster: BTreeMap<String, Vec<String>>,
+    pub initial_cluster_token: String,
+    pub initial_cluster_state: String,
+    pub snapshot_count: u64,
+    pub max_request_bytes: u64,
+    pub max_txn_ops: u64,
+    pub quota_backend_bytes: i64,
+    pub heartbeat_interval: u64,
+    pub election_timeout: u64,
+    pub log_level: String,
+    pub logger: String,
+    /// Warnings to log once logging is up (ignored flags, ...).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Clap(#[from] clap::Error),
+}
+
+fn split_urls(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+fn check_urls(flag: &str, urls: &[String]) -> Result<(), ConfigError> {
+    if urls.is_empty() {
+        return Err(ConfigError::Invalid(format!("--{flag} must not be empty")));
+    }
+    for u in urls {
+        if u.starts_with("https://") || u.starts_with("unixs://") {
+            return Err(ConfigError::Invalid(format!(
+                "--{flag}: TLS URL {u:?} is not supported yet (TLS and mutual TLS are a separate issue)"
+            )));
+        }
+        if !(u.starts_with("http://") || u.starts_with("unix://")) {
+            return Err(ConfigError::Invalid(format!(
+                "--{flag}: URL scheme must be http, https, unix or unixs: {u}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Parses `name=url,name=url` (a name may repeat for several URLs).
+pub fn parse_initial_cluster(s: &str) -> Result<BTreeMap<String, Vec<String>>, ConfigError> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, url) = part.split_once('=').ok_or_else(|| {
+            ConfigError::Invalid(format!("--initial-cluster: bad entry {part:?} (want name=url)"))
+        })?;
+        out.entry(name.to_string()).or_default().push(url.to_string());
+    }
+    Ok(out)
+}
+
+/// Removes etcd flags retcd ignores from `args`, returning the warnings; refuses flags of
+/// features that must not be ignored.
+fn strip_ignored(args: Vec<String>) -> Result<(Vec<String>, Vec<String>), ConfigError> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut warnings = Vec::new();
+    let mut it = args.into_iter();
+    if let Some(first) = it.next() {
+        out.push(first);
+    }
+    while let Some(a) = it.next() {
+        let Some(flag) = a
+            .strip_prefix("--")
+            .or_else(|| a.strip_prefix('-').filter(|f| f.len() > 1))
+        else {
+            out.push(a);
+            continue;
+        };
+        let (name, inline_value) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag, None),
+        };
+        if REFUSED_FLAGS.contains(&name) {
+            return Err(ConfigError::Invalid(format!(
+                "--{name} is not supported yet by retcd (TLS, discovery and proxy are separate issues)"
+            )));
+        }
+        if let Some((_, takes_value)) = IGNORED_FLAGS.iter().find(|(n, _)| *n == name) {
+            let value = if *takes_value && inline_value.is_none() {
+                it.next()
+            } else {
+                inline_value
+            };
+            warnings.push(format!(
+                "ignoring etcd flag --{name}{} (it tunes etcd internals or a feature retcd does not have yet)",
+                value.map(|v| format!("={v}")).unwrap_or_default()
+            ));
+            continue;
+        }
+        out.push(a);
+    }
+    Ok((out, warnings))
+}
+
+impl Config {
+    pub fn from_args(args: Vec<String>) -> Result<Config, ConfigError> {
+        let (args, mut warnings) = strip_ignored(args)?;
+        let f = Flags::try_parse_from(args)?;
+        let mut f = f;
+        if let Some(path) = f.config_file.clone() {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::Invalid(format!("cannot read --config-file {}: {e}", path.display()))
+            })?;
+            let fc: FileConfig = serde_saphyr::from_str(&text).map_err(|e| {
+                ConfigError::Invalid(format!("cannot parse --config-file {}: {e}", path.display()))
+            })?;
+            macro_rules! take {
+                ($field:ident) => {
+                    if let Some(v) = fc.$field {
+                        f.$field = v;
+                    }
+                };
+            }
+            take!(name);
+            take!(listen_client_urls);
+            take!(advertise_client_urls);
+            take!(listen_peer_urls);
+            take!(initial_advertise_peer_urls);
+            take!(initial_cluster_token);
+            take!(initial_cluster_state);
+            take!(snapshot_count);
+            take!(max_request_bytes);
+            take!(max_txn_ops);
+            take!(quota_backend_bytes);
+            take!(heartbeat_interval);
+            take!(election_timeout);
+            take!(log_level);
+            take!(logger);
+            if fc.data_dir.is_some() {
+                f.data_dir = fc.data_dir;
+            }
+            if fc.initial_cluster.is_some() {
+                f.initial_cluster = fc.initial_cluster;
+            }
+            for key in fc.other.keys() {
+                if REFUSED_FLAGS.contains(&key.as_str()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "config key {key:?} is not supported yet by retcd"
+                    )));
+                }
+                warnings.push(format!("ignoring config-file key {key:?}"));
+            }
+        }
+        let listen_client_urls = split_urls(&f.listen_client_urls);
+        let advertise_client_urls = split_urls(&f.advertise_client_urls);
+        let listen_peer_urls = split_urls(&f.listen_peer_urls);
+        let initial_advertise_peer_urls = split_urls(&f.initial_advertise_peer_urls);
+        check_urls("listen-client-urls", &listen_client_urls)?;
+        check_urls("advertise-client-urls", &advertise_client_urls)?;
+        check_urls("listen-peer-urls", &listen_peer_urls)?;
+        check_urls("initial-advertise-peer-urls", &initial_advertise_peer_urls)?;
+        let initial_cluster = match &f.initial_cluster {
+            Some(s) => parse_initial_cluster(s)?,
+            None => [(f.name.clone(), initial_advertise_peer_urls.clone())]
+                .into_iter()
+                .collect(),
+        };
+        match initial_cluster.get(&f.name) {
+            None => {
+                return Err(ConfigError::Invalid(format!(
+                    "couldn't find local name {:?} in the initial cluster configuration",
+                    f.name
+                )));
+            }
+            Some(urls) => {
+                let mut a = urls.clone();
+                let mut b = initial_advertise_peer_urls.clone();
+                a.sort();
+                b.sort();
+                if a != b {
+                    return Err(ConfigError::Invalid(format!(
+                        "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={} (peer URLs must match)",
+                        f.name,
+                        urls.join(","),
+                        initial_advertise_peer_urls.join(",")
+                    )));
+                }
+            }
+        }
+        if initial_cluster.len() > 1 {
+            return Err(ConfigError::Invalid(
+                "multi-member clusters are not supported yet: --initial-cluster must name only this member"
+                    .into(),
+            ));
+        }
+        if f.initial_cluster_state != "new" && f.initial_cluster_state != "existing" {
+            return Err(ConfigError::Invalid(format!(
+                "invalid value {:?} for --initial-cluster-state: valid values are \"new\" or \"existing\"",
+                f.initial_cluster_state
+            )));
+        }
+        if f.max_txn_ops == 0 {
+            return Err(ConfigError::Invalid("--max-txn-ops must be positive".into()));
+        }
+        let data_dir = f
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.retcd", f.name)));
+        Ok(Config {
+            name: f.name,
+            data_dir,
+            listen_client_urls,
+            advertise_client_urls,
+            listen_peer_urls,
+            initial_advertise_peer_urls,
+            initial_cluster,
+            initial_cluster_token: f.initial_cluster_token,
+            initial_cluster_state: f.initial_cluster_state,
+            snapshot_count: f.snapshot_count,
+            max_request_bytes: f.max_request_bytes,
+            max_txn_ops: f.max_txn_ops,
+            quota_backend_bytes: if f.quota_backend_bytes <= 0 {
+                2 << 30
+            } else {
+                f.quota_backend_bytes
+            },
+            heartbeat_interval: f.heartbeat_interval.max(1),
+            election_timeout: f.election_timeout.max(1),
+            log_level: f.log_level,
+            logger: f.logger,
+            warnings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        std::iter::once("retcd")
+            .chain(a.iter().copied())
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_etcd() {
+        let c = Config::from_args(args(&[])).unwrap();
+        assert_eq!(c.name, "default");
+        assert_eq!(c.data_dir, PathBuf::from("default.retcd"));
+        assert_eq!(c.listen_client_urls, vec!["http://localhost:2379"]);
+        assert_eq!(c.max_txn_ops, 128);
+        assert_eq!(c.max_request_bytes, 1_572_864);
+        assert_eq!(c.quota_backend_bytes, 2 << 30);
+        assert_eq!(c.initial_cluster["default"], vec!["http://localhost:2380"]);
+    }
+
+    #[test]
+    fn ignored_flags_warn_and_refused_flags_fail() {
+        let c = Config::from_args(args(&[
+            "--max-wals",
+            "5",
+            "--enable-pprof",
+            "--name=x",
+            "--initial-cluster",
+            "x=http://localhost:2380",
+        ]))
+        .unwrap();
+        assert_eq!(c.name, "x");
+        assert_eq!(c.warnings.len(), 2);
+        assert!(Config::from_args(args(&["--cert-file", "a.pem"])).is_err());
+        assert!(Config::from_args(args(&["--no-such-flag"])).is_err());
+    }
+
+    #[test]
+    fn initial_cluster_must_name_this_member() {
+        let e = Config::from_args(args(&["--initial-cluster", "other=http://localhost:2380"])).unwrap_err();
+        assert!(e.to_string().contains("couldn't find local name"), "{e}");
+    }
+
+    #[test]
+    fn config_file_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(
+            &p,
+            "name: m1\ndata-dir: /tmp/x\nlisten-client-urls: http://127.0.0.1:1\nmax-txn-ops: 7\ninitial-cluster: m1=http://localhost:2380\nenable-v2: false\n",
+        )
+        .unwrap();
+        let c = Config::from_args(args(&["--config-file", p.to_str().unwrap()])).unwrap();
+        assert_eq!(c.name, "m1");
+        assert_eq!(c.max_txn_ops, 7);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.warnings.len(), 1);
+    }
+}

@@ -1,0 +1,111 @@
+//! The server core (etcd's `EtcdServer`): proposes writes through raft and waits for their
+//! applied result, serves reads after a ReadIndex, and fills response headers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use retcd_api::EtcdError;
+use retcd_api::etcdserverpb::ResponseHeader;
+use retcd_mvcc::Store;
+use retcd_raft_node::{RaftNode, RaftNodeError};
+use tonic::Status;
+
+use crate::applier::{Applied, ApplyResult};
+use crate::config::Config;
+use crate::raft_request::{InternalRaftRequest, RequestHeader};
+
+/// The etcd version clients see in Status (clients gate features on it).
+pub const ETCD_COMPAT_VERSION: &str = "3.5.17";
+
+/// etcd's request timeout: 5 s plus two election timeouts.
+fn request_timeout(cfg: &Config) -> Duration {
+    Duration::from_millis(5000 + 2 * cfg.election_timeout)
+}
+
+pub struct EtcdServer {
+    pub cfg: Config,
+    pub store: Store,
+    pub raft: RaftNode,
+    pub member_id: u64,
+    pub cluster_id: u64,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+fn raft_err(e: RaftNodeError) -> Status {
+    match e {
+        RaftNodeError::NoLeader => EtcdError::NoLeader.into(),
+        // A single member is always its own leader; with peers, forwarding replaces this.
+        RaftNodeError::NotLeader { .. } => EtcdError::NotLeader.into(),
+        RaftNodeError::LeaderChanged => EtcdError::LeaderChanged.into(),
+        RaftNodeError::Stopped(_) => EtcdError::Stopped.into(),
+        RaftNodeError::Io(e) => EtcdError::Internal(e.to_string()).into(),
+    }
+}
+
+impl EtcdServer {
+    pub fn new(
+        cfg: Config,
+        store: Store,
+        raft: RaftNode,
+        member_id: u64,
+        cluster_id: u64,
+    ) -> Arc<EtcdServer> {
+        Arc::new(EtcdServer {
+            cfg,
+            store,
+            raft,
+            member_id,
+            cluster_id,
+            next_id: Default::default(),
+        })
+    }
+
+    /// A response header at `revision` (0: the current revision).
+    pub fn header(&self, revision: i64) -> Option<ResponseHeader> {
+        Some(ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision: if revision == 0 {
+                self.store.current_revision()
+            } else {
+                revision
+            },
+            raft_term: self.raft.term(),
+        })
+    }
+
+    /// Fills in the parts of a header the applier leaves out.
+    pub fn fill(&self, h: &mut Option<ResponseHeader>) {
+        let rev = h.as_ref().map(|h| h.revision).unwrap_or(0);
+        *h = self.header(rev);
+    }
+
+    /// Proposes a request through raft and waits for its applied result.
+    pub async fn propose(&self, mut req: InternalRaftRequest) -> Result<Applied, Status> {
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        req.header = Some(RequestHeader {
+            id: (self.member_id << 16) ^ id,
+        });
+        let data = req.encode_to_vec();
+        if data.len() as u64 > self.cfg.max_request_bytes {
+            return Err(EtcdError::RequestTooLarge.into());
+        }
+        let reply = match tokio::time::timeout(request_timeout(&self.cfg), self.raft.propose(data)).await {
+            Ok(r) => r.map_err(raft_err)?,
+            Err(_) => return Err(EtcdError::Timeout.into()),
+        };
+        match reply.0.downcast::<ApplyResult>() {
+            Ok(r) => (*r).map_err(Status::from),
+            Err(_) => Err(EtcdError::Internal("apply produced no result".into()).into()),
+        }
+    }
+
+    /// Waits until a local read is linearizable (ReadIndex).
+    pub async fn linearizable_read(&self) -> Result<(), Status> {
+        match tokio::time::timeout(request_timeout(&self.cfg), self.raft.read_index()).await {
+            Ok(r) => r.map_err(raft_err),
+            Err(_) => Err(EtcdError::Timeout.into()),
+        }
+    }
+}

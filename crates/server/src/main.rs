@@ -1,0 +1,292 @@
+//! `retcd`: an etcd-compatible server. Takes etcd's flags, serves the etcd v3 gRPC API on the
+//! client URLs, and keeps every acknowledged write in a raft log before applying it to a
+//! persistent MVCC store.
+//!
+//! # Layout
+//! - `config`: etcd's flags, `ETCD_*` variables and YAML config file.
+//! - `ids`: member and cluster ids derived as etcd derives them.
+//! - `etcdserver`: the core: propose and wait, ReadIndex, response headers.
+//! - `applier`: committed requests -> MVCC changes and responses; local reads.
+//! - `checks`: request validation before proposing (etcd's v3rpc checks).
+//! - `raft_request`: the encoded proposal (etcd's InternalRaftRequest).
+//! - `services`: the gRPC services.
+//!
+//! It depends on every crate below it (api, mvcc, raft-node); nothing depends on it.
+
+mod applier;
+mod checks;
+mod config;
+mod etcdserver;
+mod ids;
+mod raft_request;
+mod services;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use retcd_api::etcdserverpb::auth_server::AuthServer;
+use retcd_api::etcdserverpb::cluster_server::ClusterServer;
+use retcd_api::etcdserverpb::kv_server::KvServer;
+use retcd_api::etcdserverpb::lease_server::LeaseServer;
+use retcd_api::etcdserverpb::maintenance_server::MaintenanceServer;
+use retcd_api::etcdserverpb::watch_server::WatchServer;
+use retcd_api::v3electionpb::election_server::ElectionServer;
+use retcd_api::v3lockpb::lock_server::LockServer;
+use retcd_mvcc::{Store, StoreConfig};
+use retcd_raft_node::{MemberNode, RaftNode, RaftNodeConfig};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::etcdserver::{ETCD_COMPAT_VERSION, EtcdServer};
+
+/// gRPC allows this much beyond `--max-request-bytes` so an oversized request reaches the
+/// server and gets etcd's "request is too large" instead of a transport error (as etcd).
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+fn init_logging(cfg: &Config) {
+    let level = match cfg.log_level.as_str() {
+        "debug" => "debug",
+        "warn" => "warn",
+        "error" | "panic" | "fatal" | "dpanic" => "error",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RETCD_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn,raft_log=warn"))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.logger == "capnslog" {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).with_current_span(false).init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cfg = match Config::from_args(std::env::args().collect()) {
+        Ok(c) => c,
+        Err(config::ConfigError::Clap(e)) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+        Err(e) => {
+            eprintln!("retcd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(&cfg);
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("retcd: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("retcd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn create_dir_secure(p: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
+}
+
+async fn resolve(url: &str) -> Result<SocketAddr, String> {
+    let hostport = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("unsupported listen URL {url:?} (only http:// for now)"))?
+        .trim_end_matches('/');
+    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host(hostport)
+        .await
+        .map_err(|e| format!("cannot resolve listen URL {url:?}: {e}"))?
+        .collect();
+    addrs.sort_by_key(|a| !a.is_ipv4());
+    addrs
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("listen URL {url:?} resolves to no address"))
+}
+
+async fn run(cfg: Config) -> Result<(), String> {
+    tracing::info!(
+        name = %cfg.name,
+        data_dir = %cfg.data_dir.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        listen_client_urls = ?cfg.listen_client_urls,
+        listen_peer_urls = ?cfg.listen_peer_urls,
+        initial_cluster_state = %cfg.initial_cluster_state,
+        quota_backend_bytes = cfg.quota_backend_bytes,
+        "starting retcd"
+    );
+    let member_dir = cfg.data_dir.join("member");
+    create_dir_secure(&member_dir.join("snap")).map_err(|e| format!("cannot create data dir: {e}"))?;
+    create_dir_secure(&member_dir.join("wal")).map_err(|e| format!("cannot create data dir: {e}"))?;
+
+    // Bind the client listeners first so a port conflict fails before anything else.
+    let mut listeners = Vec::new();
+    for url in &cfg.listen_client_urls {
+        let addr = resolve(url).await?;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("listen tcp {addr}: bind: {e}"))?;
+        listeners.push((url.clone(), l));
+    }
+
+    let member_ids: Vec<(String, u64)> = cfg
+        .initial_cluster
+        .iter()
+        .map(|(name, urls)| (name.clone(), ids::member_id(urls, &cfg.initial_cluster_token)))
+        .collect();
+    let member_id = ids::member_id(&cfg.initial_advertise_peer_urls, &cfg.initial_cluster_token);
+    let cluster_id = ids::cluster_id(&member_ids.iter().map(|(_, id)| *id).collect::<Vec<_>>());
+
+    let db_path = member_dir.join("snap").join("db");
+    let (store, resume) = {
+        let p = db_path.clone();
+        tokio::task::spawn_blocking(move || Store::open(&p, StoreConfig::default()))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot open backend {}: {e}", db_path.display()))?
+    };
+    tracing::info!(
+        current_revision = store.current_revision(),
+        compact_revision = store.compact_revision(),
+        consistent_index = store.consistent_index(),
+        "opened backend"
+    );
+    let applier = applier::Applier::new(store.clone(), resume).map_err(|e| e.to_string())?;
+
+    let initial_members = cfg
+        .initial_cluster
+        .iter()
+        .map(|(name, urls)| {
+            let id = ids::member_id(urls, &cfg.initial_cluster_token);
+            let client_urls = if *name == cfg.name {
+                cfg.advertise_client_urls.clone()
+            } else {
+                vec![]
+            };
+            (
+                id,
+                MemberNode {
+                    name: name.clone(),
+                    peer_urls: urls.clone(),
+                    client_urls,
+                },
+            )
+        })
+        .collect();
+    let raft = RaftNode::start(
+        RaftNodeConfig {
+            id: member_id,
+            initial_members,
+            wal_dir: member_dir.join("wal"),
+            heartbeat_ms: cfg.heartbeat_interval,
+            election_ms: cfg.election_timeout,
+            snapshot_count: cfg.snapshot_count,
+        },
+        Box::new(applier),
+    )
+    .await
+    .map_err(|e| format!("cannot start raft: {e}"))?;
+    raft.wait_ready(Duration::from_secs(60))
+        .await
+        .map_err(|e| format!("raft did not become ready: {e}"))?;
+    let st = raft.status();
+    tracing::info!(
+        local_member_id = format!("{member_id:x}"),
+        cluster_id = format!("{cluster_id:x}"),
+        raft_term = st.term,
+        applied_index = st.applied_index,
+        "published local member to cluster through raft"
+    );
+    tracing::info!(
+        capabilities = "[\"kv\"]",
+        cluster_version = "3.5",
+        "enabled capabilities for version"
+    );
+
+    let server = EtcdServer::new(cfg.clone(), store.clone(), raft.clone(), member_id, cluster_id);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for (url, listener) in listeners {
+        let s = server.clone();
+        let mut stop = stop_rx.clone();
+        let max = cfg.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
+        let router = tonic::transport::Server::builder()
+            .add_service(
+                KvServer::new(services::kv::KvService { s: s.clone() }).max_decoding_message_size(max),
+            )
+            .add_service(
+                MaintenanceServer::new(services::maintenance::MaintenanceService { s: s.clone() })
+                    .max_decoding_message_size(max),
+            )
+            .add_service(ClusterServer::new(services::cluster::ClusterService {
+                s: s.clone(),
+            }))
+            .add_service(WatchServer::new(services::unimplemented::Unbuilt))
+            .add_service(LeaseServer::new(services::unimplemented::Unbuilt))
+            .add_service(AuthServer::new(services::unimplemented::Unbuilt))
+            .add_service(LockServer::new(services::unimplemented::Unbuilt))
+            .add_service(ElectionServer::new(services::unimplemented::Unbuilt));
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tracing::info!(address = %url, "ready to serve client requests");
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|v| *v).await;
+            };
+            router.serve_with_incoming_shutdown(incoming, shutdown).await
+        }));
+    }
+    tracing::info!(version = ETCD_COMPAT_VERSION, "serving etcd v3 API");
+
+    wait_for_signal().await;
+    tracing::info!("received signal; shutting down");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        match tokio::time::timeout(Duration::from_secs(5), t).await {
+            Ok(Ok(Err(e))) => tracing::warn!("client server stopped with error: {e}"),
+            Err(_) => tracing::warn!("client connections did not drain in 5s"),
+            _ => {}
+        }
+    }
+    raft.shutdown().await;
+    let final_sync =
+        tokio::task::spawn_blocking(move || store.begin_batch().and_then(|b| b.commit(true))).await;
+    if let Ok(Err(e)) = final_sync {
+        return Err(format!("final backend sync failed: {e}"));
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

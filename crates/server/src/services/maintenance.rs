@@ -1,0 +1,93 @@
+//! etcdserverpb.Maintenance: Status and Alarm list (what `endpoint status/health` need);
+//! snapshot, defragment, hashes and alarm management belong to the operations issue.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use retcd_api::etcdserverpb::maintenance_server::Maintenance;
+use retcd_api::etcdserverpb::{
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
+    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
+    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse, alarm_request,
+};
+use retcd_api::unimplemented;
+use tonic::{Request, Response, Status};
+
+use crate::etcdserver::{ETCD_COMPAT_VERSION, EtcdServer};
+
+pub struct MaintenanceService {
+    pub s: Arc<EtcdServer>,
+}
+
+const OPS_ISSUE: &str = "issue 9";
+
+#[tonic::async_trait]
+impl Maintenance for MaintenanceService {
+    async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        let r = request.into_inner();
+        match alarm_request::AlarmAction::try_from(r.action) {
+            // No alarm can be raised yet (space quota and corruption checks come with the
+            // operations issue): the list is empty and there is nothing to disarm.
+            Ok(alarm_request::AlarmAction::Get) | Ok(alarm_request::AlarmAction::Deactivate) => {
+                Ok(Response::new(AlarmResponse {
+                    header: self.s.header(0),
+                    alarms: vec![],
+                }))
+            }
+            _ => Err(unimplemented(
+                "etcdserverpb.Maintenance/Alarm (activate)",
+                OPS_ISSUE,
+            )),
+        }
+    }
+
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let st = self.s.raft.status();
+        Ok(Response::new(StatusResponse {
+            header: self.s.header(0),
+            version: ETCD_COMPAT_VERSION.to_string(),
+            db_size: self.s.store.db_size() as i64,
+            leader: st.leader.unwrap_or(0),
+            raft_index: st.committed_index,
+            raft_term: st.term,
+            raft_applied_index: st.applied_index,
+            errors: vec![],
+            db_size_in_use: self.s.store.db_size_in_use() as i64,
+            is_learner: false,
+            ..Default::default()
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        _: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
+        Err(unimplemented("etcdserverpb.Maintenance/Defragment", OPS_ISSUE))
+    }
+
+    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        Err(unimplemented("etcdserverpb.Maintenance/Hash", OPS_ISSUE))
+    }
+
+    async fn hash_kv(&self, _: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        Err(unimplemented("etcdserverpb.Maintenance/HashKV", OPS_ISSUE))
+    }
+
+    type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+
+    async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+        Err(unimplemented("etcdserverpb.Maintenance/Snapshot", OPS_ISSUE))
+    }
+
+    async fn move_leader(
+        &self,
+        _: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        Err(unimplemented("etcdserverpb.Maintenance/MoveLeader", "issue 6"))
+    }
+
+    async fn downgrade(&self, _: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
+        Err(unimplemented("etcdserverpb.Maintenance/Downgrade", "issue 6"))
+    }
+}

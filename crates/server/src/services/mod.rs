@@ -1,0 +1,6 @@
+//! The gRPC services on the client port.
+
+pub mod cluster;
+pub mod kv;
+pub mod maintenance;
+pub mod unimplemented;
