@@ -231,8 +231,8 @@ impl Store {
         let meta = rtx.open_table(META_TABLE)?;
         let consistent_index = read_u64(&meta, META_CONSISTENT_INDEX)?.unwrap_or(0);
         let consistent_term = read_u64(&meta, META_TERM)?.unwrap_or(0);
-        let scheduled = read_i64(&meta, META_SCHEDULED_COMPACT)?.unwrap_or(0);
-        let finished = read_i64(&meta, META_FINISHED_COMPACT)?.unwrap_or(0);
+        let scheduled = read_i64(&meta, META_SCHEDULED_COMPACT)?.unwrap_or(-1);
+        let finished = read_i64(&meta, META_FINISHED_COMPACT)?.unwrap_or(-1);
 
         let mut tree = TreeIndex::default();
         let mut max_main = 0i64;
@@ -250,7 +250,7 @@ impl Store {
         drop(meta);
         drop(rtx);
 
-        let compact_rev = scheduled.max(finished).max(0);
+        let compact_rev = scheduled.max(finished);
         // Revisions up to the compaction revision may all have been deleted.
         let current_rev = max_main.max(compact_rev).max(1);
         let job = (scheduled > finished).then(|| CompactionJob::new(scheduled));
@@ -294,7 +294,7 @@ impl Store {
         self.inner.current_rev.load(Ordering::Acquire)
     }
 
-    /// The published compaction revision (etcd's `compactMainRev`; 0 if never
+    /// The published compaction revision (etcd's `compactMainRev`; -1 if never
     /// compacted). Reads below it fail with [`MvccError::Compacted`].
     pub fn compact_revision(&self) -> i64 {
         self.inner.compact_rev.load(Ordering::Acquire)
@@ -396,7 +396,7 @@ mod tests {
         let (store, job) = Store::open(&dir.path().join("member/snap/db"), StoreConfig::default()).unwrap();
         assert!(job.is_none());
         assert_eq!(store.current_revision(), 1);
-        assert_eq!(store.compact_revision(), 0);
+        assert_eq!(store.compact_revision(), -1);
         assert_eq!(store.consistent_index(), 0);
         let mut b = store.begin_batch().unwrap();
         let mut t = b.txn();

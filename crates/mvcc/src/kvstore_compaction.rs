@@ -280,7 +280,7 @@ mod tests {
         history(&store);
         let mut b = store.begin_batch().unwrap();
         assert!(matches!(b.compact(8), Err(MvccError::FutureRev)));
-        assert!(matches!(b.compact(0), Err(MvccError::Compacted)));
+        assert!(matches!(b.compact(-1), Err(MvccError::Compacted)));
         b.compact(3).unwrap();
         assert!(matches!(b.compact(3), Err(MvccError::Compacted)));
         b.compact(4).unwrap();

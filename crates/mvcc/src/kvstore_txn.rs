@@ -289,7 +289,7 @@ impl<'a> Batch<'a> {
             .shared
             .compact_rev
             .load(std::sync::atomic::Ordering::Acquire)
-            .max(self.w.compact.unwrap_or(0));
+            .max(self.w.compact.unwrap_or(-1));
         if rev <= compacted {
             return Err(MvccError::Compacted);
         }
@@ -637,7 +637,7 @@ mod tests {
         let job = b.compact(3).unwrap();
         drop(b);
         assert_eq!(store.current_revision(), 2);
-        assert_eq!(store.compact_revision(), 0);
+        assert_eq!(store.compact_revision(), -1);
         assert!(store.run_compaction(job).is_err());
         let mut b = store.begin_batch().unwrap();
         let mut t = b.txn();

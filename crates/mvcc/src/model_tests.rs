@@ -107,7 +107,7 @@ impl Model {
         Model {
             states: vec![BTreeMap::new(), BTreeMap::new()],
             events: vec![Vec::new(), Vec::new()],
-            compact: 0,
+            compact: -1,
             ci: 0,
         }
     }
@@ -391,7 +391,7 @@ fn run_case(path: &Path, steps: Vec<Step>) -> Result<(), TestCaseError> {
                 let cur = m.current();
                 let mut b = store.begin_batch().map_err(fail)?;
                 prop_assert!(matches!(b.compact(cur + 1), Err(MvccError::FutureRev)));
-                if m.compact > 0 {
+                if m.compact >= 0 {
                     prop_assert!(matches!(b.compact(m.compact), Err(MvccError::Compacted)));
                 }
                 if m.compact >= cur {

@@ -248,7 +248,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_log_id = st
             .last()
             .map(from_wal_log_id)
-            .or_else(|| last_purged_log_id.clone());
+            .or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,

@@ -143,7 +143,7 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachineStore<B> {
     type SnapshotBuilder = SnapshotBuilder<B>;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-        Ok((self.inner.last_applied.clone(), self.inner.membership.clone()))
+        Ok((self.inner.last_applied, self.inner.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -152,7 +152,7 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachineStore<B> {
     {
         let mut batch = Vec::new();
         let mut responders = Vec::new();
-        let mut last = self.inner.last_applied.clone();
+        let mut last = self.inner.last_applied;
         let mut membership = self.inner.membership.clone();
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
@@ -161,7 +161,7 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachineStore<B> {
                 EntryPayload::Normal(req) => Some(req.0),
                 EntryPayload::Blank => None,
                 EntryPayload::Membership(m) => {
-                    membership = StoredMembership::new(Some(id.clone()), m);
+                    membership = StoredMembership::new(Some(id), m);
                     None
                 }
             };
@@ -201,7 +201,7 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachineStore<B> {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         let meta = SnapshotMeta {
-            last_log_id: self.inner.last_applied.clone(),
+            last_log_id: self.inner.last_applied,
             last_membership: self.inner.membership.clone(),
         };
         self.inner.current_snapshot = Some(meta.clone());
