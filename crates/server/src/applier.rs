@@ -158,9 +158,11 @@ pub fn range<V: RangeView>(
             SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
             SortTarget::Value => a.value.cmp(&b.value),
         };
+        // etcd uses Go's unstable sort.Sort (sort.Reverse for DESCEND); ties must come out
+        // in the same order
         match order {
-            SortOrder::Descend => kvs.sort_by(|a, b| cmp(b, a)),
-            _ => kvs.sort_by(cmp),
+            SortOrder::Descend => crate::gosort::go_sort(&mut kvs, |a, b| cmp(b, a).is_lt()),
+            _ => crate::gosort::go_sort(&mut kvs, |a, b| cmp(a, b).is_lt()),
         }
     }
     let mut more = false;
@@ -318,14 +320,12 @@ fn check_requests<V: RangeView>(
                     return Ok(Err(e));
                 }
             }
-            Some(request_op::Request::RequestRange(r)) => {
-                if r.revision != 0 {
-                    if r.revision > view.rev() {
-                        return Ok(Err(EtcdError::FutureRev));
-                    }
-                    if r.revision < compact_rev {
-                        return Ok(Err(EtcdError::Compacted));
-                    }
+            Some(request_op::Request::RequestRange(r)) if r.revision != 0 => {
+                if r.revision > view.rev() {
+                    return Ok(Err(EtcdError::FutureRev));
+                }
+                if r.revision < compact_rev {
+                    return Ok(Err(EtcdError::Compacted));
                 }
             }
             Some(request_op::Request::RequestTxn(t)) => {
@@ -693,9 +693,10 @@ impl Backend for Applier {
 
 /// etcd's `checkIntervals`: a txn must not write one key twice in the same branch (puts in
 /// both branches of a nested txn are fine, they exclude each other).
-pub fn check_intervals(
-    reqs: &[RequestOp],
-) -> Result<(HashSet<Vec<u8>>, Vec<(Vec<u8>, Option<Vec<u8>>)>), EtcdError> {
+/// Deleted intervals: (start, end); `None` is a single key, `Some([0])` everything from start.
+type DelIntervals = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+pub fn check_intervals(reqs: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, DelIntervals), EtcdError> {
     fn intersects(dels: &[(Vec<u8>, Option<Vec<u8>>)], k: &[u8]) -> bool {
         dels.iter().any(|(start, end)| match end {
             None => start.as_slice() == k,
@@ -703,7 +704,7 @@ pub fn check_intervals(
             Some(end) => k >= start.as_slice() && k < end.as_slice(),
         })
     }
-    let mut dels: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut dels: DelIntervals = Vec::new();
     for req in reqs {
         if let Some(request_op::Request::RequestDeleteRange(d)) = &req.request {
             let end = if d.range_end.is_empty() {

@@ -10,6 +10,7 @@
 //! - `checks`: request validation before proposing (etcd's v3rpc checks).
 //! - `raft_request`: the encoded proposal (etcd's InternalRaftRequest).
 //! - `services`: the gRPC services.
+//! - `h2_authority`: connection shim that turns a URL in HTTP/2 `:authority` into host:port.
 //!
 //! It depends on every crate below it (api, mvcc, raft-node); nothing depends on it.
 
@@ -17,6 +18,8 @@ mod applier;
 mod checks;
 mod config;
 mod etcdserver;
+mod gosort;
+mod h2_authority;
 mod ids;
 mod raft_request;
 mod services;
@@ -53,7 +56,7 @@ fn init_logging(cfg: &Config) {
         _ => "info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RETCD_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn,raft_log=warn"))
+        tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn,raft_log=warn,chunked_wal=warn"))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -245,7 +248,9 @@ async fn run(cfg: Config) -> Result<(), String> {
             .add_service(AuthServer::new(services::unimplemented::Unbuilt))
             .add_service(LockServer::new(services::unimplemented::Unbuilt))
             .add_service(ElectionServer::new(services::unimplemented::Unbuilt));
+        // Every connection goes through the `:authority` shim (etcdctl 3.4 sends URLs there).
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let incoming = tokio_stream::StreamExt::map(incoming, |c| c.map(h2_authority::H2AuthorityFix::new));
         tracing::info!(address = %url, "ready to serve client requests");
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
