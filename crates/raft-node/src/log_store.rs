@@ -245,10 +245,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let wal = self.lock()?;
         let st = wal.log_state();
         let last_purged_log_id = st.purged().map(from_wal_log_id);
-        let last_log_id = st
-            .last()
-            .map(from_wal_log_id)
-            .or(last_purged_log_id);
+        let last_log_id = st.last().map(from_wal_log_id).or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,

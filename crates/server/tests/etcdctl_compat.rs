@@ -1470,19 +1470,15 @@ scenario!(endpoint_status_and_health, |s| {
 
 // The KV hash is a CRC-32C over etcd's on-disk encoding of the key space (revision keys
 // and marshaled mvccpb.KeyValue values), so matching it means reproducing that encoding.
-scenario!(
-    #[ignore = "Maintenance.HashKV arrives with the operations issue (#9)"]
-    endpoint_hashkv,
-    |s| {
-        s.run(&["endpoint", "hashkv"])
-            .puts(&[("a", "1"), ("b", "2"), ("a", "3")])
-            .run(&["del", "b"])
-            .run(&["endpoint", "hashkv"])
-            .run(&["endpoint", "hashkv", "-w", "json"])
-            .run(&["compaction", "3"])
-            .run(&["endpoint", "hashkv", "-w", "json"])
-    }
-);
+scenario!(endpoint_hashkv, |s| {
+    s.run(&["endpoint", "hashkv"])
+        .puts(&[("a", "1"), ("b", "2"), ("a", "3")])
+        .run(&["del", "b"])
+        .run(&["endpoint", "hashkv"])
+        .run(&["endpoint", "hashkv", "-w", "json"])
+        .run(&["compaction", "3"])
+        .run(&["endpoint", "hashkv", "-w", "json"])
+});
 
 // --- the harness' own normalizers ---------------------------------------------------------------
 

@@ -11,7 +11,8 @@ use retcd_api::etcdserverpb::{
     HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
     SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse, alarm_request,
 };
-use retcd_api::unimplemented;
+use retcd_api::{EtcdError, unimplemented};
+use retcd_mvcc::MvccError;
 use tonic::{Request, Response, Status};
 
 use crate::etcdserver::{ETCD_COMPAT_VERSION, EtcdServer};
@@ -70,8 +71,28 @@ impl Maintenance for MaintenanceService {
         Err(unimplemented("etcdserverpb.Maintenance/Hash", OPS_ISSUE))
     }
 
-    async fn hash_kv(&self, _: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        Err(unimplemented("etcdserverpb.Maintenance/HashKV", OPS_ISSUE))
+    async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        let rev = request.into_inner().revision;
+        let store = self.s.store.clone();
+        let (hash, hashed_rev, compact) = tokio::task::spawn_blocking(move || {
+            let view = store.read();
+            let compact = store.compact_revision();
+            view.hash_kv(rev).map(|(h, r)| (h, r, compact))
+        })
+        .await
+        .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?
+        .map_err(|e| match e {
+            MvccError::Compacted => Status::from(EtcdError::Compacted),
+            MvccError::FutureRev => Status::from(EtcdError::FutureRev),
+            other => Status::from(EtcdError::Internal(other.to_string())),
+        })?;
+        let _ = hashed_rev;
+        Ok(Response::new(HashKvResponse {
+            header: self.s.header(0),
+            hash,
+            compact_revision: compact,
+            ..Default::default()
+        }))
     }
 
     type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
