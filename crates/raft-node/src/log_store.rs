@@ -170,6 +170,10 @@ impl LogStore {
         cfg.log_cache_capacity = Some(64 << 20);
         cfg.log_cache_max_items = Some(100_000);
         cfg.wal.truncate_incomplete_record = Some(true);
+        // How long the flush worker waits to gather more appends into one fsync. The default
+        // (1 ms) costs a lone writer 1 ms per write; 100 µs still batches concurrent writers
+        // (measured with retcd-bench: put 1x1 2.5x faster, put 10x100 unchanged or better).
+        cfg.wal.flush_batch_wait = Some(std::time::Duration::from_micros(100));
         let wal = raft_log::RaftLog::<WalTypes>::open(Arc::new(cfg))?;
         Ok(LogStore {
             wal: Arc::new(Mutex::new(wal)),

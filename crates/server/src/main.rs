@@ -250,7 +250,15 @@ async fn run(cfg: Config) -> Result<(), String> {
             .add_service(ElectionServer::new(services::unimplemented::Unbuilt));
         // Every connection goes through the `:authority` shim (etcdctl 3.4 sends URLs there).
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let incoming = tokio_stream::StreamExt::map(incoming, |c| c.map(h2_authority::H2AuthorityFix::new));
+        let incoming = tokio_stream::StreamExt::map(incoming, |c| {
+            c.map(|tcp| {
+                // Small gRPC frames must not wait for the peer's delayed ACK (40 ms stalls).
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY: {e}");
+                }
+                h2_authority::H2AuthorityFix::new(tcp)
+            })
+        });
         tracing::info!(address = %url, "ready to serve client requests");
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
