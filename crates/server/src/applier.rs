@@ -554,11 +554,17 @@ pub struct Applier {
     store: Store,
     compactor: Compactor,
     last_durable: Instant,
+    /// Receives every committed revision's changes (watchers).
+    watchable: retcd_watch::WatchableStore,
 }
 
 impl Applier {
     /// `resume` is an unfinished compaction found when the store was opened.
-    pub fn new(store: Store, resume: Option<CompactionJob>) -> io::Result<Applier> {
+    pub fn new(
+        store: Store,
+        resume: Option<CompactionJob>,
+        watchable: retcd_watch::WatchableStore,
+    ) -> io::Result<Applier> {
         let compactor = Compactor::start(store.clone())?;
         if let Some(job) = resume {
             tracing::info!(
@@ -571,6 +577,7 @@ impl Applier {
             store,
             compactor,
             last_durable: Instant::now(),
+            watchable,
         })
     }
 
@@ -579,6 +586,7 @@ impl Applier {
         batch: &mut Batch<'_>,
         req: InternalRaftRequest,
         jobs: &mut Vec<(CompactionJob, oneshot::Sender<()>)>,
+        changed: &mut Vec<(i64, Vec<retcd_mvcc::Event>)>,
     ) -> Result<ApplyResult, io::Error> {
         if let Some(p) = req.put {
             let mut txn = batch.txn();
@@ -588,6 +596,9 @@ impl Applier {
             }
             let r = put(&mut txn, &p)?;
             let res = txn.end();
+            if !res.changes.is_empty() {
+                changed.push((res.rev, res.changes));
+            }
             return Ok(r.map(|mut pr| {
                 pr.header = rev_header(res.rev);
                 Applied::Put(pr)
@@ -597,6 +608,9 @@ impl Applier {
             let mut txn = batch.txn();
             let r = delete_range(&mut txn, &d)?;
             let res = txn.end();
+            if !res.changes.is_empty() {
+                changed.push((res.rev, res.changes));
+            }
             return Ok(r.map(|mut dr| {
                 dr.header = rev_header(res.rev);
                 Applied::DeleteRange(dr)
@@ -613,6 +627,9 @@ impl Applier {
             }
             let mut resp = apply_txn_ops(&mut txn, &t, &path, &mut 0)?;
             let res = txn.end();
+            if !res.changes.is_empty() {
+                changed.push((res.rev, res.changes));
+            }
             resp.header = rev_header(res.rev);
             return Ok(Ok(Applied::Txn(resp)));
         }
@@ -643,6 +660,7 @@ impl Backend for Applier {
     fn apply(&mut self, batch: ApplyBatch) -> io::Result<Vec<ApplyReply>> {
         let mut replies = Vec::with_capacity(batch.entries.len());
         let mut jobs = Vec::new();
+        let mut changed = Vec::new();
         let (last_index, last_term) = batch.entries.last().map(|e| (e.index, e.term)).unwrap_or((0, 0));
         let mut b = self.store.begin_batch().map_err(fatal)?;
         for e in batch.entries {
@@ -655,7 +673,7 @@ impl Backend for Applier {
                             format!("raft entry {}: {err}", e.index),
                         )
                     })?;
-                    let r = self.apply_request(&mut b, req, &mut jobs)?;
+                    let r = self.apply_request(&mut b, req, &mut jobs, &mut changed)?;
                     replies.push(ApplyReply::new(r));
                 }
             }
@@ -667,6 +685,10 @@ impl Backend for Applier {
         b.commit(durable).map_err(fatal)?;
         if durable {
             self.last_durable = Instant::now();
+        }
+        // Committed and visible: feed the watchers, revision by revision.
+        for (rev, events) in &changed {
+            self.watchable.notify(*rev, events);
         }
         // Physical deletion starts only once the compaction record is committed.
         for (job, done) in jobs {

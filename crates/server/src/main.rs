@@ -173,7 +173,9 @@ async fn run(cfg: Config) -> Result<(), String> {
         consistent_index = store.consistent_index(),
         "opened backend"
     );
-    let applier = applier::Applier::new(store.clone(), resume).map_err(|e| e.to_string())?;
+    let watchable = retcd_watch::WatchableStore::new(store.clone()).map_err(|e| e.to_string())?;
+    let applier =
+        applier::Applier::new(store.clone(), resume, watchable.clone()).map_err(|e| e.to_string())?;
 
     let initial_members = cfg
         .initial_cluster
@@ -243,7 +245,10 @@ async fn run(cfg: Config) -> Result<(), String> {
             .add_service(ClusterServer::new(services::cluster::ClusterService {
                 s: s.clone(),
             }))
-            .add_service(WatchServer::new(services::unimplemented::Unbuilt))
+            .add_service(WatchServer::new(services::watch::WatchService {
+                s: s.clone(),
+                w: watchable.clone(),
+            }))
             .add_service(LeaseServer::new(services::unimplemented::Unbuilt))
             .add_service(AuthServer::new(services::unimplemented::Unbuilt))
             .add_service(LockServer::new(services::unimplemented::Unbuilt))

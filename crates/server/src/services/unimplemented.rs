@@ -16,18 +16,6 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 pub struct Unbuilt;
 
 #[tonic::async_trait]
-impl pb::watch_server::Watch for Unbuilt {
-    type WatchStream = BoxStream<pb::WatchResponse>;
-
-    async fn watch(
-        &self,
-        _: Request<Streaming<pb::WatchRequest>>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        Err(unimplemented("etcdserverpb.Watch/Watch", "issue 4"))
-    }
-}
-
-#[tonic::async_trait]
 impl pb::lease_server::Lease for Unbuilt {
     async fn lease_grant(
         &self,
