@@ -108,8 +108,13 @@ fn spawn_forwarder(
                 };
             }
             let compacted = batch.compact_revision != 0;
+            let mut header = s.header(batch.revision);
+            if compacted && let Some(h) = header.as_mut() {
+                // etcd's compaction cancel carries no revision.
+                h.revision = 0;
+            }
             let resp = WatchResponse {
-                header: s.header(batch.revision),
+                header,
                 watch_id,
                 compact_revision: batch.compact_revision,
                 canceled: compacted,
@@ -142,6 +147,21 @@ impl Watch for WatchService {
                 let Ok(req) = msg else { break };
                 match req.request_union {
                     Some(RequestUnion::CreateRequest(c)) => {
+                        let key: &[u8] = if c.key.is_empty() { &[0] } else { &c.key };
+                        if !c.range_end.is_empty() && c.range_end != [0] && key >= c.range_end.as_slice() {
+                            let resp = WatchResponse {
+                                header: s.header(0),
+                                watch_id: -1,
+                                created: true,
+                                canceled: true,
+                                cancel_reason: "mvcc: watcher range is empty".into(),
+                                ..Default::default()
+                            };
+                            if out_tx.send(Ok(resp)).await.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
                         // etcd: watch id 0 asks the server to pick the next free one.
                         let id = if c.watch_id != 0 {
                             c.watch_id

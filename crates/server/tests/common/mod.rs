@@ -579,3 +579,232 @@ impl Drop for Server {
         self.kill9();
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Long-running etcdctl processes (e.g. `etcdctl watch`)
+// ---------------------------------------------------------------------------------------
+
+/// A long-running etcdctl (API v3) child process, e.g. `etcdctl watch`, whose stdout
+/// and stderr are collected in the background and can be inspected while it runs.
+/// Every wait is bounded; the process is killed (SIGKILL) when dropped.
+pub struct EtcdctlProcess {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: Arc<std::sync::Mutex<Vec<u8>>>,
+    stderr: Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Number of reader threads that have seen EOF.
+    eof: Arc<AtomicU64>,
+    exit: Option<i32>,
+}
+
+fn collect_in_thread<R: Read + Send + 'static>(
+    mut r: R,
+    sink: Arc<std::sync::Mutex<Vec<u8>>>,
+    eof: Arc<AtomicU64>,
+) {
+    thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sink
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]),
+            }
+        }
+        eof.fetch_add(1, Ordering::SeqCst);
+    });
+}
+
+impl EtcdctlProcess {
+    /// Starts `etcdctl --endpoints=<endpoint> --dial-timeout=.. --command-timeout=.. <args>`
+    /// (same environment as [`etcdctl_at`]); stdin is a pipe when `piped_stdin`, else
+    /// /dev/null.
+    pub fn spawn(endpoint: &str, args: &[&str], piped_stdin: bool) -> EtcdctlProcess {
+        let mut cmd = Command::new(etcdctl_bin());
+        scrub_env(&mut cmd);
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoint}"))
+            .arg(format!("--dial-timeout={DIAL_TIMEOUT}"))
+            .arg(format!("--command-timeout={COMMAND_TIMEOUT}"))
+            .args(args)
+            .stdin(if piped_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run etcdctl {args:?}: {e}"));
+        let stdout = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let eof = Arc::new(AtomicU64::new(0));
+        collect_in_thread(
+            child.stdout.take().expect("stdout piped"),
+            Arc::clone(&stdout),
+            Arc::clone(&eof),
+        );
+        collect_in_thread(
+            child.stderr.take().expect("stderr piped"),
+            Arc::clone(&stderr),
+            Arc::clone(&eof),
+        );
+        EtcdctlProcess {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+            eof,
+            exit: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything printed to stdout so far.
+    pub fn stdout(&self) -> Vec<u8> {
+        self.stdout.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Everything printed to stderr so far.
+    pub fn stderr(&self) -> Vec<u8> {
+        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Writes to the process' stdin (if it is a pipe and still open).
+    pub fn write_stdin(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self.stdin.as_mut() {
+            Some(pipe) => pipe.write_all(data).and_then(|()| pipe.flush()),
+            None => Err(std::io::Error::other("stdin is not an open pipe")),
+        }
+    }
+
+    /// Closes stdin (EOF for the process).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The exit code if the process has exited (-1: killed by a signal).
+    pub fn exit_code(&mut self) -> Option<i32> {
+        if self.exit.is_none()
+            && let Ok(Some(status)) = self.child.try_wait()
+        {
+            self.exit = Some(status.code().unwrap_or(-1));
+        }
+        self.exit
+    }
+
+    /// Waits until both output pipes are at EOF (bounded by `timeout`: a grandchild,
+    /// e.g. a command started by `etcdctl watch -- CMD`, may hold them open).
+    fn wait_for_eof(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.eof.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Polls `done(stdout, stderr)` until it holds (true), the process has exited and
+    /// its output is complete without it holding, or `timeout` passes (false).
+    pub fn wait_until(&mut self, timeout: Duration, done: impl Fn(&[u8], &[u8]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if done(&self.stdout(), &self.stderr()) {
+                return true;
+            }
+            if self.exit_code().is_some() {
+                self.wait_for_eof(Duration::from_secs(1));
+                return done(&self.stdout(), &self.stderr());
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until the process has an established TCP connection to 127.0.0.1:`port`
+    /// (found through /proc); false on timeout, if the process exited, or if /proc does
+    /// not tell.
+    pub fn wait_connected(&mut self, port: u16, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if has_established_connection(self.pid(), port) {
+                return true;
+            }
+            if self.exit_code().is_some() || Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits up to `grace` for the process to exit by itself, kills it (SIGKILL) if it
+    /// has not, and returns its complete output. `code` is -1 if it was killed.
+    pub fn finish(mut self, grace: Duration) -> Output {
+        self.stdin = None;
+        let deadline = Instant::now() + grace;
+        while self.exit_code().is_none() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        if self.exit_code().is_none() {
+            let _ = self.child.kill();
+            if let Ok(status) = self.child.wait() {
+                self.exit = Some(status.code().unwrap_or(-1));
+            }
+        }
+        self.wait_for_eof(Duration::from_secs(2));
+        let stdout_raw = self.stdout();
+        Output {
+            stdout: String::from_utf8_lossy(&stdout_raw).into_owned(),
+            stdout_raw,
+            stderr: String::from_utf8_lossy(&self.stderr()).into_owned(),
+            code: self.exit.unwrap_or(-1),
+        }
+    }
+}
+
+impl Drop for EtcdctlProcess {
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// True if process `pid` owns a socket with an ESTABLISHED TCP connection to
+/// 127.0.0.1:`port` (IPv4 or IPv4-mapped IPv6), according to /proc.
+pub fn has_established_connection(pid: u32, port: u16) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: Vec<String> = fds
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_str()?;
+            Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let port_hex = format!(":{port:04X}");
+    ["tcp", "tcp6"].iter().any(|table| {
+        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+            return false;
+        };
+        text.lines().skip(1).any(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            cols.len() > 9
+                && cols[2].ends_with(&port_hex)
+                && cols[3] == "01"
+                && inodes.iter().any(|i| i == cols[9])
+        })
+    })
+}
