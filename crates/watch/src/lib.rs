@@ -488,3 +488,176 @@ mod tests {
         assert!(r.contains(b"k") && !r.contains(b"k1"));
     }
 }
+
+#[cfg(test)]
+mod model_tests {
+    //! Random writes, deletes, multi-key txns and compactions with watchers created at random
+    //! revisions over random ranges: every watcher's stream equals the model history filtered
+    //! to its range from its start revision, or a prefix of it ended by a compaction cancel
+    //! (only when its start revision was compacted).
+    use super::*;
+    use proptest::prelude::*;
+    use retcd_mvcc::StoreConfig;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put(u8, u8),
+        Delete(u8),
+        PutTwo(u8, u8),
+        Compact(u8),
+        Watch(u8, u8, u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..5, any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
+            2 => (0u8..5).prop_map(Op::Delete),
+            1 => (0u8..5, 0u8..5).prop_map(|(a, b)| Op::PutTwo(a, b)),
+            1 => any::<u8>().prop_map(Op::Compact),
+            2 => (any::<u8>(), 0u8..5, 0u8..3).prop_map(|(s, k, r)| Op::Watch(s, k, r)),
+        ]
+    }
+
+    fn key(k: u8) -> Vec<u8> {
+        vec![b'k', b'0' + k]
+    }
+
+    /// (kind is put, key, mod revision, value)
+    type Ev = (bool, Vec<u8>, i64, Vec<u8>);
+
+    struct Probe {
+        start: i64,
+        range: WatchRange,
+        rx: mpsc::Receiver<WatchBatch>,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn watchers_see_the_model_history(ops in proptest::collection::vec(op(), 1..60)) {
+            let dir = tempfile::tempdir().unwrap();
+            let (store, _) = Store::open(&dir.path().join("db"), StoreConfig::default()).unwrap();
+            let w = WatchableStore::new(store.clone()).unwrap();
+            let mut live: std::collections::BTreeSet<Vec<u8>> = Default::default();
+            let mut history: Vec<Ev> = Vec::new();
+            let mut rev = 1i64;
+            let mut compacted = -1i64;
+            let mut compactions: Vec<i64> = Vec::new();
+            let mut probes = Vec::new();
+            for op in ops {
+                let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+                match op {
+                    Op::Put(k, v) => writes.push((key(k), Some(vec![v]))),
+                    Op::Delete(k) => writes.push((key(k), None)),
+                    Op::PutTwo(a, b) if a != b => {
+                        writes.push((key(a), Some(b"x".to_vec())));
+                        writes.push((key(b), Some(b"y".to_vec())));
+                    }
+                    Op::PutTwo(..) => {}
+                    Op::Compact(f) => {
+                        let at = (i64::from(f) % rev).max(compacted + 1);
+                        if at <= rev && at > compacted {
+                            let mut b = store.begin_batch().unwrap();
+                            let job = b.compact(at).unwrap();
+                            b.commit(false).unwrap();
+                            store.run_compaction(job).unwrap();
+                            compacted = at;
+                            compactions.push(at);
+                        }
+                    }
+                    Op::Watch(s, k, r) => {
+                        let start = i64::from(s) % (rev + 2);
+                        let range = match r {
+                            0 => WatchRange::from_request(&key(k), b""),
+                            1 => WatchRange::from_request(&key(k), &key(k + 2)),
+                            _ => WatchRange::from_request(b"k", &[0]),
+                        };
+                        let (tx, rx) = mpsc::channel(2);
+                        let opts = WatchOptions { range: range.clone(), no_put: false, no_delete: false };
+                        let (_, cur) = w.watch(opts, start, tx);
+                        let start = if start <= 0 { cur + 1 } else { start };
+                        probes.push(Probe { start, range, rx });
+                    }
+                }
+                if writes.is_empty() {
+                    continue;
+                }
+                let mut b = store.begin_batch().unwrap();
+                let mut t = b.txn();
+                let mut evs = Vec::new();
+                for (k, v) in &writes {
+                    match v {
+                        Some(v) => {
+                            t.put(k, v, 0).unwrap();
+                            live.insert(k.clone());
+                            evs.push((true, k.clone(), rev + 1, v.clone()));
+                        }
+                        None => {
+                            if t.delete_range(k, &[]).unwrap() > 0 {
+                                live.remove(k);
+                                evs.push((false, k.clone(), rev + 1, Vec::new()));
+                            }
+                        }
+                    }
+                }
+                let res = t.end();
+                b.commit(false).unwrap();
+                w.notify(res.rev, &res.changes);
+                if !evs.is_empty() {
+                    rev += 1;
+                    prop_assert_eq!(res.rev, rev);
+                    history.extend(evs);
+                }
+            }
+            // etcd's compaction at revision N also removes the tombstones written at N, so a
+            // watcher that catches up after such a compaction never sees those deletes: they
+            // are optional, everything else must arrive exactly once and in order.
+            let vanishable = |e: &Ev| !e.0 && compactions.contains(&e.2);
+            for mut p in probes {
+                let expect: Vec<Ev> = history
+                    .iter()
+                    .filter(|e| e.2 >= p.start && p.range.contains(&e.1))
+                    .cloned()
+                    .collect();
+                let must = expect.iter().filter(|e| !vanishable(e)).count();
+                let mut got: Vec<Ev> = Vec::new();
+                let mut canceled = false;
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                let mut quiet_since = std::time::Instant::now();
+                loop {
+                    if canceled || got.len() >= expect.len() || std::time::Instant::now() > deadline {
+                        break;
+                    }
+                    let have = got.iter().filter(|e| !vanishable(e)).count();
+                    if have >= must && quiet_since.elapsed() > Duration::from_millis(200) {
+                        break;
+                    }
+                    match p.rx.try_recv() {
+                        Ok(b) => {
+                            quiet_since = std::time::Instant::now();
+                            if b.compact_revision != 0 {
+                                canceled = true;
+                            }
+                            got.extend(b.events.into_iter().map(|e| {
+                                (e.kind == EventType::Put, e.kv.key, e.kv.mod_revision, e.kv.value)
+                            }));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+                let strip = |v: &[Ev]| v.iter().filter(|e| !vanishable(e)).cloned().collect::<Vec<Ev>>();
+                let (got_s, expect_s) = (strip(&got), strip(&expect));
+                // whatever arrived is in the model, in order
+                let mut it = expect.iter();
+                prop_assert!(got.iter().all(|g| it.any(|e| e == g)), "not a subsequence: {:?} of {:?}", got, expect);
+                if canceled {
+                    prop_assert!(p.start < compacted, "canceled though start {} >= compacted {}", p.start, compacted);
+                    prop_assert_eq!(&got_s[..], &expect_s[..got_s.len()]);
+                } else {
+                    prop_assert_eq!(got_s, expect_s);
+                }
+            }
+            w.stop();
+        }
+    }
+}
