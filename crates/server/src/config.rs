@@ -51,7 +51,6 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
     ("experimental-enable-lease-checkpoint", true),
     ("experimental-compaction-batch-limit", true),
     ("experimental-peer-skip-client-san-verification", true),
-    ("experimental-watch-progress-notify-interval", true),
     ("experimental-warning-apply-duration", true),
     ("experimental-backend-bbolt-freelist-type", true),
     ("experimental-txn-mode-write-with-shared-buffer", true),
@@ -182,6 +181,13 @@ pub struct Flags {
     /// Logger: 'zap' (structured JSON, etcd's default) or 'capnslog' (plain text).
     #[arg(long = "logger", env = "ETCD_LOGGER", default_value = "zap")]
     pub logger: String,
+    /// Duration of periodic watch progress notifications (Go duration, e.g. 5s, 10m0s).
+    #[arg(
+        long = "experimental-watch-progress-notify-interval",
+        env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        default_value = "10m0s"
+    )]
+    pub experimental_watch_progress_notify_interval: String,
     /// Path to the server configuration file (etcd's YAML keys). Flags and env are ignored when set.
     #[arg(long = "config-file", env = "ETCD_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,
@@ -222,6 +228,8 @@ struct FileConfig {
     election_timeout: Option<u64>,
     #[serde(rename = "log-level")]
     log_level: Option<String>,
+    #[serde(rename = "experimental-watch-progress-notify-interval")]
+    experimental_watch_progress_notify_interval: Option<String>,
     logger: Option<String>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
@@ -248,6 +256,7 @@ pub struct Config {
     pub election_timeout: u64,
     pub log_level: String,
     pub logger: String,
+    pub watch_progress_notify_interval: std::time::Duration,
     /// Warnings to log once logging is up (ignored flags, ...).
     pub warnings: Vec<String>,
 }
@@ -284,6 +293,43 @@ fn check_urls(flag: &str, urls: &[String]) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Parses a Go duration such as `5s`, `10m0s`, `1h30m`, `250ms`.
+pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
+    let mut rest = s.trim();
+    if rest == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let secs = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += n * secs;
+    }
+    Some(std::time::Duration::from_secs_f64(total))
 }
 
 /// Parses `name=url,name=url` (a name may repeat for several URLs).
@@ -374,6 +420,7 @@ impl Config {
             take!(heartbeat_interval);
             take!(election_timeout);
             take!(log_level);
+            take!(experimental_watch_progress_notify_interval);
             take!(logger);
             if fc.data_dir.is_some() {
                 f.data_dir = fc.data_dir;
@@ -441,6 +488,15 @@ impl Config {
         if f.max_txn_ops == 0 {
             return Err(ConfigError::Invalid("--max-txn-ops must be positive".into()));
         }
+        let watch_progress_notify_interval =
+            parse_go_duration(&f.experimental_watch_progress_notify_interval)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "invalid --experimental-watch-progress-notify-interval {:?} (want e.g. 5s or 10m0s)",
+                        f.experimental_watch_progress_notify_interval
+                    ))
+                })?;
         let data_dir = f
             .data_dir
             .clone()
@@ -467,6 +523,7 @@ impl Config {
             election_timeout: f.election_timeout.max(1),
             log_level: f.log_level,
             logger: f.logger,
+            watch_progress_notify_interval,
             warnings,
         })
     }
@@ -510,6 +567,20 @@ mod tests {
         assert_eq!(c.warnings.len(), 2);
         assert!(Config::from_args(args(&["--cert-file", "a.pem"])).is_err());
         assert!(Config::from_args(args(&["--no-such-flag"])).is_err());
+    }
+
+    #[test]
+    fn go_durations() {
+        use std::time::Duration;
+        assert_eq!(parse_go_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_go_duration("10m0s"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("5"), None);
+        assert_eq!(parse_go_duration("x"), None);
+        let c = Config::from_args(args(&["--experimental-watch-progress-notify-interval", "5s"])).unwrap();
+        assert_eq!(c.watch_progress_notify_interval, Duration::from_secs(5));
+        assert!(Config::from_args(args(&["--experimental-watch-progress-notify-interval", "soon"])).is_err());
     }
 
     #[test]

@@ -248,6 +248,7 @@ async fn run(cfg: Config) -> Result<(), String> {
             .add_service(WatchServer::new(services::watch::WatchService {
                 s: s.clone(),
                 w: watchable.clone(),
+                progress_interval: cfg.watch_progress_notify_interval,
             }))
             .add_service(LeaseServer::new(services::unimplemented::Unbuilt))
             .add_service(AuthServer::new(services::unimplemented::Unbuilt))

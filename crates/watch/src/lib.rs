@@ -182,6 +182,13 @@ impl WatchableStore {
         (st.synced.len(), st.unsynced.len())
     }
 
+    /// For a progress notification: the last notified revision if the watcher is synced
+    /// (so every event up to it is already in its channel), else `None`.
+    pub fn progress_revision(&self, id: WatcherId) -> Option<i64> {
+        let st = self.lock();
+        st.synced.contains_key(&id.0).then_some(st.notified_rev)
+    }
+
     /// The last revision delivered to synced watchers.
     pub fn notified_revision(&self) -> i64 {
         self.lock().notified_rev

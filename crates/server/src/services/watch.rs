@@ -32,6 +32,8 @@ const WATCHER_QUEUE: usize = 64;
 pub struct WatchService {
     pub s: Arc<EtcdServer>,
     pub w: WatchableStore,
+    /// etcd's `--experimental-watch-progress-notify-interval`.
+    pub progress_interval: std::time::Duration,
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
@@ -85,15 +87,54 @@ fn to_pb(e: retcd_mvcc::Event) -> mvccpb::Event {
 }
 
 /// Forwards one watcher's batches to the stream until either side goes away.
-fn spawn_forwarder(
+struct Forwarder {
     s: Arc<EtcdServer>,
+    w: WatchableStore,
+    wid: WatcherId,
     watch_id: i64,
     prev_kv: bool,
+    /// Send an empty response with the current revision when the watcher was idle this long.
+    progress: Option<std::time::Duration>,
+}
+
+fn spawn_forwarder(
+    f: Forwarder,
     mut rx: mpsc::Receiver<WatchBatch>,
     out: mpsc::Sender<Result<WatchResponse, Status>>,
 ) -> JoinHandle<()> {
+    let Forwarder {
+        s,
+        w,
+        wid,
+        watch_id,
+        prev_kv,
+        progress,
+    } = f;
     tokio::spawn(async move {
-        while let Some(batch) = rx.recv().await {
+        let period = progress.unwrap_or(std::time::Duration::from_secs(3600));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut sent_since_tick = false;
+        loop {
+            let batch = tokio::select! {
+                b = rx.recv() => match b {
+                    Some(b) => b,
+                    None => return,
+                },
+                _ = ticker.tick(), if progress.is_some() => {
+                    // Only a synced watcher with nothing queued may claim a revision.
+                    if !std::mem::take(&mut sent_since_tick)
+                        && let Some(rev) = w.progress_revision(wid)
+                        && rx.is_empty()
+                    {
+                        let resp = WatchResponse { header: s.header(rev), watch_id, ..Default::default() };
+                        if out.send(Ok(resp)).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            };
+            sent_since_tick = true;
             let mut events: Vec<mvccpb::Event> = batch.events.into_iter().map(to_pb).collect();
             if prev_kv && !events.is_empty() {
                 let store = s.store.clone();
@@ -140,6 +181,7 @@ impl Watch for WatchService {
         let (out_tx, out_rx) = mpsc::channel::<Result<WatchResponse, Status>>(STREAM_QUEUE);
         let s = self.s.clone();
         let w = self.w.clone();
+        let progress_interval = self.progress_interval;
         tokio::spawn(async move {
             let mut watchers: HashMap<i64, StreamWatcher> = HashMap::new();
             let mut next_watch_id: i64 = 0;
@@ -209,7 +251,15 @@ impl Watch for WatchService {
                             w.cancel(wid);
                             break;
                         }
-                        let forwarder = spawn_forwarder(s.clone(), id, c.prev_kv, brx, out_tx.clone());
+                        let f = Forwarder {
+                            s: s.clone(),
+                            w: w.clone(),
+                            wid,
+                            watch_id: id,
+                            prev_kv: c.prev_kv,
+                            progress: c.progress_notify.then_some(progress_interval),
+                        };
+                        let forwarder = spawn_forwarder(f, brx, out_tx.clone());
                         watchers.insert(id, StreamWatcher { id: wid, forwarder });
                     }
                     Some(RequestUnion::CancelRequest(c)) => {
