@@ -29,6 +29,8 @@
 //! cluster and member IDs match because both servers run on the same URLs.
 
 mod common;
+#[path = "common/normalize.rs"]
+mod normalize;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -36,6 +38,9 @@ use std::thread;
 use std::time::Duration;
 
 use common::{EtcdctlProcess, Output, Ports, Server, ServerKind, kind_under_test, selftest};
+use normalize::{
+    hex_lines, indent, line_diff, normalize_fields_raft_term, normalize_protobuf, replace_after,
+};
 
 /// How long a watch gets, after its connection is up (or after an interactive input
 /// line), before the scenario goes on.
@@ -507,191 +512,6 @@ fn render(args: &[&str], out: &Output, client_port: u16, killed: bool) -> String
             "⏎̸\n"
         }
     )
-}
-
-/// Replaces the run of characters matching `matches` right after every `marker`.
-fn replace_after(s: &str, marker: &str, matches: impl Fn(char) -> bool, replacement: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(pos) = rest.find(marker) {
-        out.push_str(&rest[..pos + marker.len()]);
-        rest = &rest[pos + marker.len()..];
-        let end = rest.find(|c: char| !matches(c)).unwrap_or(rest.len());
-        if end > 0 {
-            out.push_str(replacement);
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `"RaftTerm" : 2` → `"RaftTerm" : <term>` (zero terms are kept).
-fn normalize_fields_raft_term(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for line in s.split_inclusive('\n') {
-        if let Some(v) = line.strip_prefix("\"RaftTerm\" : ")
-            && v.trim() != "0"
-            && v.trim().chars().all(|c| c.is_ascii_digit())
-        {
-            out.push_str("\"RaftTerm\" : <term>");
-            if line.ends_with('\n') {
-                out.push('\n');
-            }
-            continue;
-        }
-        out.push_str(line);
-    }
-    out
-}
-
-fn read_varint(b: &[u8], i: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*i)?;
-        *i += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn write_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// (field number, wire type, whole field, payload) of every field of a protobuf message.
-type PbField<'a> = (u64, u64, &'a [u8], &'a [u8]);
-
-fn pb_fields(b: &[u8]) -> Option<Vec<PbField<'_>>> {
-    let mut i = 0;
-    let mut fields = Vec::new();
-    while i < b.len() {
-        let start = i;
-        let tag = read_varint(b, &mut i)?;
-        let (num, wire) = (tag >> 3, tag & 7);
-        if num == 0 {
-            return None;
-        }
-        let payload_start;
-        match wire {
-            0 => {
-                payload_start = i;
-                read_varint(b, &mut i)?;
-            }
-            1 => {
-                payload_start = i;
-                i += 8;
-            }
-            2 => {
-                let len = usize::try_from(read_varint(b, &mut i)?).ok()?;
-                payload_start = i;
-                i = i.checked_add(len)?;
-            }
-            5 => {
-                payload_start = i;
-                i += 4;
-            }
-            _ => return None,
-        }
-        if i > b.len() {
-            return None;
-        }
-        fields.push((num, wire, &b[start..i], &b[payload_start..i]));
-    }
-    Some(fields)
-}
-
-/// `watch -w protobuf` prints every WatchResponse marshaled, back to back (which parses
-/// as one message with repeated fields); field 1 is the ResponseHeader, whose field 4 is
-/// raft_term: dropped. Output that does not parse is returned unchanged.
-fn normalize_protobuf(b: &[u8]) -> Vec<u8> {
-    let Some(fields) = pb_fields(b) else {
-        return b.to_vec();
-    };
-    let mut out = Vec::with_capacity(b.len());
-    for (num, wire, raw, payload) in fields {
-        match (num, wire, pb_fields(payload)) {
-            (1, 2, Some(header_fields)) => {
-                let mut header = Vec::new();
-                for (n, w, hraw, _) in header_fields {
-                    if !(n == 4 && w == 0) {
-                        header.extend_from_slice(hraw);
-                    }
-                }
-                out.push(0x0a);
-                write_varint(&mut out, header.len() as u64);
-                out.extend_from_slice(&header);
-            }
-            _ => out.extend_from_slice(raw),
-        }
-    }
-    out
-}
-
-fn hex_lines(b: &[u8]) -> String {
-    let mut s = String::new();
-    for chunk in b.chunks(32) {
-        for byte in chunk {
-            let _ = write!(s, "{byte:02x}");
-        }
-        s.push_str("  |");
-        s.extend(chunk.iter().map(|&c| {
-            if c.is_ascii_graphic() || c == b' ' {
-                c as char
-            } else {
-                '.'
-            }
-        }));
-        s.push_str("|\n");
-    }
-    s
-}
-
-fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("    {l}\n")).collect()
-}
-
-/// A line diff (LCS).
-fn line_diff(a: &str, b: &str) -> String {
-    let x: Vec<&str> = a.lines().collect();
-    let y: Vec<&str> = b.lines().collect();
-    let (n, m) = (x.len(), y.len());
-    if n * m > 4_000_000 {
-        return format!("- {} line(s)\n+ {} line(s)\n(too large to diff)\n", n, m);
-    }
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if x[i] == y[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let mut out = String::new();
-    let (mut i, mut j) = (0, 0);
-    while i < n || j < m {
-        if i < n && j < m && x[i] == y[j] {
-            let _ = writeln!(out, "  {}", x[i]);
-            i += 1;
-            j += 1;
-        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            let _ = writeln!(out, "- {}", x[i]);
-            i += 1;
-        } else {
-            let _ = writeln!(out, "+ {}", y[j]);
-            j += 1;
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------
