@@ -268,10 +268,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         if let Some(c) = committed {
             let mut wal = self.lock()?;
-            // The committed pointer rides along with the next flush; losing the newest value
+            // No flush of its own: the committed pointer rides along with the next flush; losing the newest value
             // in a crash only means re-deriving it from the quorum, never losing data.
             wal.commit(to_wal_log_id(&c))?;
-            wal.flush(false, None)?;
         }
         Ok(())
     }

@@ -56,13 +56,24 @@ struct AppliedRecord {
     membership: String,
 }
 
-fn encode_applied(last: &Option<LogId>, m: &StoredMembership) -> Vec<u8> {
-    let rec = AppliedRecord {
+/// `membership_json`: `encode_membership` of `m`, kept between batches since it rarely changes.
+fn encode_applied(last: &Option<LogId>, m: &StoredMembership, membership_json: &str) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct AppliedRecordRef<'a> {
+        last_applied: Option<(u64, u64)>,
+        membership_log_id: Option<(u64, u64)>,
+        membership: &'a str,
+    }
+    let rec = AppliedRecordRef {
         last_applied: last.as_ref().map(|l| (l.leader_id.term, l.index)),
         membership_log_id: m.log_id().as_ref().map(|l| (l.leader_id.term, l.index)),
-        membership: String::from_utf8(encode_membership(m.membership())).unwrap_or_default(),
+        membership: membership_json,
     };
     serde_json::to_vec(&rec).unwrap_or_default()
+}
+
+fn membership_json(m: &StoredMembership) -> String {
+    String::from_utf8(encode_membership(m.membership())).unwrap_or_default()
 }
 
 fn decode_applied(b: &[u8]) -> io::Result<(Option<LogId>, StoredMembership)> {
@@ -85,6 +96,8 @@ struct Inner<B> {
     backend: Arc<Mutex<B>>,
     last_applied: Option<LogId>,
     membership: StoredMembership,
+    /// JSON of `membership`, as stored with every applied batch.
+    membership_json: String,
     current_snapshot: Option<SnapshotMeta<crate::types::CommittedLeaderId, u64, crate::types::MemberNode>>,
 }
 
@@ -108,6 +121,7 @@ impl<B: Backend> StateMachineStore<B> {
             inner: Inner {
                 backend,
                 last_applied,
+                membership_json: membership_json(&membership),
                 membership,
                 current_snapshot: None,
             },
@@ -153,7 +167,7 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachineStore<B> {
         let mut batch = Vec::new();
         let mut responders = Vec::new();
         let mut last = self.inner.last_applied;
-        let mut membership = self.inner.membership.clone();
+        let mut new_membership = None;
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let id = entry.log_id();
@@ -161,7 +175,7 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachineStore<B> {
                 EntryPayload::Normal(req) => Some(req.0),
                 EntryPayload::Blank => None,
                 EntryPayload::Membership(m) => {
-                    membership = StoredMembership::new(Some(id), m);
+                    new_membership = Some(StoredMembership::new(Some(id), m));
                     None
                 }
             };
@@ -176,7 +190,11 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachineStore<B> {
         if batch.is_empty() {
             return Ok(());
         }
-        let applied_state = encode_applied(&last, &membership);
+        if let Some(m) = new_membership {
+            self.inner.membership_json = membership_json(&m);
+            self.inner.membership = m;
+        }
+        let applied_state = encode_applied(&last, &self.inner.membership, &self.inner.membership_json);
         let backend = self.inner.backend.clone();
         let replies = tokio::task::spawn_blocking(move || {
             backend.lock().map_err(|_| lock_err())?.apply(ApplyBatch {
@@ -190,7 +208,6 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachineStore<B> {
             return Err(io::Error::other("backend returned a wrong number of replies"));
         }
         self.inner.last_applied = last;
-        self.inner.membership = membership;
         for (reply, responder) in replies.into_iter().zip(responders) {
             if let Some(r) = responder {
                 r.send(reply);

@@ -6,7 +6,6 @@
 //! Everything here is deterministic: every member applies the same entries to the same
 //! state and gets the same revisions and answers.
 
-use std::collections::HashSet;
 use std::io;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -15,8 +14,8 @@ use prost::Message;
 use retcd_api::EtcdError;
 use retcd_api::etcdserverpb::{
     CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse, compare,
-    range_request, request_op, response_op,
+    RangeRequest, RangeResponse, ResponseHeader, ResponseOp, TxnRequest, TxnResponse, compare, range_request,
+    request_op, response_op,
 };
 use retcd_api::mvccpb;
 use retcd_mvcc::{Batch, CompactionJob, MvccError, RangeOptions, RangeResult, ReadTxn, Store, TxnWrite};
@@ -90,11 +89,6 @@ fn to_pb(kv: retcd_mvcc::KeyValue) -> mvccpb::KeyValue {
     }
 }
 
-/// etcd's `mkGteRange`: a range end of "\0" means "every key >= key".
-fn gte_range(end: &[u8]) -> &[u8] {
-    end
-}
-
 fn rev_header(revision: i64) -> Option<ResponseHeader> {
     Some(ResponseHeader {
         revision,
@@ -128,7 +122,7 @@ pub fn range<V: RangeView>(
         rev: r.revision,
         count_only: r.count_only,
     };
-    let rr = match view.range(&r.key, gte_range(&r.range_end), opts) {
+    let rr = match view.range(&r.key, &r.range_end, opts) {
         Ok(rr) => rr,
         Err(e) => return client_err(e).map(Err),
     };
@@ -239,7 +233,7 @@ fn compare_kv(c: &Compare, kv: &retcd_mvcc::KeyValue) -> bool {
 /// etcd's `applyCompare`: every key in the compared range must satisfy it; a value compare
 /// on a missing key always fails.
 fn apply_compare<V: RangeView>(view: &V, c: &Compare) -> Result<bool, io::Error> {
-    let rr = match view.range(&c.key, gte_range(&c.range_end), RangeOptions::default()) {
+    let rr = match view.range(&c.key, &c.range_end, RangeOptions::default()) {
         Ok(rr) => rr,
         Err(e) => {
             client_err(e)?;
@@ -397,7 +391,7 @@ fn delete_range(
     txn: &mut TxnWrite<'_, '_>,
     d: &DeleteRangeRequest,
 ) -> Result<Result<DeleteRangeResponse, EtcdError>, io::Error> {
-    let end = gte_range(&d.range_end);
+    let end = &d.range_end;
     let mut prev_kvs = Vec::new();
     if d.prev_kv {
         match txn.range(&d.key, end, RangeOptions::default()) {
@@ -540,12 +534,11 @@ impl Compactor {
         Ok(Compactor { tx })
     }
 
-    fn schedule(&self, job: CompactionJob) -> oneshot::Receiver<()> {
-        let (done_tx, done_rx) = oneshot::channel();
+    /// `done` fires when the job has finished.
+    fn schedule(&self, job: CompactionJob, done: oneshot::Sender<()>) {
         // The compactor thread lives as long as the process; if it is gone the waiter just
         // sees the channel closed.
-        let _ = self.tx.send((job, done_tx));
-        done_rx
+        let _ = self.tx.send((job, done));
     }
 }
 
@@ -571,7 +564,8 @@ impl Applier {
                 compact_revision = job.revision(),
                 "resuming unfinished compaction"
             );
-            drop(compactor.schedule(job));
+            // nobody waits for a resumed compaction
+            compactor.schedule(job, oneshot::channel().0);
         }
         Ok(Applier {
             store,
@@ -589,11 +583,11 @@ impl Applier {
         changed: &mut Vec<(i64, Vec<retcd_mvcc::Event>)>,
     ) -> Result<ApplyResult, io::Error> {
         if let Some(p) = req.put {
-            let mut txn = batch.txn();
-            if let Err(e) = check_put(&txn, &p)? {
-                drop(txn.end());
-                return Ok(Err(e));
+            if p.lease != 0 && !lease_exists(p.lease) {
+                return Ok(Err(EtcdError::LeaseNotFound));
             }
+            // `put` itself answers "key not found" for ignore_value/ignore_lease.
+            let mut txn = batch.txn();
             let r = put(&mut txn, &p)?;
             let res = txn.end();
             if !res.changes.is_empty() {
@@ -692,11 +686,7 @@ impl Backend for Applier {
         }
         // Physical deletion starts only once the compaction record is committed.
         for (job, done) in jobs {
-            let rx = self.compactor.schedule(job);
-            tokio::spawn(async move {
-                let _ = rx.await;
-                let _ = done.send(());
-            });
+            self.compactor.schedule(job, done);
         }
         Ok(replies)
     }
@@ -711,65 +701,4 @@ impl Backend for Applier {
         self.last_durable = Instant::now();
         Ok(())
     }
-}
-
-/// etcd's `checkIntervals`: a txn must not write one key twice in the same branch (puts in
-/// both branches of a nested txn are fine, they exclude each other).
-/// Deleted intervals: (start, end); `None` is a single key, `Some([0])` everything from start.
-type DelIntervals = Vec<(Vec<u8>, Option<Vec<u8>>)>;
-
-pub fn check_intervals(reqs: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, DelIntervals), EtcdError> {
-    fn intersects(dels: &[(Vec<u8>, Option<Vec<u8>>)], k: &[u8]) -> bool {
-        dels.iter().any(|(start, end)| match end {
-            None => start.as_slice() == k,
-            Some(end) if end.as_slice() == [0] => k >= start.as_slice(),
-            Some(end) => k >= start.as_slice() && k < end.as_slice(),
-        })
-    }
-    let mut dels: DelIntervals = Vec::new();
-    for req in reqs {
-        if let Some(request_op::Request::RequestDeleteRange(d)) = &req.request {
-            let end = if d.range_end.is_empty() {
-                None
-            } else {
-                Some(d.range_end.clone())
-            };
-            dels.push((d.key.clone(), end));
-        }
-    }
-    let mut puts: HashSet<Vec<u8>> = HashSet::new();
-    for req in reqs {
-        let Some(request_op::Request::RequestTxn(t)) = &req.request else {
-            continue;
-        };
-        let (puts_then, dels_then) = check_intervals(&t.success)?;
-        let (puts_else, dels_else) = check_intervals(&t.failure)?;
-        for k in &puts_then {
-            if puts.contains(k) || intersects(&dels, k) {
-                return Err(EtcdError::DuplicateKey);
-            }
-            puts.insert(k.clone());
-        }
-        for k in puts_else {
-            if puts.contains(&k) && !puts_then.contains(&k) {
-                return Err(EtcdError::DuplicateKey);
-            }
-            if intersects(&dels, &k) {
-                return Err(EtcdError::DuplicateKey);
-            }
-            puts.insert(k);
-        }
-        dels.extend(dels_then);
-        dels.extend(dels_else);
-    }
-    for req in reqs {
-        let Some(request_op::Request::RequestPut(p)) = &req.request else {
-            continue;
-        };
-        if puts.contains(&p.key) || intersects(&dels, &p.key) {
-            return Err(EtcdError::DuplicateKey);
-        }
-        puts.insert(p.key.clone());
-    }
-    Ok((puts, dels))
 }

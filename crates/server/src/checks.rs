@@ -5,7 +5,7 @@ use retcd_api::etcdserverpb::{
     DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, range_request, request_op,
 };
 
-use crate::applier::check_intervals;
+use std::collections::HashSet;
 
 pub fn check_range(r: &RangeRequest) -> Result<(), EtcdError> {
     if r.key.is_empty() {
@@ -70,6 +70,67 @@ pub fn check_txn(r: &TxnRequest, max_txn_ops: usize) -> Result<(), EtcdError> {
     check_intervals(&r.success)?;
     check_intervals(&r.failure)?;
     Ok(())
+}
+
+/// etcd's `checkIntervals`: a txn must not write one key twice in the same branch (puts in
+/// both branches of a nested txn are fine, they exclude each other).
+/// Deleted intervals: (start, end); `None` is a single key, `Some([0])` everything from start.
+type DelIntervals = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+pub fn check_intervals(reqs: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, DelIntervals), EtcdError> {
+    fn intersects(dels: &[(Vec<u8>, Option<Vec<u8>>)], k: &[u8]) -> bool {
+        dels.iter().any(|(start, end)| match end {
+            None => start.as_slice() == k,
+            Some(end) if end.as_slice() == [0] => k >= start.as_slice(),
+            Some(end) => k >= start.as_slice() && k < end.as_slice(),
+        })
+    }
+    let mut dels: DelIntervals = Vec::new();
+    for req in reqs {
+        if let Some(request_op::Request::RequestDeleteRange(d)) = &req.request {
+            let end = if d.range_end.is_empty() {
+                None
+            } else {
+                Some(d.range_end.clone())
+            };
+            dels.push((d.key.clone(), end));
+        }
+    }
+    let mut puts: HashSet<Vec<u8>> = HashSet::new();
+    for req in reqs {
+        let Some(request_op::Request::RequestTxn(t)) = &req.request else {
+            continue;
+        };
+        let (puts_then, dels_then) = check_intervals(&t.success)?;
+        let (puts_else, dels_else) = check_intervals(&t.failure)?;
+        for k in &puts_then {
+            if puts.contains(k) || intersects(&dels, k) {
+                return Err(EtcdError::DuplicateKey);
+            }
+            puts.insert(k.clone());
+        }
+        for k in puts_else {
+            if puts.contains(&k) && !puts_then.contains(&k) {
+                return Err(EtcdError::DuplicateKey);
+            }
+            if intersects(&dels, &k) {
+                return Err(EtcdError::DuplicateKey);
+            }
+            puts.insert(k);
+        }
+        dels.extend(dels_then);
+        dels.extend(dels_else);
+    }
+    for req in reqs {
+        let Some(request_op::Request::RequestPut(p)) = &req.request else {
+            continue;
+        };
+        if puts.contains(&p.key) || intersects(&dels, &p.key) {
+            return Err(EtcdError::DuplicateKey);
+        }
+        puts.insert(p.key.clone());
+    }
+    Ok((puts, dels))
 }
 
 #[cfg(test)]
