@@ -17,6 +17,27 @@ use tonic::{Request, Response, Status};
 
 use crate::etcdserver::{ETCD_COMPAT_VERSION, EtcdServer};
 
+/// The cluster version retcd runs (etcd's cluster version is major.minor.0).
+const CLUSTER_VERSION: &str = "3.5.0";
+const CLUSTER_VERSION_MAJOR_MINOR: (u64, u64) = (3, 5);
+
+/// etcd's `convertToClusterVersion`: "X.Y.Z" (semver) or "X.Y".
+fn parse_major_minor(v: &str) -> Option<(u64, u64)> {
+    let core = v.split(['-', '+']).next()?;
+    let parts: Vec<&str> = core.split('.').collect();
+    if !(parts.len() == 2 || parts.len() == 3) {
+        return None;
+    }
+    // no empty parts, no leading zeros (semver)
+    let valid = |p: &&str| !(p.is_empty() || (p.len() > 1 && p.starts_with('0')));
+    let nums: Option<Vec<u64>> = parts
+        .iter()
+        .map(|p| valid(p).then(|| p.parse().ok()).flatten())
+        .collect();
+    let nums = nums?;
+    Some((nums[0], nums[1]))
+}
+
 pub struct MaintenanceService {
     pub s: Arc<EtcdServer>,
 }
@@ -108,7 +129,50 @@ impl Maintenance for MaintenanceService {
         Err(unimplemented("etcdserverpb.Maintenance/MoveLeader", "issue 6"))
     }
 
-    async fn downgrade(&self, _: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
-        Err(unimplemented("etcdserverpb.Maintenance/Downgrade", "issue 6"))
+    async fn downgrade(
+        &self,
+        request: Request<DowngradeRequest>,
+    ) -> Result<Response<DowngradeResponse>, Status> {
+        use retcd_api::etcdserverpb::downgrade_request::DowngradeAction;
+        let r = request.into_inner();
+        let version = CLUSTER_VERSION.to_string();
+        match DowngradeAction::try_from(r.action) {
+            // etcd: the target must parse as a version and be exactly one minor below the
+            // cluster version; no downgrade can be in progress (retcd never starts one).
+            Ok(DowngradeAction::Validate) => {
+                let (major, minor) =
+                    parse_major_minor(&r.version).ok_or(EtcdError::WrongDowngradeVersionFormat)?;
+                if (major, minor + 1) != CLUSTER_VERSION_MAJOR_MINOR {
+                    return Err(EtcdError::InvalidDowngradeTargetVersion.into());
+                }
+                Ok(Response::new(DowngradeResponse {
+                    header: self.s.header(0),
+                    version,
+                }))
+            }
+            Ok(DowngradeAction::Cancel) => Err(EtcdError::NoInflightDowngrade.into()),
+            // Running retcd as an older etcd version is not something retcd can do.
+            Ok(DowngradeAction::Enable) => Err(Status::failed_precondition(
+                "retcd: downgrading the cluster version is not supported (retcd speaks the etcd 3.5 API only)",
+            )),
+            // etcd answers an unknown action with its untyped ErrUnknownMethod.
+            Err(_) => Err(Status::unknown("etcdserver: unknown method")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_major_minor;
+
+    #[test]
+    fn downgrade_versions() {
+        assert_eq!(parse_major_minor("3.4"), Some((3, 4)));
+        assert_eq!(parse_major_minor("3.4.0"), Some((3, 4)));
+        assert_eq!(parse_major_minor("3.4.23"), Some((3, 4)));
+        assert_eq!(parse_major_minor("3"), None);
+        assert_eq!(parse_major_minor("3.x"), None);
+        assert_eq!(parse_major_minor("03.4"), None);
+        assert_eq!(parse_major_minor(""), None);
     }
 }
