@@ -1,0 +1,1 @@
+//! The lessor (etcd's `lease` package), filled in by issue 5.
