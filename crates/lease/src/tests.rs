@@ -234,7 +234,7 @@ fn promote_spreads_a_pile_of_expiries() {
     }
     l.promote(Duration::ZERO, t0);
     // without spreading all 3000 would expire at 10 s
-    let mut revoke = |l: &mut Lessor, t: Instant| {
+    let revoke = |l: &mut Lessor, t: Instant| {
         let ids = l.expired(t, usize::MAX);
         for id in &ids {
             l.remove(*id);
