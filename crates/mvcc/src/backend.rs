@@ -8,6 +8,9 @@ use crate::revision::RevBytes;
 
 /// `key` table: encoded [`Revision`](crate::Revision) -> record (see `kv.rs`).
 pub(crate) const KEY_TABLE: TableDefinition<&RevBytes, &[u8]> = TableDefinition::new("key");
+/// `lease` table: lease id (i64, stored as u64 bits) -> the lessor's opaque record
+/// (etcd's `lease` bucket).
+pub(crate) const LEASE_TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("lease");
 /// `meta` table: name -> bytes.
 pub(crate) const META_TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 

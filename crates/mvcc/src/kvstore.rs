@@ -26,8 +26,8 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::MvccError;
 use crate::backend::{
-    KEY_TABLE, META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, META_TABLE, META_TERM,
-    app_meta_name, read_i64, read_u64,
+    KEY_TABLE, LEASE_TABLE, META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, META_TABLE,
+    META_TERM, app_meta_name, read_i64, read_u64,
 };
 use crate::index::TreeIndex;
 use crate::kv::Record;
@@ -154,6 +154,8 @@ pub(crate) struct Shared {
     pub(crate) consistent_term: AtomicU64,
     pub(crate) writer: WriterSlot,
     size_in_use: Mutex<Option<(Instant, u64)>>,
+    /// Live keys with a lease found while opening (taken once by the lessor's restore).
+    leased_at_open: Mutex<Option<std::collections::HashMap<Vec<u8>, i64>>>,
 }
 
 impl Shared {
@@ -224,6 +226,7 @@ impl Store {
             let wtx = db.begin_write()?;
             wtx.open_table(KEY_TABLE)?;
             wtx.open_table(META_TABLE)?;
+            wtx.open_table(LEASE_TABLE)?;
             wtx.commit()?;
         }
 
@@ -237,11 +240,20 @@ impl Store {
         let mut tree = TreeIndex::default();
         let mut max_main = 0i64;
         let mut records = 0u64;
+        // key -> lease of its latest put, for keys whose latest change is a put with a lease
+        let mut leased: std::collections::HashMap<Vec<u8>, i64> = std::collections::HashMap::new();
         let keys = rtx.open_table(KEY_TABLE)?;
         for item in keys.iter()? {
             let (k, v) = item?;
             let rev = Revision::from_bytes(k.value());
             let rec = Record::decode(rev, v.value())?;
+            if rec.tombstone || rec.lease == 0 {
+                if !leased.is_empty() {
+                    leased.remove(rec.key);
+                }
+            } else {
+                leased.insert(rec.key.to_vec(), rec.lease);
+            }
             tree.restore(rec.key, rev, rec.tombstone, rec.create_revision, rec.version)?;
             max_main = max_main.max(rev.main);
             records += 1;
@@ -280,6 +292,7 @@ impl Store {
             consistent_term: AtomicU64::new(consistent_term),
             writer: WriterSlot::default(),
             size_in_use: Mutex::new(None),
+            leased_at_open: Mutex::new(Some(leased)),
         };
         Ok((
             Store {
@@ -316,6 +329,33 @@ impl Store {
         let meta = rtx.open_table(META_TABLE)?;
         let value = meta.get(app_meta_name(name).as_str())?;
         Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    /// The live keys that carry a lease, as found when the store was opened, in key
+    /// order (etcd's lessor restore re-attaches them). Empty after the first call.
+    pub fn take_leased_keys_at_open(&self) -> Vec<(Vec<u8>, i64)> {
+        let map = self
+            .inner
+            .leased_at_open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        let mut v: Vec<(Vec<u8>, i64)> = map.into_iter().collect();
+        v.sort();
+        v
+    }
+
+    /// Every lease record in the committed state (etcd's `lease` bucket), by id bits.
+    pub fn leases(&self) -> Result<Vec<(i64, Vec<u8>)>, MvccError> {
+        let rtx = self.inner.db.begin_read()?;
+        let t = rtx.open_table(LEASE_TABLE)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            out.push((k.value() as i64, v.value().to_vec()));
+        }
+        Ok(out)
     }
 
     /// A consistent snapshot at the published current revision (see the module docs).
@@ -407,6 +447,45 @@ mod tests {
         assert!(store.db_size() > 0);
         let in_use = store.db_size_in_use();
         assert!(in_use > 0 && in_use <= store.db_size());
+    }
+
+    #[test]
+    fn lease_table_and_leased_keys_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let (store, _) = Store::open(&path, StoreConfig::default()).unwrap();
+            assert!(store.take_leased_keys_at_open().is_empty());
+            let mut b = store.begin_batch().unwrap();
+            b.put_lease(7, b"seven").unwrap();
+            b.put_lease(-3, b"minus three").unwrap();
+            b.put_lease(9, b"nine").unwrap();
+            let mut t = b.txn();
+            t.put(b"a", b"1", 7).unwrap();
+            t.put(b"b", b"1", 7).unwrap();
+            t.put(b"c", b"1", 9).unwrap();
+            t.put(b"d", b"1", 0).unwrap();
+            t.end();
+            let mut t = b.txn();
+            t.put(b"b", b"2", 0).unwrap(); // detached by a re-put
+            t.delete_range(b"c", b"").unwrap(); // deleted
+            t.put(b"d", b"2", -3).unwrap(); // attached by a re-put
+            t.end();
+            b.delete_lease(9).unwrap();
+            b.commit(true).unwrap();
+        }
+        let (store, _) = Store::open(&path, StoreConfig::default()).unwrap();
+        let mut leases = store.leases().unwrap();
+        leases.sort();
+        assert_eq!(
+            leases,
+            vec![(-3, b"minus three".to_vec()), (7, b"seven".to_vec())]
+        );
+        assert_eq!(
+            store.take_leased_keys_at_open(),
+            vec![(b"a".to_vec(), 7), (b"d".to_vec(), -3)]
+        );
+        assert!(store.take_leased_keys_at_open().is_empty());
     }
 
     #[test]

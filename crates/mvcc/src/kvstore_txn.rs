@@ -13,7 +13,8 @@ use redb::{
 
 use crate::MvccError;
 use crate::backend::{
-    KEY_TABLE, META_CONSISTENT_INDEX, META_SCHEDULED_COMPACT, META_TABLE, META_TERM, app_meta_name,
+    KEY_TABLE, LEASE_TABLE, META_CONSISTENT_INDEX, META_SCHEDULED_COMPACT, META_TABLE, META_TERM,
+    app_meta_name,
 };
 use crate::index::KeySpan;
 use crate::kv::{Event, EventType, KeyValue, Record, record_len};
@@ -310,15 +311,37 @@ impl<'a> Batch<'a> {
     /// Stores an opaque blob under `name` (read back with
     /// [`Store::meta`](crate::Store::meta) once committed).
     pub fn set_meta(&mut self, name: &str, value: &[u8]) -> Result<(), MvccError> {
-        let res = (|| -> Result<(), MvccError> {
-            let mut meta = self.wtx.open_table(META_TABLE)?;
-            meta.insert(app_meta_name(name).as_str(), value)?;
+        self.write(|wtx| {
+            wtx.open_table(META_TABLE)?
+                .insert(app_meta_name(name).as_str(), value)?;
             Ok(())
-        })();
+        })
+    }
+
+    /// Runs a direct write on the redb transaction; a failure poisons the batch (it can
+    /// no longer be committed).
+    fn write(&mut self, f: impl FnOnce(&WriteTransaction) -> Result<(), MvccError>) -> Result<(), MvccError> {
+        let res = f(&self.wtx);
         if res.is_err() {
             self.w.failed = true;
         }
         res
+    }
+
+    /// Writes (or replaces) lease `id`'s record in the `lease` table.
+    pub fn put_lease(&mut self, id: i64, record: &[u8]) -> Result<(), MvccError> {
+        self.write(|wtx| {
+            wtx.open_table(LEASE_TABLE)?.insert(id as u64, record)?;
+            Ok(())
+        })
+    }
+
+    /// Removes lease `id`'s record.
+    pub fn delete_lease(&mut self, id: i64) -> Result<(), MvccError> {
+        self.write(|wtx| {
+            wtx.open_table(LEASE_TABLE)?.remove(id as u64)?;
+            Ok(())
+        })
     }
 
     /// The current revision including this batch's uncommitted txns.
