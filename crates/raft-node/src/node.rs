@@ -190,6 +190,21 @@ impl RaftNode {
         }
     }
 
+    /// Waits until this member's leadership differs from `is_leader`; returns the new
+    /// value (true: this member became leader).
+    pub async fn leadership_changed(&self, is_leader: bool) -> Result<bool, RaftNodeError> {
+        let mut rx = self.raft.metrics();
+        loop {
+            let now = rx.borrow_watched().state == ServerState::Leader;
+            if now != is_leader {
+                return Ok(now);
+            }
+            rx.changed()
+                .await
+                .map_err(|_| RaftNodeError::Stopped("raft metrics closed".into()))?;
+        }
+    }
+
     /// Current raft term (every response header carries it).
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow_watched().current_term

@@ -7,21 +7,22 @@
 //! state and gets the same revisions and answers.
 
 use std::io;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use prost::Message;
 use retcd_api::EtcdError;
 use retcd_api::etcdserverpb::{
-    CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, ResponseHeader, ResponseOp, TxnRequest, TxnResponse, compare, range_request,
-    request_op, response_op,
+    CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, ResponseOp,
+    TxnRequest, TxnResponse, compare, range_request, request_op, response_op,
 };
 use retcd_api::mvccpb;
 use retcd_mvcc::{Batch, CompactionJob, MvccError, RangeOptions, RangeResult, ReadTxn, Store, TxnWrite};
 use retcd_raft_node::{ApplyBatch, ApplyReply, Backend};
 use tokio::sync::oneshot;
 
+use crate::lease::{LeaseHub, lease_error};
 use crate::raft_request::InternalRaftRequest;
 
 /// Meta key under which the raft applied state is kept with the data.
@@ -39,6 +40,9 @@ pub enum Applied {
     Txn(TxnResponse),
     /// `done` fires when the backend has physically removed the compacted history.
     Compaction(CompactionResponse, oneshot::Receiver<()>),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
+    LeaseCheckpoint,
 }
 
 fn fatal(e: MvccError) -> io::Error {
@@ -301,6 +305,7 @@ fn check_requests<V: RangeView>(
     path: &[bool],
     pos: &mut usize,
     compact_rev: i64,
+    lease_exists: &dyn Fn(i64) -> bool,
 ) -> Result<Result<(), EtcdError>, io::Error> {
     let Some(&ok) = path.get(*pos) else {
         return Ok(Ok(()));
@@ -310,7 +315,7 @@ fn check_requests<V: RangeView>(
     for op in ops {
         match &op.request {
             Some(request_op::Request::RequestPut(p)) => {
-                if let Err(e) = check_put(view, p)? {
+                if let Err(e) = check_put(view, p, lease_exists)? {
                     return Ok(Err(e));
                 }
             }
@@ -323,7 +328,7 @@ fn check_requests<V: RangeView>(
                 }
             }
             Some(request_op::Request::RequestTxn(t)) => {
-                if let Err(e) = check_requests(view, t, path, pos, compact_rev)? {
+                if let Err(e) = check_requests(view, t, path, pos, compact_rev, lease_exists)? {
                     return Ok(Err(e));
                 }
             }
@@ -333,12 +338,11 @@ fn check_requests<V: RangeView>(
     Ok(Ok(()))
 }
 
-/// Leases do not exist yet (the lease issue adds the lessor): any lease id is unknown.
-fn lease_exists(_lease: i64) -> bool {
-    false
-}
-
-fn check_put<V: RangeView>(view: &V, p: &PutRequest) -> Result<Result<(), EtcdError>, io::Error> {
+fn check_put<V: RangeView>(
+    view: &V,
+    p: &PutRequest,
+    lease_exists: &dyn Fn(i64) -> bool,
+) -> Result<Result<(), EtcdError>, io::Error> {
     if p.lease != 0 && !lease_exists(p.lease) {
         return Ok(Err(EtcdError::LeaseNotFound));
     }
@@ -461,7 +465,8 @@ fn apply_txn_ops(
 pub fn read_only_txn(view: &ReadTxn, rt: &TxnRequest, compact_rev: i64) -> Result<ApplyResultTxn, io::Error> {
     let mut path = Vec::new();
     compare_to_path(view, rt, &mut path)?;
-    if let Err(e) = check_requests(view, rt, &path, &mut 0, compact_rev)? {
+    // a read-only txn has no puts: no lease to look up
+    if let Err(e) = check_requests(view, rt, &path, &mut 0, compact_rev, &|_| false)? {
         return Ok(Err(e));
     }
     let mut pos = 0;
@@ -549,6 +554,7 @@ pub struct Applier {
     last_durable: Instant,
     /// Receives every committed revision's changes (watchers).
     watchable: retcd_watch::WatchableStore,
+    leases: Arc<LeaseHub>,
 }
 
 impl Applier {
@@ -557,6 +563,7 @@ impl Applier {
         store: Store,
         resume: Option<CompactionJob>,
         watchable: retcd_watch::WatchableStore,
+        leases: Arc<LeaseHub>,
     ) -> io::Result<Applier> {
         let compactor = Compactor::start(store.clone())?;
         if let Some(job) = resume {
@@ -572,7 +579,37 @@ impl Applier {
             compactor,
             last_durable: Instant::now(),
             watchable,
+            leases,
         })
+    }
+
+    fn lease_exists(&self, id: i64) -> bool {
+        self.leases.lock().exists(id)
+    }
+
+    /// Keeps the lessor's key attachments in step with a committed txn's changes (etcd
+    /// attaches/detaches in the store's put and delete).
+    fn track_leases(&self, changes: &[retcd_mvcc::Event]) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut l = self.leases.lock();
+        for ev in changes {
+            match ev.kind {
+                retcd_mvcc::EventType::Put => l.on_put(&ev.kv.key, ev.kv.lease),
+                retcd_mvcc::EventType::Delete => l.on_delete(&ev.kv.key),
+            }
+        }
+    }
+
+    /// Ends a write txn: tracks its lease attachments and queues its events for watchers.
+    fn end_txn(&self, txn: TxnWrite<'_, '_>, changed: &mut Vec<(i64, Vec<retcd_mvcc::Event>)>) -> i64 {
+        let res = txn.end();
+        if !res.changes.is_empty() {
+            self.track_leases(&res.changes);
+            changed.push((res.rev, res.changes));
+        }
+        res.rev
     }
 
     fn apply_request(
@@ -581,32 +618,27 @@ impl Applier {
         req: InternalRaftRequest,
         jobs: &mut Vec<(CompactionJob, oneshot::Sender<()>)>,
         changed: &mut Vec<(i64, Vec<retcd_mvcc::Event>)>,
+        revoked: &mut bool,
     ) -> Result<ApplyResult, io::Error> {
         if let Some(p) = req.put {
-            if p.lease != 0 && !lease_exists(p.lease) {
+            if p.lease != 0 && !self.lease_exists(p.lease) {
                 return Ok(Err(EtcdError::LeaseNotFound));
             }
             // `put` itself answers "key not found" for ignore_value/ignore_lease.
             let mut txn = batch.txn();
             let r = put(&mut txn, &p)?;
-            let res = txn.end();
-            if !res.changes.is_empty() {
-                changed.push((res.rev, res.changes));
-            }
+            let rev = self.end_txn(txn, changed);
             return Ok(r.map(|mut pr| {
-                pr.header = rev_header(res.rev);
+                pr.header = rev_header(rev);
                 Applied::Put(pr)
             }));
         }
         if let Some(d) = req.delete_range {
             let mut txn = batch.txn();
             let r = delete_range(&mut txn, &d)?;
-            let res = txn.end();
-            if !res.changes.is_empty() {
-                changed.push((res.rev, res.changes));
-            }
+            let rev = self.end_txn(txn, changed);
             return Ok(r.map(|mut dr| {
-                dr.header = rev_header(res.rev);
+                dr.header = rev_header(rev);
                 Applied::DeleteRange(dr)
             }));
         }
@@ -615,17 +647,62 @@ impl Applier {
             let mut txn = batch.txn();
             let mut path = Vec::new();
             compare_to_path(&txn, &t, &mut path)?;
-            if let Err(e) = check_requests(&txn, &t, &path, &mut 0, compact_rev)? {
+            if let Err(e) = check_requests(&txn, &t, &path, &mut 0, compact_rev, &|id| self.lease_exists(id))?
+            {
                 drop(txn.end());
                 return Ok(Err(e));
             }
             let mut resp = apply_txn_ops(&mut txn, &t, &path, &mut 0)?;
-            let res = txn.end();
-            if !res.changes.is_empty() {
-                changed.push((res.rev, res.changes));
-            }
-            resp.header = rev_header(res.rev);
+            resp.header = rev_header(self.end_txn(txn, changed));
             return Ok(Ok(Applied::Txn(resp)));
+        }
+        if let Some(g) = req.lease_grant {
+            let rec = match self.leases.lock().grant(g.id, g.ttl, Instant::now()) {
+                Ok(rec) => rec,
+                Err(e) => return Ok(Err(lease_error(e))),
+            };
+            batch.put_lease(rec.id, &rec.encode()).map_err(fatal)?;
+            return Ok(Ok(Applied::LeaseGrant(LeaseGrantResponse {
+                header: rev_header(batch.current_revision()),
+                id: rec.id,
+                ttl: rec.ttl,
+                error: String::new(),
+            })));
+        }
+        if let Some(r) = req.lease_revoke {
+            // etcd's lessor.Revoke: the attached keys, in byte order, deleted in one txn
+            // together with the lease record
+            let keys = match self.leases.lock().revoke_keys(r.id) {
+                Ok(keys) => keys,
+                Err(e) => return Ok(Err(lease_error(e))),
+            };
+            let mut txn = batch.txn();
+            for k in &keys {
+                txn.delete_range(k, &[]).map_err(fatal)?;
+            }
+            self.end_txn(txn, changed);
+            self.leases.lock().remove(r.id);
+            batch.delete_lease(r.id).map_err(fatal)?;
+            *revoked = true;
+            return Ok(Ok(Applied::LeaseRevoke(LeaseRevokeResponse {
+                header: rev_header(batch.current_revision()),
+            })));
+        }
+        if let Some(c) = req.lease_checkpoint {
+            let now = Instant::now();
+            for cp in c.checkpoints {
+                let rec = self.leases.lock().checkpoint(
+                    retcd_lease::Checkpoint {
+                        id: cp.id,
+                        remaining_ttl: cp.remaining_ttl,
+                    },
+                    now,
+                );
+                if let Some(rec) = rec {
+                    batch.put_lease(rec.id, &rec.encode()).map_err(fatal)?;
+                }
+            }
+            return Ok(Ok(Applied::LeaseCheckpoint));
         }
         if let Some(c) = req.compaction {
             return match batch.compact(c.revision) {
@@ -655,6 +732,7 @@ impl Backend for Applier {
         let mut replies = Vec::with_capacity(batch.entries.len());
         let mut jobs = Vec::new();
         let mut changed = Vec::new();
+        let mut revoked = false;
         let (last_index, last_term) = batch.entries.last().map(|e| (e.index, e.term)).unwrap_or((0, 0));
         let mut b = self.store.begin_batch().map_err(fatal)?;
         for e in batch.entries {
@@ -667,7 +745,7 @@ impl Backend for Applier {
                             format!("raft entry {}: {err}", e.index),
                         )
                     })?;
-                    let r = self.apply_request(&mut b, req, &mut jobs, &mut changed)?;
+                    let r = self.apply_request(&mut b, req, &mut jobs, &mut changed, &mut revoked)?;
                     replies.push(ApplyReply::new(r));
                 }
             }
@@ -683,6 +761,9 @@ impl Backend for Applier {
         // Committed and visible: feed the watchers, revision by revision.
         for (rev, events) in &changed {
             self.watchable.notify(*rev, events);
+        }
+        if revoked {
+            self.leases.changed.notify_waiters();
         }
         // Physical deletion starts only once the compaction record is committed.
         for (job, done) in jobs {

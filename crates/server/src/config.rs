@@ -48,7 +48,6 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
     ("experimental-initial-corrupt-check", true),
     ("experimental-corrupt-check-time", true),
     ("experimental-enable-v2v3", true),
-    ("experimental-enable-lease-checkpoint", true),
     ("experimental-compaction-batch-limit", true),
     ("experimental-peer-skip-client-san-verification", true),
     ("experimental-warning-apply-duration", true),
@@ -188,6 +187,23 @@ pub struct Flags {
         default_value = "10m0s"
     )]
     pub experimental_watch_progress_notify_interval: String,
+    /// Enable lease checkpointing: long leases keep their remaining TTL across leader changes.
+    #[arg(
+        long = "experimental-enable-lease-checkpoint",
+        env = "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub experimental_enable_lease_checkpoint: bool,
+    /// How often leases are checkpointed when checkpointing is on (Go duration).
+    #[arg(
+        long = "experimental-lease-checkpoint-interval",
+        env = "ETCD_EXPERIMENTAL_LEASE_CHECKPOINT_INTERVAL",
+        default_value = "5m0s"
+    )]
+    pub experimental_lease_checkpoint_interval: String,
     /// Path to the server configuration file (etcd's YAML keys). Flags and env are ignored when set.
     #[arg(long = "config-file", env = "ETCD_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,
@@ -230,6 +246,10 @@ struct FileConfig {
     log_level: Option<String>,
     #[serde(rename = "experimental-watch-progress-notify-interval")]
     experimental_watch_progress_notify_interval: Option<String>,
+    #[serde(rename = "experimental-enable-lease-checkpoint")]
+    experimental_enable_lease_checkpoint: Option<bool>,
+    #[serde(rename = "experimental-lease-checkpoint-interval")]
+    experimental_lease_checkpoint_interval: Option<String>,
     logger: Option<String>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
@@ -257,6 +277,8 @@ pub struct Config {
     pub log_level: String,
     pub logger: String,
     pub watch_progress_notify_interval: std::time::Duration,
+    /// `Some(interval)` when lease checkpointing is on.
+    pub lease_checkpoint_interval: Option<std::time::Duration>,
     /// Warnings to log once logging is up (ignored flags, ...).
     pub warnings: Vec<String>,
 }
@@ -421,6 +443,8 @@ impl Config {
             take!(election_timeout);
             take!(log_level);
             take!(experimental_watch_progress_notify_interval);
+            take!(experimental_enable_lease_checkpoint);
+            take!(experimental_lease_checkpoint_interval);
             take!(logger);
             if fc.data_dir.is_some() {
                 f.data_dir = fc.data_dir;
@@ -497,6 +521,14 @@ impl Config {
                         f.experimental_watch_progress_notify_interval
                     ))
                 })?;
+        let lease_checkpoint_interval = parse_go_duration(&f.experimental_lease_checkpoint_interval)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "invalid --experimental-lease-checkpoint-interval {:?} (want e.g. 5m0s)",
+                    f.experimental_lease_checkpoint_interval
+                ))
+            })?;
         let data_dir = f
             .data_dir
             .clone()
@@ -524,6 +556,9 @@ impl Config {
             log_level: f.log_level,
             logger: f.logger,
             watch_progress_notify_interval,
+            lease_checkpoint_interval: f
+                .experimental_enable_lease_checkpoint
+                .then_some(lease_checkpoint_interval),
             warnings,
         })
     }
@@ -581,6 +616,26 @@ mod tests {
         let c = Config::from_args(args(&["--experimental-watch-progress-notify-interval", "5s"])).unwrap();
         assert_eq!(c.watch_progress_notify_interval, Duration::from_secs(5));
         assert!(Config::from_args(args(&["--experimental-watch-progress-notify-interval", "soon"])).is_err());
+    }
+
+    #[test]
+    fn lease_checkpoint_flags() {
+        use std::time::Duration;
+        assert_eq!(
+            Config::from_args(args(&[])).unwrap().lease_checkpoint_interval,
+            None
+        );
+        let c = Config::from_args(args(&["--experimental-enable-lease-checkpoint"])).unwrap();
+        assert_eq!(c.lease_checkpoint_interval, Some(Duration::from_secs(300)));
+        let c = Config::from_args(args(&[
+            "--experimental-enable-lease-checkpoint=true",
+            "--experimental-lease-checkpoint-interval",
+            "2s",
+        ]))
+        .unwrap();
+        assert_eq!(c.lease_checkpoint_interval, Some(Duration::from_secs(2)));
+        let c = Config::from_args(args(&["--experimental-enable-lease-checkpoint=false"])).unwrap();
+        assert_eq!(c.lease_checkpoint_interval, None);
     }
 
     #[test]

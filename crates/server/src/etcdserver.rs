@@ -13,13 +13,15 @@ use tonic::Status;
 
 use crate::applier::{Applied, ApplyResult};
 use crate::config::Config;
+use crate::ids::IdGenerator;
+use crate::lease::LeaseHub;
 use crate::raft_request::{InternalRaftRequest, RequestHeader};
 
 /// The etcd version clients see in Status (clients gate features on it).
 pub const ETCD_COMPAT_VERSION: &str = "3.5.17";
 
 /// etcd's request timeout: 5 s plus two election timeouts.
-fn request_timeout(cfg: &Config) -> Duration {
+pub fn request_timeout(cfg: &Config) -> Duration {
     Duration::from_millis(5000 + 2 * cfg.election_timeout)
 }
 
@@ -29,7 +31,9 @@ pub struct EtcdServer {
     pub raft: RaftNode,
     pub member_id: u64,
     pub cluster_id: u64,
-    next_id: std::sync::atomic::AtomicU64,
+    /// Request and lease ids (etcd's `reqIDGen`).
+    pub id_gen: IdGenerator,
+    pub leases: Arc<LeaseHub>,
 }
 
 fn raft_err(e: RaftNodeError) -> Status {
@@ -50,6 +54,7 @@ impl EtcdServer {
         raft: RaftNode,
         member_id: u64,
         cluster_id: u64,
+        leases: Arc<LeaseHub>,
     ) -> Arc<EtcdServer> {
         Arc::new(EtcdServer {
             cfg,
@@ -57,7 +62,8 @@ impl EtcdServer {
             raft,
             member_id,
             cluster_id,
-            next_id: Default::default(),
+            id_gen: IdGenerator::now(member_id),
+            leases,
         })
     }
 
@@ -83,9 +89,8 @@ impl EtcdServer {
 
     /// Proposes a request through raft and waits for its applied result.
     pub async fn propose(&self, mut req: InternalRaftRequest) -> Result<Applied, Status> {
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         req.header = Some(RequestHeader {
-            id: (self.member_id << 16) ^ id,
+            id: self.id_gen.next(),
         });
         let data = req.encode_to_vec();
         if data.len() as u64 > self.cfg.max_request_bytes {

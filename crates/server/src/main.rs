@@ -7,6 +7,7 @@
 //! - `ids`: member and cluster ids derived as etcd derives them.
 //! - `etcdserver`: the core: propose and wait, ReadIndex, response headers.
 //! - `applier`: committed requests -> MVCC changes and responses; local reads.
+//! - `lease`: the shared lessor, its restore, promotion and expiry loop.
 //! - `checks`: request validation before proposing (etcd's v3rpc checks).
 //! - `raft_request`: the encoded proposal (etcd's InternalRaftRequest).
 //! - `services`: the gRPC services.
@@ -21,6 +22,7 @@ mod etcdserver;
 mod gosort;
 mod h2_authority;
 mod ids;
+mod lease;
 mod raft_request;
 mod services;
 
@@ -174,8 +176,15 @@ async fn run(cfg: Config) -> Result<(), String> {
         "opened backend"
     );
     let watchable = retcd_watch::WatchableStore::new(store.clone()).map_err(|e| e.to_string())?;
-    let applier =
-        applier::Applier::new(store.clone(), resume, watchable.clone()).map_err(|e| e.to_string())?;
+    let leases = lease::LeaseHub::restore(
+        &store,
+        retcd_lease::LessorConfig {
+            min_ttl: retcd_lease::LessorConfig::min_ttl_for(cfg.heartbeat_interval, cfg.election_timeout),
+            checkpoint_interval: cfg.lease_checkpoint_interval,
+        },
+    )?;
+    let applier = applier::Applier::new(store.clone(), resume, watchable.clone(), leases.clone())
+        .map_err(|e| e.to_string())?;
 
     let initial_members = cfg
         .initial_cluster
@@ -227,7 +236,15 @@ async fn run(cfg: Config) -> Result<(), String> {
         "enabled capabilities for version"
     );
 
-    let server = EtcdServer::new(cfg.clone(), store.clone(), raft.clone(), member_id, cluster_id);
+    let server = EtcdServer::new(
+        cfg.clone(),
+        store.clone(),
+        raft.clone(),
+        member_id,
+        cluster_id,
+        leases,
+    );
+    let lessor_task = tokio::spawn(lease::run_lessor(server.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     for (url, listener) in listeners {
@@ -250,7 +267,7 @@ async fn run(cfg: Config) -> Result<(), String> {
                 w: watchable.clone(),
                 progress_interval: cfg.watch_progress_notify_interval,
             }))
-            .add_service(LeaseServer::new(services::unimplemented::Unbuilt))
+            .add_service(LeaseServer::new(services::lease::LeaseService { s: s.clone() }))
             .add_service(AuthServer::new(services::unimplemented::Unbuilt))
             .add_service(LockServer::new(services::unimplemented::Unbuilt))
             .add_service(ElectionServer::new(services::unimplemented::Unbuilt));
@@ -285,6 +302,7 @@ async fn run(cfg: Config) -> Result<(), String> {
             _ => {}
         }
     }
+    lessor_task.abort();
     raft.shutdown().await;
     let final_sync =
         tokio::task::spawn_blocking(move || store.begin_batch().and_then(|b| b.commit(true))).await;

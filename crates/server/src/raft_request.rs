@@ -1,7 +1,10 @@
 //! What a raft log entry carries: etcd's `InternalRaftRequest` (same field numbers as etcd's
 //! `raft_internal.proto` for the requests it holds), protobuf-encoded.
 
-use retcd_api::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest};
+use retcd_api::etcdserverpb::{
+    CompactionRequest, DeleteRangeRequest, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest,
+    PutRequest, TxnRequest,
+};
 
 /// etcd's `RequestHeader` (only the id matters here).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -23,4 +26,10 @@ pub struct InternalRaftRequest {
     pub txn: Option<TxnRequest>,
     #[prost(message, optional, tag = "7")]
     pub compaction: Option<CompactionRequest>,
+    #[prost(message, optional, tag = "8")]
+    pub lease_grant: Option<LeaseGrantRequest>,
+    #[prost(message, optional, tag = "9")]
+    pub lease_revoke: Option<LeaseRevokeRequest>,
+    #[prost(message, optional, tag = "11")]
+    pub lease_checkpoint: Option<LeaseCheckpointRequest>,
 }

@@ -8,49 +8,12 @@ use retcd_api::etcdserverpb as pb;
 use retcd_api::unimplemented;
 use retcd_api::v3electionpb as el;
 use retcd_api::v3lockpb as lk;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Services not built yet.
 pub struct Unbuilt;
-
-#[tonic::async_trait]
-impl pb::lease_server::Lease for Unbuilt {
-    async fn lease_grant(
-        &self,
-        _: Request<pb::LeaseGrantRequest>,
-    ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
-        Err(unimplemented("etcdserverpb.Lease/LeaseGrant", "issue 5"))
-    }
-    async fn lease_revoke(
-        &self,
-        _: Request<pb::LeaseRevokeRequest>,
-    ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
-        Err(unimplemented("etcdserverpb.Lease/LeaseRevoke", "issue 5"))
-    }
-    async fn lease_time_to_live(
-        &self,
-        _: Request<pb::LeaseTimeToLiveRequest>,
-    ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
-        Err(unimplemented("etcdserverpb.Lease/LeaseTimeToLive", "issue 5"))
-    }
-    async fn lease_leases(
-        &self,
-        _: Request<pb::LeaseLeasesRequest>,
-    ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
-        Err(unimplemented("etcdserverpb.Lease/LeaseLeases", "issue 5"))
-    }
-
-    type LeaseKeepAliveStream = BoxStream<pb::LeaseKeepAliveResponse>;
-
-    async fn lease_keep_alive(
-        &self,
-        _: Request<Streaming<pb::LeaseKeepAliveRequest>>,
-    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        Err(unimplemented("etcdserverpb.Lease/LeaseKeepAlive", "issue 5"))
-    }
-}
 
 #[tonic::async_trait]
 impl pb::auth_server::Auth for Unbuilt {
