@@ -158,6 +158,14 @@ pub enum EtcdError {
     #[error("etcdserver: context deadline exceeded")]
     DeadlineExceeded,
 
+    // --- Lock and Election services (plain Go errors in etcd: gRPC code Unknown) ---
+    #[error("election: not leader")]
+    ElectionNotLeader,
+    #[error("election: no leader")]
+    ElectionNoLeader,
+    #[error("\"leader\" field must be provided")]
+    ElectionMissingLeaderKey,
+
     // --- retcd-specific ---
     /// A feature retcd does not have (yet); the message is sent as given.
     #[error("{0}")]
@@ -222,6 +230,8 @@ impl EtcdError {
 
             Canceled => Code::Cancelled,
             DeadlineExceeded => Code::DeadlineExceeded,
+
+            ElectionNotLeader | ElectionNoLeader | ElectionMissingLeaderKey => Code::Unknown,
 
             Unimplemented(_) => Code::Unimplemented,
             Internal(_) => Code::Internal,
@@ -442,6 +452,13 @@ mod tests {
                 Code::InvalidArgument,
                 "etcdserver: revision of auth store is old",
             ),
+            (ElectionNotLeader, Code::Unknown, "election: not leader"),
+            (ElectionNoLeader, Code::Unknown, "election: no leader"),
+            (
+                ElectionMissingLeaderKey,
+                Code::Unknown,
+                "\"leader\" field must be provided",
+            ),
             (NoLeader, Code::Unavailable, "etcdserver: no leader"),
             (NotLeader, Code::FailedPrecondition, "etcdserver: not leader"),
             (LeaderChanged, Code::Unavailable, "etcdserver: leader changed"),
@@ -512,7 +529,7 @@ mod tests {
     }
 
     /// Number of variants of `EtcdError`.
-    const VARIANTS: usize = 64;
+    const VARIANTS: usize = 67;
 
     /// Compile-time guard: adding a variant breaks this match until the
     /// variant is also added here, as a reminder to add it to `table()` and
@@ -581,6 +598,9 @@ mod tests {
             | NoInflightDowngrade
             | Canceled
             | DeadlineExceeded
+            | ElectionNotLeader
+            | ElectionNoLeader
+            | ElectionMissingLeaderKey
             | Unimplemented(_)
             | Internal(_) => true,
         }

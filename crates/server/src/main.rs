@@ -6,6 +6,7 @@
 //! - `config`: etcd's flags, `ETCD_*` variables and YAML config file.
 //! - `ids`: member and cluster ids derived as etcd derives them.
 //! - `etcdserver`: the core: propose and wait, ReadIndex, response headers.
+//! - `v3_server`: the KV and lease operations on top of it (shared by services and recipes).
 //! - `applier`: committed requests -> MVCC changes and responses; local reads.
 //! - `lease`: the shared lessor, its restore, promotion and expiry loop.
 //! - `checks`: request validation before proposing (etcd's v3rpc checks).
@@ -25,6 +26,7 @@ mod ids;
 mod lease;
 mod raft_request;
 mod services;
+mod v3_server;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -249,6 +251,10 @@ async fn run(cfg: Config) -> Result<(), String> {
     let mut tasks = Vec::new();
     for (url, listener) in listeners {
         let s = server.clone();
+        let recipes = services::concurrency::Recipes {
+            s: s.clone(),
+            w: watchable.clone(),
+        };
         let mut stop = stop_rx.clone();
         let max = cfg.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
         let router = tonic::transport::Server::builder()
@@ -269,8 +275,12 @@ async fn run(cfg: Config) -> Result<(), String> {
             }))
             .add_service(LeaseServer::new(services::lease::LeaseService { s: s.clone() }))
             .add_service(AuthServer::new(services::unimplemented::Unbuilt))
-            .add_service(LockServer::new(services::unimplemented::Unbuilt))
-            .add_service(ElectionServer::new(services::unimplemented::Unbuilt));
+            .add_service(LockServer::new(services::v3lock::LockService {
+                r: recipes.clone(),
+            }))
+            .add_service(ElectionServer::new(services::v3election::ElectionService {
+                r: recipes.clone(),
+            }));
         // Every connection goes through the `:authority` shim (etcdctl 3.4 sends URLs there).
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let incoming = tokio_stream::StreamExt::map(incoming, |c| {

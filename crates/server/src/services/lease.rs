@@ -6,108 +6,23 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::Stream;
-use retcd_api::EtcdError;
 use retcd_api::etcdserverpb::lease_server::Lease;
 use retcd_api::etcdserverpb::{
-    LeaseCheckpoint, LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
-    LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse,
-    LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
+    LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse,
 };
-use retcd_lease::{LeaseError, NO_LEASE};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::applier::Applied;
-use crate::etcdserver::{EtcdServer, request_timeout};
-use crate::lease::lease_error;
-use crate::raft_request::InternalRaftRequest;
+use crate::etcdserver::EtcdServer;
 
 pub struct LeaseService {
     pub s: Arc<EtcdServer>,
 }
 
-fn unexpected() -> Status {
-    EtcdError::Internal("unexpected apply result".into()).into()
-}
-
 /// Responses a keep-alive stream may have queued for a client that does not read.
 const KEEPALIVE_QUEUE: usize = 16;
-
-impl EtcdServer {
-    /// etcd's `LeaseGrant`: picks an id when none is given, then grants through raft.
-    pub async fn lease_grant(&self, mut r: LeaseGrantRequest) -> Result<LeaseGrantResponse, Status> {
-        while r.id == NO_LEASE {
-            // only positive ids
-            r.id = (self.id_gen.next() & (i64::MAX as u64)) as i64;
-        }
-        match self
-            .propose(InternalRaftRequest {
-                lease_grant: Some(r),
-                ..Default::default()
-            })
-            .await?
-        {
-            Applied::LeaseGrant(mut resp) => {
-                self.fill(&mut resp.header);
-                Ok(resp)
-            }
-            _ => Err(unexpected()),
-        }
-    }
-
-    pub async fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse, Status> {
-        match self
-            .propose(InternalRaftRequest {
-                lease_revoke: Some(LeaseRevokeRequest { id }),
-                ..Default::default()
-            })
-            .await?
-        {
-            Applied::LeaseRevoke(mut resp) => {
-                self.fill(&mut resp.header);
-                Ok(resp)
-            }
-            _ => Err(unexpected()),
-        }
-    }
-
-    /// etcd's `LeaseRenew` on the leader: the lease's TTL, `None` when it is gone. An
-    /// expired lease whose revoke is on its way waits for the revoke (then: gone).
-    pub async fn lease_renew(&self, id: i64) -> Result<Option<i64>, Status> {
-        let deadline = tokio::time::Instant::now() + request_timeout(&self.cfg);
-        loop {
-            let notified = self.leases.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let renewed = self.leases.lock().renew(id, Instant::now());
-            match renewed {
-                Ok((ttl, clear)) => {
-                    if let Some(cp) = clear {
-                        // tell the other members the checkpointed remaining TTL is gone
-                        let req = InternalRaftRequest {
-                            lease_checkpoint: Some(LeaseCheckpointRequest {
-                                checkpoints: vec![LeaseCheckpoint {
-                                    id: cp.id,
-                                    remaining_ttl: cp.remaining_ttl,
-                                }],
-                            }),
-                            ..Default::default()
-                        };
-                        self.propose(req).await?;
-                    }
-                    return Ok(Some(ttl));
-                }
-                Err(LeaseError::NotFound) => return Ok(None),
-                Err(LeaseError::Expired) => {
-                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                        return Err(EtcdError::Timeout.into());
-                    }
-                }
-                Err(e) => return Err(lease_error(e).into()),
-            }
-        }
-    }
-}
 
 #[tonic::async_trait]
 impl Lease for LeaseService {

@@ -1,16 +1,9 @@
 //! Services whose issues are still open. Every method answers `Unimplemented` with a message
 //! naming the method and the issue that brings it, so a client sees at once what is missing.
 
-use std::pin::Pin;
-
-use futures::Stream;
 use retcd_api::etcdserverpb as pb;
 use retcd_api::unimplemented;
-use retcd_api::v3electionpb as el;
-use retcd_api::v3lockpb as lk;
 use tonic::{Request, Response, Status};
-
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Services not built yet.
 pub struct Unbuilt;
@@ -118,47 +111,5 @@ impl pb::auth_server::Auth for Unbuilt {
         _: Request<pb::AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<pb::AuthRoleRevokePermissionResponse>, Status> {
         Err(unimplemented("etcdserverpb.Auth/RoleRevokePermission", "issue 8"))
-    }
-}
-
-#[tonic::async_trait]
-impl lk::lock_server::Lock for Unbuilt {
-    async fn lock(&self, _: Request<lk::LockRequest>) -> Result<Response<lk::LockResponse>, Status> {
-        Err(unimplemented("v3lockpb.Lock/Lock", "issue 5"))
-    }
-
-    async fn unlock(&self, _: Request<lk::UnlockRequest>) -> Result<Response<lk::UnlockResponse>, Status> {
-        Err(unimplemented("v3lockpb.Lock/Unlock", "issue 5"))
-    }
-}
-
-#[tonic::async_trait]
-impl el::election_server::Election for Unbuilt {
-    async fn campaign(
-        &self,
-        _: Request<el::CampaignRequest>,
-    ) -> Result<Response<el::CampaignResponse>, Status> {
-        Err(unimplemented("v3electionpb.Election/Campaign", "issue 5"))
-    }
-
-    async fn proclaim(
-        &self,
-        _: Request<el::ProclaimRequest>,
-    ) -> Result<Response<el::ProclaimResponse>, Status> {
-        Err(unimplemented("v3electionpb.Election/Proclaim", "issue 5"))
-    }
-
-    async fn leader(&self, _: Request<el::LeaderRequest>) -> Result<Response<el::LeaderResponse>, Status> {
-        Err(unimplemented("v3electionpb.Election/Leader", "issue 5"))
-    }
-
-    type ObserveStream = BoxStream<el::LeaderResponse>;
-
-    async fn observe(&self, _: Request<el::LeaderRequest>) -> Result<Response<Self::ObserveStream>, Status> {
-        Err(unimplemented("v3electionpb.Election/Observe", "issue 5"))
-    }
-
-    async fn resign(&self, _: Request<el::ResignRequest>) -> Result<Response<el::ResignResponse>, Status> {
-        Err(unimplemented("v3electionpb.Election/Resign", "issue 5"))
     }
 }

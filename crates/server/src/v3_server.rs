@@ -1,0 +1,164 @@
+//! etcd's `v3_server.go`: the KV and lease operations of [`EtcdServer`], shared by the gRPC
+//! services and by the server-side recipes (Lock, Election). Requests arrive here already
+//! validated (the services run `checks` first); writes go through raft, reads are served
+//! locally after a ReadIndex unless serializable.
+
+use std::time::Instant;
+
+use retcd_api::EtcdError;
+use retcd_api::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseCheckpoint,
+    LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+};
+use retcd_lease::{LeaseError, NO_LEASE};
+use tonic::Status;
+
+use crate::applier::{self, Applied};
+use crate::etcdserver::{EtcdServer, request_timeout};
+use crate::lease::lease_error;
+use crate::raft_request::InternalRaftRequest;
+
+fn unexpected() -> Status {
+    EtcdError::Internal("unexpected apply result".into()).into()
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    EtcdError::Internal(e.to_string()).into()
+}
+
+/// Proposes `InternalRaftRequest { $field: Some($req) }` and unwraps `Applied::$variant`,
+/// with the response header filled in.
+macro_rules! propose_for {
+    ($s:expr, $field:ident: $req:expr => $variant:ident) => {
+        match $s
+            .propose(InternalRaftRequest {
+                $field: Some($req),
+                ..Default::default()
+            })
+            .await?
+        {
+            Applied::$variant(mut resp) => {
+                $s.fill(&mut resp.header);
+                Ok(resp)
+            }
+            _ => Err(unexpected()),
+        }
+    };
+}
+
+impl EtcdServer {
+    pub async fn range(&self, r: RangeRequest) -> Result<RangeResponse, Status> {
+        if !r.serializable {
+            self.linearizable_read().await?;
+        }
+        let store = self.store.clone();
+        // Large ranges are CPU and disk work: keep them off the async workers.
+        let mut resp = tokio::task::spawn_blocking(move || applier::range(&store.read(), &r))
+            .await
+            .map_err(internal)?
+            .map_err(internal)??;
+        self.fill(&mut resp.header);
+        Ok(resp)
+    }
+
+    pub async fn put(&self, r: PutRequest) -> Result<PutResponse, Status> {
+        propose_for!(self, put: r => Put)
+    }
+
+    pub async fn delete_range(&self, r: DeleteRangeRequest) -> Result<DeleteRangeResponse, Status> {
+        propose_for!(self, delete_range: r => DeleteRange)
+    }
+
+    /// A read-only txn is served locally (after a ReadIndex unless every range in it is
+    /// serializable); any other goes through raft.
+    pub async fn txn(&self, r: TxnRequest) -> Result<TxnResponse, Status> {
+        if applier::txn_is_readonly(&r) {
+            if !applier::txn_is_serializable(&r) {
+                self.linearizable_read().await?;
+            }
+            let store = self.store.clone();
+            let mut resp = tokio::task::spawn_blocking(move || {
+                let view = store.read();
+                applier::read_only_txn(&view, &r, store.compact_revision())
+            })
+            .await
+            .map_err(internal)?
+            .map_err(internal)??;
+            self.fill(&mut resp.header);
+            return Ok(resp);
+        }
+        propose_for!(self, txn: r => Txn)
+    }
+
+    pub async fn compact(&self, r: CompactionRequest) -> Result<CompactionResponse, Status> {
+        let physical = r.physical;
+        match self
+            .propose(InternalRaftRequest {
+                compaction: Some(r),
+                ..Default::default()
+            })
+            .await?
+        {
+            Applied::Compaction(mut resp, done) => {
+                if physical {
+                    // Wait until the compacted history is gone from the backend.
+                    let _ = done.await;
+                }
+                self.fill(&mut resp.header);
+                Ok(resp)
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// etcd's `LeaseGrant`: picks an id when none is given, then grants through raft.
+    pub async fn lease_grant(&self, mut r: LeaseGrantRequest) -> Result<LeaseGrantResponse, Status> {
+        while r.id == NO_LEASE {
+            // only positive ids
+            r.id = (self.id_gen.next() & (i64::MAX as u64)) as i64;
+        }
+        propose_for!(self, lease_grant: r => LeaseGrant)
+    }
+
+    pub async fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse, Status> {
+        propose_for!(self, lease_revoke: LeaseRevokeRequest { id } => LeaseRevoke)
+    }
+
+    /// etcd's `LeaseRenew` on the leader: the lease's TTL, `None` when it is gone. An
+    /// expired lease whose revoke is on its way waits for the revoke (then: gone).
+    pub async fn lease_renew(&self, id: i64) -> Result<Option<i64>, Status> {
+        let deadline = tokio::time::Instant::now() + request_timeout(&self.cfg);
+        loop {
+            let notified = self.leases.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let renewed = self.leases.lock().renew(id, Instant::now());
+            match renewed {
+                Ok((ttl, clear)) => {
+                    if let Some(cp) = clear {
+                        // tell the other members the checkpointed remaining TTL is gone
+                        let req = InternalRaftRequest {
+                            lease_checkpoint: Some(LeaseCheckpointRequest {
+                                checkpoints: vec![LeaseCheckpoint {
+                                    id: cp.id,
+                                    remaining_ttl: cp.remaining_ttl,
+                                }],
+                            }),
+                            ..Default::default()
+                        };
+                        self.propose(req).await?;
+                    }
+                    return Ok(Some(ttl));
+                }
+                Err(LeaseError::NotFound) => return Ok(None),
+                Err(LeaseError::Expired) => {
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return Err(EtcdError::Timeout.into());
+                    }
+                }
+                Err(e) => return Err(lease_error(e).into()),
+            }
+        }
+    }
+}
