@@ -33,6 +33,11 @@
 //!   random client UUID. The gRPC code and message in them are compared.
 //! * the client endpoint `127.0.0.1:<client port>` is replaced by `<endpoint>` (the
 //!   same for both sides here, but error lines would otherwise depend on the port).
+//! * lease ids: the server picks them (from its member id and the clock), so the n-th
+//!   lease granted in a run (`lease <hex> granted with ...`) becomes `<L1>`, `<L2>`, ...
+//!   in hex and decimal form; a step may pass it on as `{L1}`, `{L2}` (hex, as etcdctl
+//!   takes lease ids). Remaining TTLs (`remaining(Ns)`, `"ttl":N` of timetolive) depend
+//!   on timing and become `<ttl>` unless the lease is gone (-1).
 
 mod common;
 #[path = "common/normalize.rs"]
@@ -154,8 +159,8 @@ impl Scenario {
 
         let mut mismatches = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
-            let a = normalize(step, &reference.outputs[i], reference.client_port);
-            let b = normalize(step, &subject.outputs[i], subject.client_port);
+            let a = normalize(step, &reference.outputs[i], reference.client_port, &reference.leases);
+            let b = normalize(step, &subject.outputs[i], subject.client_port, &subject.leases);
             if a != b {
                 mismatches.push((i, a, b));
             }
@@ -258,22 +263,69 @@ struct Run {
     outputs: Vec<Output>,
     client_port: u16,
     log_tail: String,
+    /// Lease ids granted in this run, in order.
+    leases: Vec<i64>,
+}
+
+/// The lease id in `lease <hex> granted with TTL(...)` (or `-w json`: `"ID":N,"TTL":`).
+fn granted_lease(stdout: &str) -> Option<i64> {
+    if let Some((_, rest)) = stdout.split_once("\"ID\":")
+        && stdout.contains("\"TTL\":")
+    {
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '-').collect();
+        return digits.parse().ok();
+    }
+    let rest = stdout.strip_prefix("lease ")?;
+    let (hex, tail) = rest.split_once(' ')?;
+    tail.starts_with("granted with")
+        .then(|| u64::from_str_radix(hex, 16).ok().map(|v| v as i64))
+        .flatten()
 }
 
 fn run_steps(kind: ServerKind, ports: &Arc<Ports>, steps: &[Step]) -> Run {
     let server = Server::start_on(kind, Arc::clone(ports));
-    let outputs = steps
-        .iter()
-        .map(|s| {
-            let args: Vec<&str> = s.args.iter().map(String::as_str).collect();
-            server.etcdctl_bytes(&args, s.stdin.as_deref())
-        })
-        .collect();
+    let mut leases = Vec::new();
+    let mut outputs = Vec::new();
+    for s in steps {
+        let subst = |a: &str, leases: &[i64]| {
+            let mut a = a.to_string();
+            for (i, id) in leases.iter().enumerate() {
+                a = a.replace(&format!("{{L{}}}", i + 1), &format!("{id:x}"));
+            }
+            a
+        };
+        let args: Vec<String> = s.args.iter().map(|a| subst(a, &leases)).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stdin = s.stdin.as_ref().map(|b| match std::str::from_utf8(b) {
+            Ok(text) => subst(text, &leases).into_bytes(),
+            Err(_) => b.clone(),
+        });
+        let out = server.etcdctl_bytes(&args, stdin.as_deref());
+        if let Some(id) = granted_lease(&out.stdout) {
+            leases.push(id);
+        }
+        outputs.push(out);
+    }
     Run {
         outputs,
         client_port: ports.client(),
         log_tail: server.log_tail(60),
+        leases,
     }
+}
+
+/// Lease ids -> `<Ln>`; timing-dependent remaining TTLs -> `<ttl>`.
+fn normalize_leases(s: &str, leases: &[i64]) -> String {
+    let mut s = s.to_string();
+    for (i, id) in leases.iter().enumerate() {
+        let name = format!("<L{}>", i + 1);
+        s = s.replace(&format!("{:016x}", *id as u64), &name);
+        s = s.replace(&format!("{:x}", *id as u64), &name);
+        s = s.replace(&id.to_string(), &name);
+    }
+    let s = replace_after(&s, "remaining(", |c| c.is_ascii_digit(), "<ttl>");
+    // timetolive -w json: "ttl":N (but keep -1, a missing lease)
+    replace_after(&s, "\"ttl\":", |c| c.is_ascii_digit(), "<ttl>")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -287,7 +339,7 @@ struct Normalized {
     code: i32,
 }
 
-fn normalize(step: &Step, out: &Output, client_port: u16) -> Normalized {
+fn normalize(step: &Step, out: &Output, client_port: u16, leases: &[i64]) -> Normalized {
     let endpoint = format!("127.0.0.1:{client_port}");
     let stdout = if step.write_out() == Some("protobuf") && !step.is_endpoint("status") {
         hex_lines(&normalize_protobuf(&out.stdout_raw))
@@ -298,6 +350,7 @@ fn normalize(step: &Step, out: &Output, client_port: u16) -> Normalized {
     };
     let common = |s: &str| {
         let s = s.replace(&endpoint, "<endpoint>");
+        let s = normalize_leases(&s, leases);
         let s = replace_after(&s, "\"raft_term\":", |c| c.is_ascii_digit(), "<term>");
         let s = normalize_fields_raft_term(&s);
         let s = replace_after(&s, "took = ", |c| c != '\n', "<elapsed>");
@@ -1246,8 +1299,91 @@ scenario!(endpoint_hashkv, |s| {
 
 // --- the harness' own normalizers ---------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------
+// Leases (issue 5)
+// ---------------------------------------------------------------------------------------
+
+scenario!(lease_grant_attach_revoke, |s| {
+    s.run(&["lease", "grant", "100"])
+        .run(&["lease", "grant", "50", "-w", "json"])
+        .run(&["put", "k1", "v1", "--lease={L1}"])
+        .run(&["put", "k2", "v2", "--lease={L1}"])
+        .run(&["put", "k3", "v3", "--lease={L2}"])
+        .run(&["get", "k", "--prefix", "-w", "json"])
+        .run(&["lease", "timetolive", "{L2}", "--keys"])
+        .run(&["lease", "timetolive", "{L1}"])
+        .run(&["lease", "timetolive", "{L2}", "-w", "json"])
+        .run(&["lease", "list"])
+        .run(&["lease", "keep-alive", "--once", "{L1}"])
+        .run(&["lease", "keep-alive", "--once", "{L1}", "-w", "json"])
+        // revoke deletes both keys in one revision
+        .run(&["lease", "revoke", "{L1}"])
+        .run(&["get", "k", "--prefix", "-w", "json"])
+        .run(&["lease", "timetolive", "{L1}"])
+        .run(&["lease", "timetolive", "{L1}", "-w", "json"])
+        .run(&["lease", "revoke", "{L1}"])
+        .run(&["lease", "keep-alive", "--once", "{L1}"])
+        .run(&["lease", "list"])
+});
+
+scenario!(lease_errors, |s| {
+    // below the minimum TTL (1.5 election timeouts, rounded up): raised to it
+    s.run(&["lease", "grant", "1"])
+        .run(&["lease", "grant", "9000000001"])
+        .run(&["lease", "grant", "9000000000"])
+        .run(&["lease", "revoke", "1234"])
+        .run(&["lease", "timetolive", "1234"])
+        .run(&["lease", "grant", "0"])
+        .run(&["lease", "grant", "-5"])
+        .run(&["put", "k", "v", "--lease=ab"])
+        .run(&["lease", "revoke", "zz"])
+        .run(&["lease", "grant"])
+        .run(&["lease", "list", "-w", "json"])
+});
+
+scenario!(lease_reattach_and_ignore_lease, |s| {
+    s.run(&["lease", "grant", "100"])
+        .run(&["lease", "grant", "200"])
+        .run(&["put", "a", "1", "--lease={L1}"])
+        .run(&["put", "a", "2", "--ignore-lease"])
+        .run(&["get", "a", "-w", "json"])
+        // moved to another lease: the first lease's revoke leaves it alone
+        .run(&["put", "a", "3", "--lease={L2}"])
+        .run(&["lease", "timetolive", "{L1}", "--keys"])
+        .run(&["lease", "revoke", "{L1}"])
+        .run(&["get", "a", "-w", "json"])
+        // re-put without a lease detaches it
+        .run(&["put", "a", "4"])
+        .run(&["lease", "revoke", "{L2}"])
+        .run(&["get", "a", "-w", "json"])
+        .run(&["put", "b", "1", "--lease={L2}"])
+});
+
+scenario!(lease_in_txn, |s| {
+    s.run(&["lease", "grant", "100"])
+        .txn(&[], &["create(\"t\") = \"0\""], &["put t v --lease={L1}"], &[])
+        .txn(&[], &[], &["put u v --lease=1234"], &[])
+        .txn(&["-w", "json"], &["create(\"t\") > \"0\""], &["get t"], &["put t w"])
+        .run(&["lease", "revoke", "{L1}"])
+        .run(&["get", "t", "-w", "json"])
+});
+
 #[test]
 fn normalizer_unit_tests() {
+    assert_eq!(
+        granted_lease("lease 694d7d1a1e3b5a0b granted with TTL(10s)\n"),
+        Some(0x694d_7d1a_1e3b_5a0b)
+    );
+    assert_eq!(granted_lease("lease 694d7d1a1e3b5a0b revoked\n"), None);
+    assert_eq!(granted_lease("{\"revision\":1,\"ID\":7,\"TTL\":5,\"Error\":\"\"}"), Some(7));
+    assert_eq!(
+        normalize_leases(
+            "lease 00000000000000ff granted with TTL(10s), remaining(9s)\n{\"id\":255,\"ttl\":9,\"x\":-1}",
+            &[255]
+        ),
+        "lease <L1> granted with TTL(10s), remaining(<ttl>s)\n{\"id\":<L1>,\"ttl\":<ttl>,\"x\":-1}"
+    );
+    assert_eq!(normalize_leases("\"ttl\":-1", &[]), "\"ttl\":-1");
     assert_eq!(
         replace_after(
             r#"{"raft_term":12,"x":1}"#,
