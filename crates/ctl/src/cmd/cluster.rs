@@ -1,0 +1,663 @@
+//! Cluster and maintenance commands: `member ...`, `endpoint health|status|hashkv`,
+//! `alarm list|disarm`, `defrag`, `snapshot save` and `move-leader`.
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use retcd_api::etcdserverpb::{
+    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, HashKvRequest, HashKvResponse, Member,
+    MemberAddRequest, MemberListRequest, MemberListResponse, MemberPromoteRequest, MemberRemoveRequest,
+    MemberUpdateRequest, MoveLeaderRequest, RangeRequest, SnapshotRequest, StatusRequest, StatusResponse,
+    alarm_request::AlarmAction,
+};
+
+use super::{Ctx, hex16, parse_u64};
+use crate::client::Client;
+use crate::error::{CtlError, status_message};
+use crate::gofmt::{self, json_string, quote};
+use crate::output::{Format, fields_hdr, json_of, table};
+
+fn member_id(args: &[String]) -> Result<u64, CtlError> {
+    let [arg] = args else {
+        return Err(CtlError::BadArgs("member ID is not provided".into()));
+    };
+    parse_u64(arg, 16).map_err(|e| CtlError::BadArgs(format!("bad member ID arg ({e}), expecting ID in Hex")))
+}
+
+fn peer_urls(urls: &str) -> Result<Vec<String>, CtlError> {
+    if urls.is_empty() {
+        return Err(CtlError::BadArgs("member peer urls not provided".into()));
+    }
+    Ok(urls.split(',').map(str::to_string).collect())
+}
+
+/// Prints the response of a member change: the simple sentence, or json/protobuf.
+fn show_member_change<M: crate::output::Pb>(ctx: &Ctx, r: &M, sentence: String) -> Result<(), CtlError> {
+    match ctx.out.format {
+        Format::Simple => println!("{sentence}"),
+        Format::Fields | Format::Table => return Err(ctx.out.unsupported()),
+        _ => {
+            ctx.out.pb(r);
+        }
+    }
+    Ok(())
+}
+
+/// `member add NAME --peer-urls=URLS [--learner]`.
+pub async fn member_add(ctx: &Ctx, args: &[String], urls: &str, learner: bool) -> Result<(), CtlError> {
+    let name = match args {
+        [] => return Err(CtlError::BadArgs("member name not provided".into())),
+        [name] => name.clone(),
+        _ => return Err(CtlError::BadArgs("too many arguments".into())),
+    };
+    let peer_ur_ls = peer_urls(urls)?;
+    let client = ctx.client().await?;
+    let req = MemberAddRequest {
+        peer_ur_ls: peer_ur_ls.clone(),
+        is_learner: learner,
+    };
+    let r = client.call(client.cluster().member_add(req)).await?;
+    let id = r.member.as_ref().map_or(0, |m| m.id);
+    let cluster = r.header.as_ref().map_or(0, |h| h.cluster_id);
+    show_member_change(
+        ctx,
+        &r,
+        format!("Member {} added to cluster {}", hex16(id), hex16(cluster)),
+    )?;
+    if ctx.out.format != Format::Simple {
+        return Ok(());
+    }
+    let list = client
+        .call(client.cluster().member_list(MemberListRequest::default()))
+        .await?;
+    let conf: Vec<String> = list
+        .members
+        .iter()
+        .flat_map(|m| {
+            let n = if m.id == id { name.clone() } else { m.name.clone() };
+            m.peer_ur_ls.iter().map(move |u| format!("{n}={u}"))
+        })
+        .collect();
+    println!();
+    println!("ETCD_NAME={}", quote(name.as_bytes()));
+    println!("ETCD_INITIAL_CLUSTER={}", quote(conf.join(",").as_bytes()));
+    println!(
+        "ETCD_INITIAL_ADVERTISE_PEER_URLS={}",
+        quote(peer_ur_ls.join(",").as_bytes())
+    );
+    println!("ETCD_INITIAL_CLUSTER_STATE=\"existing\"");
+    Ok(())
+}
+
+/// `member remove ID`.
+pub async fn member_remove(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
+    let id = member_id(args)?;
+    let client = ctx.client().await?;
+    let r = client
+        .call(client.cluster().member_remove(MemberRemoveRequest { id }))
+        .await?;
+    let cluster = r.header.as_ref().map_or(0, |h| h.cluster_id);
+    show_member_change(
+        ctx,
+        &r,
+        format!("Member {} removed from cluster {}", hex16(id), hex16(cluster)),
+    )
+}
+
+/// `member update ID --peer-urls=URLS`.
+pub async fn member_update(ctx: &Ctx, args: &[String], urls: &str) -> Result<(), CtlError> {
+    let id = member_id(args)?;
+    let peer_ur_ls = peer_urls(urls)?;
+    let client = ctx.client().await?;
+    let r = client
+        .call(
+            client
+                .cluster()
+                .member_update(MemberUpdateRequest { id, peer_ur_ls }),
+        )
+        .await?;
+    let cluster = r.header.as_ref().map_or(0, |h| h.cluster_id);
+    show_member_change(
+        ctx,
+        &r,
+        format!("Member {} updated in cluster {}", hex16(id), hex16(cluster)),
+    )
+}
+
+/// `member promote ID`.
+pub async fn member_promote(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
+    let id = member_id(args)?;
+    let client = ctx.client().await?;
+    let r = client
+        .call(client.cluster().member_promote(MemberPromoteRequest { id }))
+        .await?;
+    let cluster = r.header.as_ref().map_or(0, |h| h.cluster_id);
+    show_member_change(
+        ctx,
+        &r,
+        format!("Member {} promoted in cluster {}", hex16(id), hex16(cluster)),
+    )
+}
+
+fn member_row(m: &Member) -> Vec<String> {
+    let status = if m.name.is_empty() { "unstarted" } else { "started" };
+    vec![
+        format!("{:x}", m.id),
+        status.to_string(),
+        m.name.clone(),
+        m.peer_ur_ls.join(","),
+        m.client_ur_ls.join(","),
+        m.is_learner.to_string(),
+    ]
+}
+
+/// `member list`.
+pub async fn member_list(ctx: &Ctx) -> Result<(), CtlError> {
+    let client = ctx.client().await?;
+    let r: MemberListResponse = client
+        .call(client.cluster().member_list(MemberListRequest::default()))
+        .await?;
+    match ctx.out.format {
+        Format::Simple => r
+            .members
+            .iter()
+            .for_each(|m| println!("{}", member_row(m).join(", "))),
+        Format::Table => {
+            let headers = ["ID", "STATUS", "NAME", "PEER ADDRS", "CLIENT ADDRS", "IS LEARNER"];
+            print!(
+                "{}",
+                table(&headers, &r.members.iter().map(member_row).collect::<Vec<_>>())
+            );
+        }
+        Format::Fields => {
+            fields_hdr(r.header.as_ref());
+            for m in &r.members {
+                println!("\"ID\" : {}", m.id);
+                println!("\"Name\" : {}", quote(m.name.as_bytes()));
+                m.peer_ur_ls
+                    .iter()
+                    .for_each(|u| println!("\"PeerURL\" : {}", quote(u.as_bytes())));
+                m.client_ur_ls
+                    .iter()
+                    .for_each(|u| println!("\"ClientURL\" : {}", quote(u.as_bytes())));
+                println!("\"IsLearner\" : {}", m.is_learner);
+                println!();
+            }
+        }
+        _ => {
+            ctx.out.pb(&r);
+        }
+    }
+    Ok(())
+}
+
+/// The endpoints to act on: `--endpoints`, or with `--cluster` every member's client URLs.
+async fn target_endpoints(ctx: &Ctx, cluster: bool) -> Result<Vec<String>, CtlError> {
+    if !cluster {
+        return Ok(ctx.settings.endpoints.clone());
+    }
+    let mut settings = ctx.settings.clone();
+    settings.user = None;
+    let client = Client::connect(&settings).await?;
+    let r = client
+        .call(client.cluster().member_list(MemberListRequest::default()))
+        .await
+        .map_err(|e| {
+            CtlError::Other(format!(
+                "failed to fetch endpoints from etcd cluster member list: {e}"
+            ))
+        })?;
+    Ok(r.members.into_iter().flat_map(|m| m.client_ur_ls).collect())
+}
+
+/// One endpoint's health check result (etcdctl's `epHealth`).
+struct Health {
+    ep: String,
+    health: bool,
+    took: String,
+    error: String,
+}
+
+async fn check_health(ctx: &Ctx, ep: String) -> Health {
+    let start = Instant::now();
+    let result = async {
+        let client = Client::connect_to(&ctx.settings, std::slice::from_ref(&ep), false).await?;
+        let get = RangeRequest {
+            key: b"health".to_vec(),
+            ..Default::default()
+        };
+        match client.call(client.kv().range(get)).await {
+            Err(CtlError::Rpc(s)) if s.message() == "etcdserver: permission denied" => {}
+            r => {
+                r?;
+            }
+        }
+        let alarms = client
+            .call(client.maintenance().alarm(AlarmRequest::default()))
+            .await
+            .map_err(|_| CtlError::Other("Unable to fetch the alarm list".into()))?;
+        if alarms.alarms.is_empty() {
+            return Ok(());
+        }
+        let names: String = alarms
+            .alarms
+            .iter()
+            .map(|a| match AlarmType::try_from(a.alarm) {
+                Ok(AlarmType::Nospace) => "NOSPACE ",
+                Ok(AlarmType::Corrupt) => "CORRUPT ",
+                _ => "UNKNOWN ",
+            })
+            .collect();
+        Err(CtlError::Other(format!("Active Alarm(s): {names}")))
+    }
+    .await;
+    let took = gofmt::duration(start.elapsed());
+    match result {
+        Ok(()) => Health {
+            ep,
+            health: true,
+            took,
+            error: String::new(),
+        },
+        Err(e) => Health {
+            ep,
+            health: false,
+            took,
+            error: e.to_string(),
+        },
+    }
+}
+
+/// `endpoint health [--cluster]`.
+pub async fn endpoint_health(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
+    let eps = target_endpoints(ctx, cluster).await?;
+    let results = futures::future::join_all(eps.into_iter().map(|ep| check_health(ctx, ep))).await;
+    match ctx.out.format {
+        Format::Simple => {
+            for h in &results {
+                if h.health {
+                    println!(
+                        "{} is healthy: successfully committed proposal: took = {}",
+                        h.ep, h.took
+                    );
+                } else {
+                    eprintln!("{} is unhealthy: failed to commit proposal: {}", h.ep, h.error);
+                }
+            }
+        }
+        Format::Json => {
+            let items: Vec<String> = results
+                .iter()
+                .map(|h| {
+                    let err = if h.error.is_empty() {
+                        String::new()
+                    } else {
+                        format!(",\"error\":{}", json_string(&h.error))
+                    };
+                    format!(
+                        "{{\"endpoint\":{},\"health\":{},\"took\":{}{err}}}",
+                        json_string(&h.ep),
+                        h.health,
+                        json_string(&h.took)
+                    )
+                })
+                .collect();
+            println!("[{}]", items.join(","));
+        }
+        Format::Fields => {
+            for h in &results {
+                println!("\"Endpoint\" : {}", quote(h.ep.as_bytes()));
+                println!("\"Health\" : {}", h.health);
+                println!("\"Took\" : {}", h.took);
+                println!("\"Error\" : {}", h.error);
+                println!();
+            }
+        }
+        Format::Table => {
+            let rows: Vec<Vec<String>> = results
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.ep.clone(),
+                        h.health.to_string(),
+                        h.took.clone(),
+                        h.error.clone(),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["ENDPOINT", "HEALTH", "TOOK", "ERROR"], &rows));
+        }
+        Format::Protobuf => return Err(ctx.out.unsupported()),
+    }
+    if results.iter().any(|h| !h.health) {
+        return Err(CtlError::Other("unhealthy cluster".into()));
+    }
+    Ok(())
+}
+
+/// Runs `f` against each endpoint separately; failures are reported on stderr as
+/// `Failed to <what> of endpoint EP (ERR)` and make the command exit 1 after printing.
+async fn per_endpoint<T, F, Fut>(ctx: &Ctx, eps: &[String], what: &str, f: F) -> (Vec<(String, T)>, bool)
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, CtlError>>,
+{
+    let mut ok = Vec::new();
+    let mut failed = false;
+    for ep in eps {
+        let r = match Client::connect_to(&ctx.settings, std::slice::from_ref(ep), true).await {
+            Ok(c) => f(c).await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(v) => ok.push((ep.clone(), v)),
+            Err(e) => {
+                failed = true;
+                eprintln!("Failed to {what} of endpoint {ep} ({e})");
+            }
+        }
+    }
+    (ok, failed)
+}
+
+fn status_row(ep: &str, s: &StatusResponse) -> Vec<String> {
+    let h = s.header.unwrap_or_default();
+    vec![
+        ep.to_string(),
+        format!("{:x}", h.member_id),
+        s.version.clone(),
+        gofmt::humanize_bytes(s.db_size as u64),
+        (s.leader == h.member_id).to_string(),
+        s.is_learner.to_string(),
+        s.raft_term.to_string(),
+        s.raft_index.to_string(),
+        s.raft_applied_index.to_string(),
+        s.errors.join(", "),
+    ]
+}
+
+/// `endpoint status [--cluster]`.
+pub async fn endpoint_status(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
+    if ctx.out.format == Format::Protobuf {
+        return Err(ctx.out.unsupported());
+    }
+    let eps = target_endpoints(ctx, cluster).await?;
+    let (list, failed) = per_endpoint(ctx, &eps, "get the status", |c| async move {
+        c.call(c.maintenance().status(StatusRequest {})).await
+    })
+    .await;
+    match ctx.out.format {
+        Format::Simple => list
+            .iter()
+            .for_each(|(ep, s)| println!("{}", status_row(ep, s).join(", "))),
+        Format::Table => {
+            let headers = [
+                "ENDPOINT",
+                "ID",
+                "VERSION",
+                "DB SIZE",
+                "IS LEADER",
+                "IS LEARNER",
+                "RAFT TERM",
+                "RAFT INDEX",
+                "RAFT APPLIED INDEX",
+                "ERRORS",
+            ];
+            let rows: Vec<Vec<String>> = list.iter().map(|(ep, s)| status_row(ep, s)).collect();
+            print!("{}", table(&headers, &rows));
+        }
+        Format::Fields => {
+            for (ep, s) in &list {
+                fields_hdr(s.header.as_ref());
+                println!("\"Version\" : {}", quote(s.version.as_bytes()));
+                println!("\"DBSize\" : {}", s.db_size);
+                println!("\"Leader\" : {}", s.leader);
+                println!("\"IsLearner\" : {}", s.is_learner);
+                println!("\"RaftIndex\" : {}", s.raft_index);
+                println!("\"RaftTerm\" : {}", s.raft_term);
+                println!("\"RaftAppliedIndex\" : {}", s.raft_applied_index);
+                println!("\"Errors\" : [{}]", s.errors.join(" "));
+                println!("\"Endpoint\" : {}", quote(ep.as_bytes()));
+                println!();
+            }
+        }
+        _ => {
+            let items: Vec<String> = list
+                .iter()
+                .map(|(ep, s)| format!("{{\"Endpoint\":{},\"Status\":{}}}", json_string(ep), json_of(s)))
+                .collect();
+            println!("[{}]", items.join(","));
+        }
+    }
+    if failed {
+        std::process::exit(crate::error::exit::ERROR);
+    }
+    Ok(())
+}
+
+/// `endpoint hashkv [--cluster] [--rev]`.
+pub async fn endpoint_hashkv(ctx: &Ctx, cluster: bool, rev: i64) -> Result<(), CtlError> {
+    if ctx.out.format == Format::Protobuf {
+        return Err(ctx.out.unsupported());
+    }
+    let eps = target_endpoints(ctx, cluster).await?;
+    let (list, failed) = per_endpoint(ctx, &eps, "get the hash", |c| async move {
+        c.call(c.maintenance().hash_kv(HashKvRequest { revision: rev }))
+            .await
+    })
+    .await;
+    let list: Vec<(String, HashKvResponse)> = list;
+    match ctx.out.format {
+        Format::Simple => list.iter().for_each(|(ep, h)| println!("{ep}, {}", h.hash)),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|(ep, h)| vec![ep.clone(), h.hash.to_string()])
+                .collect();
+            print!("{}", table(&["ENDPOINT", "HASH"], &rows));
+        }
+        Format::Fields => {
+            for (ep, h) in &list {
+                fields_hdr(h.header.as_ref());
+                println!("\"Endpoint\" : {}", quote(ep.as_bytes()));
+                println!("\"Hash\" : {}", h.hash);
+                println!();
+            }
+        }
+        _ => {
+            let items: Vec<String> = list
+                .iter()
+                .map(|(ep, h)| format!("{{\"Endpoint\":{},\"HashKV\":{}}}", json_string(ep), json_of(h)))
+                .collect();
+            println!("[{}]", items.join(","));
+        }
+    }
+    if failed {
+        std::process::exit(crate::error::exit::ERROR);
+    }
+    Ok(())
+}
+
+/// `alarm list` and `alarm disarm` (which disarms every listed alarm, as clientv3 does).
+pub async fn alarm(ctx: &Ctx, disarm: bool) -> Result<(), CtlError> {
+    let client = ctx.client().await?;
+    let get = AlarmRequest {
+        action: AlarmAction::Get as i32,
+        ..Default::default()
+    };
+    let mut r: AlarmResponse = client.call(client.maintenance().alarm(get)).await?;
+    if disarm {
+        let mut out = AlarmResponse::default();
+        for a in r.alarms {
+            let req = AlarmRequest {
+                action: AlarmAction::Deactivate as i32,
+                member_id: a.member_id,
+                alarm: a.alarm,
+            };
+            out.alarms
+                .extend(client.call(client.maintenance().alarm(req)).await?.alarms);
+        }
+        r = out;
+    }
+    let name = |t: i32| AlarmType::try_from(t).map_or("UNKNOWN".to_string(), |a| a.as_str_name().to_string());
+    ctx.out.show(&r, || {
+        if ctx.out.format == Format::Fields {
+            fields_hdr(r.header.as_ref());
+            for a in &r.alarms {
+                println!("\"MemberID\" : {}", a.member_id);
+                println!("\"AlarmType\" : {}", name(a.alarm));
+            }
+            return;
+        }
+        r.alarms
+            .iter()
+            .for_each(|a| println!("memberID:{} alarm:{}", a.member_id, name(a.alarm)));
+    })
+}
+
+/// `defrag [--cluster]`.
+pub async fn defrag(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
+    let eps = target_endpoints(ctx, cluster).await?;
+    let mut failed = false;
+    for ep in &eps {
+        let r = match Client::connect_to(&ctx.settings, std::slice::from_ref(ep), true).await {
+            Ok(c) => c
+                .call(c.maintenance().defragment(DefragmentRequest {}))
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(()) => println!("Finished defragmenting etcd member[{ep}]"),
+            Err(e) => {
+                failed = true;
+                eprintln!("Failed to defragment etcd member[{ep}] ({e})");
+            }
+        }
+    }
+    if failed {
+        std::process::exit(crate::error::exit::ERROR);
+    }
+    Ok(())
+}
+
+/// A zap info line as etcd's snapshot code logs it.
+fn zap_info(iso: bool, caller: &str, msg: &str, extra: &str) {
+    let ts = if iso {
+        json_string(&gofmt::zap_iso_now())
+    } else {
+        gofmt::zap_epoch_now()
+    };
+    eprintln!("{{\"level\":\"info\",\"ts\":{ts},\"caller\":\"{caller}\",\"msg\":\"{msg}\"{extra}}}");
+}
+
+/// `snapshot save FILE`: streams the backend from the one endpoint into FILE.part,
+/// fsyncs it and renames it to FILE.
+pub async fn snapshot_save(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
+    use std::io::Write;
+    let [path] = args else {
+        return Err(CtlError::BadArgs("snapshot save expects one argument".into()));
+    };
+    let eps = &ctx.settings.endpoints;
+    if eps.len() != 1 {
+        return Err(CtlError::BadArgs(format!(
+            "snapshot must be requested to one selected node, not multiple [{}]",
+            eps.join(" ")
+        )));
+    }
+    let ep = &eps[0];
+    let io = |e: std::io::Error| CtlError::Interrupted(e.to_string());
+    let part = format!("{path}.part");
+    let mut file = std::fs::File::create(&part).map_err(io)?;
+    zap_info(
+        false,
+        "snapshot/v3_snapshot.go:119",
+        "created temporary db file",
+        &format!(",\"path\":{}", json_string(&part)),
+    );
+    let start = Instant::now();
+    let client = ctx.client().await?;
+    let mut stream = client
+        .maintenance()
+        .snapshot(SnapshotRequest {})
+        .await
+        .map_err(|s| CtlError::Interrupted(status_message(&s)))?
+        .into_inner();
+    zap_info(
+        true,
+        "clientv3/maintenance.go:200",
+        "opened snapshot stream; downloading",
+        "",
+    );
+    zap_info(
+        false,
+        "snapshot/v3_snapshot.go:127",
+        "fetching snapshot",
+        &format!(",\"endpoint\":{}", json_string(ep)),
+    );
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|s| CtlError::Interrupted(status_message(&s)))?;
+        size += chunk.blob.len() as u64;
+        file.write_all(&chunk.blob).map_err(io)?;
+    }
+    zap_info(
+        true,
+        "clientv3/maintenance.go:208",
+        "completed snapshot read; closing",
+        "",
+    );
+    file.sync_all().map_err(io)?;
+    drop(file);
+    zap_info(
+        false,
+        "snapshot/v3_snapshot.go:142",
+        "fetched snapshot",
+        &format!(
+            ",\"endpoint\":{},\"size\":\"{}\",\"took\":{}",
+            json_string(ep),
+            gofmt::humanize_bytes(size),
+            start.elapsed().as_secs_f64()
+        ),
+    );
+    std::fs::rename(&part, path).map_err(io)?;
+    zap_info(
+        false,
+        "snapshot/v3_snapshot.go:152",
+        "saved",
+        &format!(",\"path\":{}", json_string(path)),
+    );
+    println!("Snapshot saved at {path}");
+    Ok(())
+}
+
+/// `move-leader TARGET_ID`: finds the leader among the endpoints and asks it to transfer.
+pub async fn move_leader(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
+    let [target] = args else {
+        return Err(CtlError::BadArgs("move-leader command needs 1 argument".into()));
+    };
+    let target_id = parse_u64(target, 16).map_err(CtlError::BadArgs)?;
+    let mut leader = None;
+    for ep in &ctx.settings.endpoints {
+        let c = Client::connect_to(&ctx.settings, std::slice::from_ref(ep), false).await?;
+        let s = c.call(c.maintenance().status(StatusRequest {})).await?;
+        if s.header.as_ref().is_some_and(|h| h.member_id == s.leader) {
+            leader = Some((c, s.leader));
+            break;
+        }
+    }
+    let Some((c, leader_id)) = leader else {
+        return Err(CtlError::BadArgs(format!(
+            "no leader endpoint given at [{}]",
+            ctx.settings.endpoints.join(" ")
+        )));
+    };
+    let r = c
+        .call(c.maintenance().move_leader(MoveLeaderRequest { target_id }))
+        .await?;
+    show_member_change(
+        ctx,
+        &r,
+        format!("Leadership transferred from {leader_id:x} to {target_id:x}"),
+    )
+}

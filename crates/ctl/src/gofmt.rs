@@ -1,0 +1,336 @@
+//! Go's formatting rules, reproduced where etcdctl's output depends on them: `%q` quoting,
+//! `time.Duration` strings and parsing, `encoding/json` strings, go-humanize byte sizes,
+//! `--hex` byte strings and the timestamps of zap/capnslog log lines.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Go's `strconv.Quote(string(b))` (the `%q` verb): invalid UTF-8 bytes become `\xNN`.
+pub fn quote(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() + 2);
+    out.push('"');
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{7}' => out.push_str("\\a"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{b}' => out.push_str("\\v"),
+                c if is_print(c) => out.push(c),
+                c if (c as u32) < 0x80 => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c if (c as u32) < 0x10000 => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => {
+                    let _ = write!(out, "\\U{:08x}", c as u32);
+                }
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// An approximation of Go's `unicode.IsPrint`: graphic characters and the ASCII space.
+fn is_print(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    !(c.is_control()
+        || c.is_whitespace()
+        || matches!(c as u32, 0xad | 0x200b..=0x200f | 0x2028..=0x202e | 0xfeff))
+}
+
+/// Parses Go's `%q` syntax at the start of `s` (a double-quoted string with Go escapes or a
+/// back-quoted raw string); returns the bytes and the rest of the input.
+pub fn unquote_prefix(s: &str) -> Option<(Vec<u8>, &str)> {
+    let mut chars = s.char_indices();
+    match chars.next()? {
+        (_, '`') => {
+            let end = s[1..].find('`')? + 1;
+            Some((s.as_bytes()[1..end].to_vec(), &s[end + 1..]))
+        }
+        (_, '"') => {
+            let mut out = Vec::new();
+            let bytes = s.as_bytes();
+            let mut i = 1;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'"' => return Some((out, &s[i + 1..])),
+                    b'\n' => return None,
+                    b'\\' => {
+                        let esc = *bytes.get(i + 1)?;
+                        i += 2;
+                        let simple = match esc {
+                            b'a' => Some(7),
+                            b'b' => Some(8),
+                            b'f' => Some(12),
+                            b'n' => Some(b'\n'),
+                            b'r' => Some(b'\r'),
+                            b't' => Some(b'\t'),
+                            b'v' => Some(11),
+                            b'\\' => Some(b'\\'),
+                            b'"' => Some(b'"'),
+                            b'\'' => Some(b'\''),
+                            _ => None,
+                        };
+                        if let Some(b) = simple {
+                            out.push(b);
+                            continue;
+                        }
+                        let (len, radix) = match esc {
+                            b'x' => (2, 16),
+                            b'u' => (4, 16),
+                            b'U' => (8, 16),
+                            b'0'..=b'7' => {
+                                i -= 1;
+                                (3, 8)
+                            }
+                            _ => return None,
+                        };
+                        let digits = s.get(i..i + len)?;
+                        let v = u32::from_str_radix(digits, radix).ok()?;
+                        i += len;
+                        if esc == b'x' || radix == 8 {
+                            out.push(u8::try_from(v).ok()?);
+                        } else {
+                            let c = char::from_u32(v)?;
+                            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                        }
+                    }
+                    b => {
+                        out.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Go's `time.Duration.String()`, e.g. `1.483703ms`, `5s`, `1m30s`.
+pub fn duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".to_string();
+    }
+    if nanos < 1_000_000_000 {
+        let (unit, div) = if nanos < 1_000 {
+            ("ns", 1)
+        } else if nanos < 1_000_000 {
+            ("µs", 1_000)
+        } else {
+            ("ms", 1_000_000)
+        };
+        return format!("{}{unit}", frac(nanos, div));
+    }
+    let secs = nanos / 1_000_000_000;
+    let sub = nanos % 1_000_000_000;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    let sec = frac(u128::from(s as u64) * 1_000_000_000 + sub, 1_000_000_000);
+    match (h, m) {
+        (0, 0) => format!("{sec}s"),
+        (0, m) => format!("{m}m{sec}s"),
+        (h, m) => format!("{h}h{m}m{sec}s"),
+    }
+}
+
+/// `n / div` with the fraction's trailing zeros removed.
+fn frac(n: u128, div: u128) -> String {
+    let whole = n / div;
+    let rest = n % div;
+    if rest == 0 {
+        return whole.to_string();
+    }
+    let width = div.to_string().len() - 1;
+    let digits = format!("{rest:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// Go's `time.ParseDuration` (e.g. `2s`, `100ms`, `1m30s`, `1.5h`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += num * unit;
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// go-humanize's `Bytes` (SI units): `25 kB`, `1.2 MB`, `7 B`.
+pub fn humanize_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    if n < 10 {
+        return format!("{n} B");
+    }
+    let f = n as f64;
+    let e = (f.ln() / 1000f64.ln()).floor();
+    let val = (f / 1000f64.powf(e) * 10.0 + 0.5).floor() / 10.0;
+    let unit = UNITS[e as usize];
+    if val < 10.0 {
+        format!("{val:.1} {unit}")
+    } else {
+        format!("{val:.0} {unit}")
+    }
+}
+
+/// A JSON string as Go's `encoding/json` writes it (HTML characters escaped).
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// etcdctl's `--hex` rendering of a byte string: `\x66\x6f\x6f`.
+pub fn hex_bytes(b: &[u8]) -> String {
+    b.iter().fold(String::with_capacity(b.len() * 4), |mut s, byte| {
+        let _ = write!(s, "\\x{byte:02x}");
+        s
+    })
+}
+
+/// Civil UTC date-time of a Unix time: (year, month, day, hour, minute, second).
+fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rem / 3600, (rem / 60) % 60, rem % 60)
+}
+
+fn now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// zap's ISO-8601 timestamp: `2026-11-21T03:33:11.460Z`.
+pub fn zap_iso_now() -> String {
+    let t = now();
+    let (y, mo, d, h, mi, s) = civil(t.as_secs());
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+        t.subsec_millis()
+    )
+}
+
+/// zap's epoch timestamp: seconds as a float.
+pub fn zap_epoch_now() -> String {
+    format!("{}", now().as_secs_f64())
+}
+
+/// capnslog's timestamp: `2026-11-21 03:33:26.817290`.
+pub fn capnslog_now() -> String {
+    let t = now();
+    let (y, mo, d, h, mi, s) = civil(t.as_secs());
+    format!(
+        "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:06}",
+        t.subsec_micros()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_like_go() {
+        assert_eq!(quote(b"a\"b\nc"), r#""a\"b\nc""#);
+        assert_eq!(quote(b"\x00\xff"), r#""\x00\xff""#);
+        assert_eq!(quote("é".as_bytes()), "\"é\"");
+    }
+
+    #[test]
+    fn unquotes_go_strings() {
+        assert_eq!(
+            unquote_prefix(r#""a\x41\n" rest"#),
+            Some((b"aA\n".to_vec(), " rest"))
+        );
+        assert_eq!(unquote_prefix("`raw` x"), Some((b"raw".to_vec(), " x")));
+        assert_eq!(unquote_prefix("noquote"), None);
+    }
+
+    #[test]
+    fn durations_like_go() {
+        assert_eq!(duration(Duration::from_nanos(1_483_703)), "1.483703ms");
+        assert_eq!(duration(Duration::from_secs(5)), "5s");
+        assert_eq!(duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(duration(Duration::from_nanos(1500)), "1.5µs");
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("100ms"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_duration("x"), None);
+    }
+
+    #[test]
+    fn humanizes_like_go() {
+        assert_eq!(humanize_bytes(24_576), "25 kB");
+        assert_eq!(humanize_bytes(7), "7 B");
+        assert_eq!(humanize_bytes(1_234_567), "1.2 MB");
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(civil(1_795_232_078), (2026, 11, 21, 3, 34, 38));
+    }
+}
