@@ -159,7 +159,12 @@ impl Scenario {
 
         let mut mismatches = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
-            let a = normalize(step, &reference.outputs[i], reference.client_port, &reference.leases);
+            let a = normalize(
+                step,
+                &reference.outputs[i],
+                reference.client_port,
+                &reference.leases,
+            );
             let b = normalize(step, &subject.outputs[i], subject.client_port, &subject.leases);
             if a != b {
                 mismatches.push((i, a, b));
@@ -272,7 +277,10 @@ fn granted_lease(stdout: &str) -> Option<i64> {
     if let Some((_, rest)) = stdout.split_once("\"ID\":")
         && stdout.contains("\"TTL\":")
     {
-        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '-').collect();
+        let digits: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '-')
+            .collect();
         return digits.parse().ok();
     }
     let rest = stdout.strip_prefix("lease ")?;
@@ -1363,7 +1371,12 @@ scenario!(lease_in_txn, |s| {
     s.run(&["lease", "grant", "100"])
         .txn(&[], &["create(\"t\") = \"0\""], &["put t v --lease={L1}"], &[])
         .txn(&[], &[], &["put u v --lease=1234"], &[])
-        .txn(&["-w", "json"], &["create(\"t\") > \"0\""], &["get t"], &["put t w"])
+        .txn(
+            &["-w", "json"],
+            &["create(\"t\") > \"0\""],
+            &["get t"],
+            &["put t w"],
+        )
         .run(&["lease", "revoke", "{L1}"])
         .run(&["get", "t", "-w", "json"])
 });
@@ -1375,7 +1388,10 @@ fn normalizer_unit_tests() {
         Some(0x694d_7d1a_1e3b_5a0b)
     );
     assert_eq!(granted_lease("lease 694d7d1a1e3b5a0b revoked\n"), None);
-    assert_eq!(granted_lease("{\"revision\":1,\"ID\":7,\"TTL\":5,\"Error\":\"\"}"), Some(7));
+    assert_eq!(
+        granted_lease("{\"revision\":1,\"ID\":7,\"TTL\":5,\"Error\":\"\"}"),
+        Some(7)
+    );
     assert_eq!(
         normalize_leases(
             "lease 00000000000000ff granted with TTL(10s), remaining(9s)\n{\"id\":255,\"ttl\":9,\"x\":-1}",

@@ -109,6 +109,13 @@ pub fn range_kvs(resp: &TxnResponse, i: usize) -> &[mvccpb::KeyValue] {
     }
 }
 
+/// etcd runs these recipes through its Go client, which turns a gRPC status into a plain
+/// Go error; handed back by the v3lock/v3election servers, it reaches the caller with code
+/// Unknown and the original message. Same here.
+pub fn as_client_error(st: Status) -> Status {
+    Status::new(tonic::Code::Unknown, st.message())
+}
+
 impl Recipes {
     /// etcd's `NewSession(WithLease(lease))` for a server-side recipe: lease 0 grants a
     /// new lease with the default session TTL (which nobody keeps alive).

@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use super::concurrency::{
-    DeleteOnDrop, Recipes, create_revision_is, first_create, lease_key, op_get, prefix_end, range_kvs,
+    DeleteOnDrop, Recipes, as_client_error, create_revision_is, first_create, lease_key, op_get, prefix_end,
+    range_kvs,
 };
 
 pub struct ElectionService {
@@ -171,7 +172,78 @@ impl Election for ElectionService {
         &self,
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
+        self.campaign_inner(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(as_client_error)
+    }
+
+    async fn proclaim(
+        &self,
+        request: Request<ProclaimRequest>,
+    ) -> Result<Response<ProclaimResponse>, Status> {
         let req = request.into_inner();
+        let leader = req.leader.ok_or(EtcdError::ElectionMissingLeaderKey)?;
+        let header = ElectionService::proclaim(self, &leader, req.value)
+            .await
+            .map_err(as_client_error)?;
+        Ok(Response::new(ProclaimResponse { header }))
+    }
+
+    async fn leader(&self, request: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
+        let prefix = prefix_of(&request.into_inner().name);
+        let resp = self
+            .r
+            .s
+            .range(first_create(&prefix))
+            .await
+            .map_err(as_client_error)?;
+        let kv = resp.kvs.into_iter().next().ok_or(EtcdError::ElectionNoLeader)?;
+        Ok(Response::new(LeaderResponse {
+            header: resp.header,
+            kv: Some(kv),
+        }))
+    }
+
+    type ObserveStream = Pin<Box<dyn Stream<Item = Result<LeaderResponse, Status>> + Send>>;
+
+    async fn observe(
+        &self,
+        request: Request<LeaderRequest>,
+    ) -> Result<Response<Self::ObserveStream>, Status> {
+        let prefix = prefix_of(&request.into_inner().name);
+        let (tx, rx) = mpsc::channel(16);
+        let r = self.r.clone();
+        tokio::spawn(async move {
+            let errors = tx.clone();
+            tokio::select! {
+                res = observe(r, prefix, tx) => {
+                    if let Err(e) = res {
+                        let _ = errors.send(Err(as_client_error(e))).await;
+                    }
+                }
+                _ = errors.closed() => {}
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn resign(&self, request: Request<ResignRequest>) -> Result<Response<ResignResponse>, Status> {
+        let leader = request
+            .into_inner()
+            .leader
+            .ok_or(EtcdError::ElectionMissingLeaderKey)?;
+        let header = ElectionService::resign(self, &leader)
+            .await
+            .map_err(as_client_error)?;
+        Ok(Response::new(ResignResponse { header }))
+    }
+}
+
+impl ElectionService {
+    async fn campaign_inner(&self, req: CampaignRequest) -> Result<CampaignResponse, Status> {
         let lease = self.r.session_lease(req.lease).await?;
         let prefix = prefix_of(&req.name);
         let key = lease_key(&prefix, lease);
@@ -208,63 +280,9 @@ impl Election for ElectionService {
         }
         self.r.wait_deletes(&prefix, leader.rev - 1).await?;
         guard.disarm();
-        Ok(Response::new(CampaignResponse {
+        Ok(CampaignResponse {
             header: resp.header,
             leader: Some(leader),
-        }))
-    }
-
-    async fn proclaim(
-        &self,
-        request: Request<ProclaimRequest>,
-    ) -> Result<Response<ProclaimResponse>, Status> {
-        let req = request.into_inner();
-        let leader = req.leader.ok_or(EtcdError::ElectionMissingLeaderKey)?;
-        let header = ElectionService::proclaim(self, &leader, req.value).await?;
-        Ok(Response::new(ProclaimResponse { header }))
-    }
-
-    async fn leader(&self, request: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
-        let prefix = prefix_of(&request.into_inner().name);
-        let resp = self.r.s.range(first_create(&prefix)).await?;
-        let kv = resp.kvs.into_iter().next().ok_or(EtcdError::ElectionNoLeader)?;
-        Ok(Response::new(LeaderResponse {
-            header: resp.header,
-            kv: Some(kv),
-        }))
-    }
-
-    type ObserveStream = Pin<Box<dyn Stream<Item = Result<LeaderResponse, Status>> + Send>>;
-
-    async fn observe(
-        &self,
-        request: Request<LeaderRequest>,
-    ) -> Result<Response<Self::ObserveStream>, Status> {
-        let prefix = prefix_of(&request.into_inner().name);
-        let (tx, rx) = mpsc::channel(16);
-        let r = self.r.clone();
-        tokio::spawn(async move {
-            let errors = tx.clone();
-            tokio::select! {
-                res = observe(r, prefix, tx) => {
-                    if let Err(e) = res {
-                        let _ = errors.send(Err(e)).await;
-                    }
-                }
-                _ = errors.closed() => {}
-            }
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
-    }
-
-    async fn resign(&self, request: Request<ResignRequest>) -> Result<Response<ResignResponse>, Status> {
-        let leader = request
-            .into_inner()
-            .leader
-            .ok_or(EtcdError::ElectionMissingLeaderKey)?;
-        let header = ElectionService::resign(self, &leader).await?;
-        Ok(Response::new(ResignResponse { header }))
+        })
     }
 }

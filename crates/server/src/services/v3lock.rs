@@ -7,7 +7,8 @@ use retcd_api::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockRespon
 use tonic::{Request, Response, Status};
 
 use super::concurrency::{
-    DeleteOnDrop, Recipes, create_revision_is, first_create, lease_key, op_get, op_range, range_kvs,
+    DeleteOnDrop, Recipes, as_client_error, create_revision_is, first_create, lease_key, op_get, op_range,
+    range_kvs,
 };
 
 pub struct LockService {
@@ -17,7 +18,24 @@ pub struct LockService {
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
-        let req = request.into_inner();
+        self.lock_inner(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(as_client_error)
+    }
+
+    async fn unlock(&self, request: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
+        let header = self
+            .r
+            .delete(&request.into_inner().key)
+            .await
+            .map_err(as_client_error)?;
+        Ok(Response::new(UnlockResponse { header }))
+    }
+}
+
+impl LockService {
+    async fn lock_inner(&self, req: LockRequest) -> Result<LockResponse, Status> {
         let lease = self.r.session_lease(req.lease).await?;
         let mut prefix = req.name;
         prefix.push(b'/');
@@ -47,10 +65,10 @@ impl Lock for LockService {
         }
         let owner = range_kvs(&resp, 1).first();
         if owner.is_none_or(|kv| kv.create_revision == my_rev) {
-            return Ok(Response::new(LockResponse {
+            return Ok(LockResponse {
                 header: resp.header,
                 key: my_key,
-            }));
+            });
         }
         // wait for every waiter ahead; give up our place if the client goes away
         let guard = DeleteOnDrop {
@@ -59,11 +77,6 @@ impl Lock for LockService {
         };
         let header = self.r.wait_deletes(&prefix, my_rev - 1).await?;
         guard.disarm();
-        Ok(Response::new(LockResponse { header, key: my_key }))
-    }
-
-    async fn unlock(&self, request: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
-        let header = self.r.delete(&request.into_inner().key).await?;
-        Ok(Response::new(UnlockResponse { header }))
+        Ok(LockResponse { header, key: my_key })
     }
 }

@@ -366,6 +366,8 @@ pub struct Server {
     ports: Arc<Ports>,
     dir: TempDir,
     child: Option<Child>,
+    /// Flags added after the common ones.
+    extra: Vec<String>,
 }
 
 impl Server {
@@ -376,6 +378,11 @@ impl Server {
 
     /// Starts a server on the given ports (e.g. the ports a previous server used).
     pub fn start_on(kind: ServerKind, ports: Arc<Ports>) -> Server {
+        Server::start_with(kind, ports, &[])
+    }
+
+    /// Starts a server on the given ports with `extra` flags after the common ones.
+    pub fn start_with(kind: ServerKind, ports: Arc<Ports>, extra: &[&str]) -> Server {
         let dir = tempfile::Builder::new()
             .prefix(&format!("retcd-e2e-{}-", kind.name()))
             .tempdir()
@@ -385,6 +392,7 @@ impl Server {
             ports,
             dir,
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.spawn_and_wait();
         server
@@ -438,7 +446,7 @@ impl Server {
     pub fn args(&self) -> Vec<String> {
         let client = self.ports.client_url();
         let peer = self.ports.peer_url();
-        vec![
+        let mut args: Vec<String> = vec![
             "--name".into(),
             "default".into(),
             "--data-dir".into(),
@@ -453,7 +461,9 @@ impl Server {
             peer.clone(),
             "--initial-cluster".into(),
             format!("default={peer}"),
-        ]
+        ];
+        args.extend(self.extra.iter().cloned());
+        args
     }
 
     fn spawn(&mut self) {
@@ -740,6 +750,16 @@ impl EtcdctlProcess {
                 return false;
             }
             thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL now (no clean-up by etcdctl: its session lease is left to expire).
+    pub fn kill9(&mut self) {
+        if self.exit_code().is_none() {
+            let _ = self.child.kill();
+            if let Ok(status) = self.child.wait() {
+                self.exit = Some(status.code().unwrap_or(-1));
+            }
         }
     }
 
