@@ -99,6 +99,8 @@ pub enum Command {
     WatchLatency(WatchLatencyArgs),
     /// Benchmark lease keep-alives.
     LeaseKeepalive(LeaseKeepaliveArgs),
+    /// Benchmark lease grants; the leases stay (their memory shows in the server's RSS).
+    LeaseGrant(LeaseGrantArgs),
     /// Start real etcd and retcd on fresh data dirs, run the same suite against each and
     /// print one comparison table.
     Compare(CompareArgs),
@@ -346,6 +348,16 @@ pub struct LeaseKeepaliveArgs {
     /// Total number of keep-alive requests.
     #[arg(long, default_value_t = 10000)]
     pub total: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LeaseGrantArgs {
+    /// Number of leases to grant.
+    #[arg(long, default_value_t = 10000)]
+    pub total: u64,
+    /// Their TTL in seconds (long enough to outlive the run).
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: i64,
 }
 
 #[derive(Args, Debug, Clone)]

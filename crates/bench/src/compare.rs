@@ -21,8 +21,8 @@ use tonic::transport::Endpoint;
 
 use crate::BenchError;
 use crate::args::{
-    CompareArgs, Consistency, GlobalArgs, LeaseKeepaliveArgs, LoadArgs, PutArgs, RangeArgs, ScanArgs,
-    TxnPutArgs, WatchArgs,
+    CompareArgs, Consistency, GlobalArgs, LeaseGrantArgs, LeaseKeepaliveArgs, LoadArgs, PutArgs, RangeArgs,
+    ScanArgs, TxnPutArgs, WatchArgs,
 };
 use crate::client::Conns;
 use crate::procfs;
@@ -36,6 +36,7 @@ pub enum Work {
     TxnPut(TxnPutArgs),
     Watch(WatchArgs),
     LeaseKeepalive(LeaseKeepaliveArgs),
+    LeaseGrant(LeaseGrantArgs),
     Load(LoadArgs),
     Scan(ScanArgs, ScanMode),
 }
@@ -190,6 +191,14 @@ pub fn suite(quick: bool) -> Vec<Row> {
         conns: 10,
         clients: 100,
         work: Work::LeaseKeepalive(LeaseKeepaliveArgs { total: n }),
+    });
+    let n = q(100_000, 10_000);
+    rows.push(Row {
+        id: "lease-grant",
+        label: format!("lease grant 10×100, {} live leases", human_count(n)),
+        conns: 10,
+        clients: 100,
+        work: Work::LeaseGrant(LeaseGrantArgs { total: n, ttl: 3600 }),
     });
     let keys = q(1_000_000, 100_000);
     let load = LoadArgs {
@@ -512,6 +521,7 @@ async fn run_row(g: &GlobalArgs, url: &str, row: &Row, deadline: Duration) -> Re
         Work::TxnPut(a) => workloads::txn_put(&ctx, a).await,
         Work::Watch(a) => workloads::watch(&ctx, a).await,
         Work::LeaseKeepalive(a) => workloads::lease_keepalive(&ctx, a).await,
+        Work::LeaseGrant(a) => workloads::lease_grant(&ctx, a).await,
         Work::Load(a) => workloads::load(&ctx, a).await,
         Work::Scan(a, mode) => workloads::scan_phase(&ctx, a, *mode).await,
     }

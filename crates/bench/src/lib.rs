@@ -15,7 +15,7 @@
 //! - [`driver`]: the closed-loop request driver (clients, total, rate, deadline, progress).
 //! - [`stats`]: exact latency statistics and etcd's report layout; JSON output.
 //! - [`workloads`]: put, range, txn-put, txn-mixed, load, scan, watch, watch-latency,
-//!   lease-keepalive.
+//!   lease-keepalive, lease-grant.
 //! - [`procfs`]: a server's CPU time and memory from `/proc`.
 //! - [`compare`]: the etcd-vs-retcd suite and its table.
 
@@ -96,6 +96,7 @@ pub async fn run_workload(
         Command::Watch(a) => workloads::watch(&ctx, a).await,
         Command::WatchLatency(a) => workloads::watch_latency(&ctx, a).await,
         Command::LeaseKeepalive(a) => workloads::lease_keepalive(&ctx, a).await,
+        Command::LeaseGrant(a) => workloads::lease_grant(&ctx, a).await,
         Command::Compare(_) => Err(BenchError::Setup("compare is not a workload".into())),
     }
 }

@@ -22,8 +22,8 @@ use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 
 use crate::BenchError;
 use crate::args::{
-    Consistency, LeaseKeepaliveArgs, LoadArgs, PutArgs, RangeArgs, ScanArgs, TxnMixedArgs, TxnPutArgs,
-    WatchArgs, WatchLatencyArgs,
+    Consistency, LeaseGrantArgs, LeaseKeepaliveArgs, LoadArgs, PutArgs, RangeArgs, ScanArgs, TxnMixedArgs,
+    TxnPutArgs, WatchArgs, WatchLatencyArgs,
 };
 use crate::client::Conns;
 use crate::driver::{Driven, RunOpts, drive};
@@ -857,6 +857,22 @@ pub async fn lease_keepalive(ctx: &Ctx, a: &LeaseKeepaliveArgs) -> Result<Report
     })
     .await;
     finish("lease-keepalive", d)
+}
+
+/// `lease-grant`: each request grants one lease (server-chosen id) that stays alive.
+pub async fn lease_grant(ctx: &Ctx, a: &LeaseGrantArgs) -> Result<Report, BenchError> {
+    let conns = ctx.conns.clone();
+    let ttl = a.ttl;
+    let d = drive(&ctx.opts(a.total, 0.0), 1, move |c, _i| {
+        let mut lease = conns.lease(c);
+        let req = conns.req(LeaseGrantRequest { ttl, id: 0 });
+        async move {
+            lease.lease_grant(req).await?;
+            Ok(0)
+        }
+    })
+    .await;
+    finish("lease-grant", d)
 }
 
 #[cfg(test)]
