@@ -3,23 +3,25 @@
 //! It owns the raft log (a CRC'd, fsync-batched WAL via `raft-log`), drives openraft, and
 //! hands committed entries, in order and in batches, to a [`Backend`] supplied by the server
 //! (the applier over the MVCC store). Proposers get the backend's reply once their entry is
-//! applied. It must not depend on gRPC, the MVCC store or the server: requests and replies
+//! applied. It must not depend on the MVCC store, the etcd API or the server: requests and replies
 //! are opaque here.
 //!
 //! # Layout
 //! - `types`: the openraft type configuration (`TypeConfig`, `MemberNode`, `RaftRequest`).
 //! - `log_store`: `RaftLogStorage` over the WAL; the durability contract.
 //! - `state_machine`: `RaftStateMachine` over a [`Backend`]; applied state kept with the data.
-//! - `network`: what openraft uses to reach peers (none yet for a single member).
+//! - `peer`: the peer transport (gRPC on the peer URLs): openraft's RPCs, proposal and
+//!   read-index forwarding to the leader, application calls.
 //! - `node`: [`RaftNode`], the server's handle: propose, read-index, status, shutdown.
 
 mod log_store;
-mod network;
 mod node;
+mod peer;
 mod state_machine;
 mod types;
 
 pub use log_store::LogStore;
-pub use node::{RaftNode, RaftNodeConfig, RaftNodeError, RaftStatus};
+pub use node::{Proposed, RaftNode, RaftNodeConfig, RaftNodeError, RaftStatus};
+pub use peer::AppHandler;
 pub use state_machine::{ApplyBatch, ApplyEntry, Backend};
 pub use types::{ApplyReply, MemberNode};

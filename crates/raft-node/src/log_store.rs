@@ -128,7 +128,7 @@ fn corrupt(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
-fn encode_payload(p: &EntryPayload<RaftRequest, u64, MemberNode>) -> Vec<u8> {
+pub(crate) fn encode_payload(p: &EntryPayload<RaftRequest, u64, MemberNode>) -> Vec<u8> {
     match p {
         EntryPayload::Blank => vec![0],
         EntryPayload::Normal(r) => {
@@ -145,7 +145,7 @@ fn encode_payload(p: &EntryPayload<RaftRequest, u64, MemberNode>) -> Vec<u8> {
     }
 }
 
-fn decode_payload(b: &[u8]) -> io::Result<EntryPayload<RaftRequest, u64, MemberNode>> {
+pub(crate) fn decode_payload(b: &[u8]) -> io::Result<EntryPayload<RaftRequest, u64, MemberNode>> {
     match b.split_first() {
         Some((0, _)) => Ok(EntryPayload::Blank),
         Some((1, rest)) => Ok(EntryPayload::Normal(RaftRequest(rest.to_vec()))),

@@ -11,7 +11,7 @@ use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
 
 use crate::log_store::LogStore;
-use crate::network::NoPeers;
+use crate::peer::{AppHandler, PeerClients, PeerNetwork, PeerService, pb};
 use crate::state_machine::{Backend, StateMachineStore};
 use crate::types::{ApplyReply, MemberNode, RaftRequest, TypeConfig};
 
@@ -60,12 +60,24 @@ pub struct RaftStatus {
     pub applied_index: u64,
 }
 
-/// One member's raft: owns the openraft instance and the WAL.
+/// One member's raft: owns the openraft instance, the WAL and the peer transport.
 #[derive(Clone)]
 pub struct RaftNode {
     raft: Raft<TypeConfig, StateMachineStoreAny>,
     id: u64,
     log: LogStore,
+    clients: PeerClients,
+    app: Arc<Mutex<Option<AppHandler>>>,
+}
+
+/// How a proposal went.
+pub enum Proposed {
+    /// This member is the leader: the entry is committed and applied here; the backend's
+    /// reply.
+    Applied(ApplyReply),
+    /// A follower handed it to the leader, which committed it at this log index; the
+    /// follower applies it in turn.
+    Forwarded { index: u64 },
 }
 
 /// The state machine type behind the `Raft` handle (boxed backend keeps `RaftNode` non-generic).
@@ -106,7 +118,11 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| RaftNodeError::Stopped(format!("raft config: {e}")))?;
-        let raft = Raft::new(cfg.id, Arc::new(config), NoPeers, log.clone(), sm)
+        let clients = PeerClients::default();
+        let network = PeerNetwork {
+            clients: clients.clone(),
+        };
+        let raft = Raft::new(cfg.id, Arc::new(config), network, log.clone(), sm)
             .await
             .map_err(|e| RaftNodeError::Stopped(e.to_string()))?;
         let initialized = raft
@@ -122,7 +138,96 @@ impl RaftNode {
             raft,
             id: cfg.id,
             log,
+            clients,
+            app: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// The peer gRPC service to serve on this member's peer URLs.
+    pub fn peer_service(&self) -> pb::peer_server::PeerServer<PeerService> {
+        pb::peer_server::PeerServer::new(PeerService {
+            raft: self.raft.clone(),
+            app: self.app.clone(),
+        })
+        .max_decoding_message_size(usize::MAX)
+    }
+
+    /// Sets what this member answers to application calls from followers
+    /// ([`call_leader`](Self::call_leader)).
+    pub fn set_app_handler(&self, h: AppHandler) {
+        *self.app.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(h);
+    }
+
+    /// A peer client to the current leader (an error if there is none or it is this member).
+    fn leader_client(
+        &self,
+        leader: u64,
+    ) -> Result<pb::peer_client::PeerClient<tonic::transport::Channel>, RaftNodeError> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let url = m
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .and_then(|n| n.peer_urls.first().cloned())
+            .ok_or(RaftNodeError::NoLeader)?;
+        self.clients
+            .client(leader, &url)
+            .map_err(|_| RaftNodeError::NoLeader)
+    }
+
+    /// Every member: (id, metadata, is_learner), by id.
+    pub fn members(&self) -> Vec<(u64, MemberNode, bool)> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let mut out: Vec<(u64, MemberNode, bool)> = membership
+            .nodes()
+            .map(|(id, n)| (*id, n.clone(), !voters.contains(id)))
+            .collect();
+        out.sort_by_key(|(id, _, _)| *id);
+        out
+    }
+
+    /// Records this member's metadata (name, client URLs) in the replicated membership,
+    /// as etcd's members publish their attributes after start. Done by the leader; a
+    /// follower asks it.
+    pub async fn publish(&self, node: MemberNode) -> Result<(), RaftNodeError> {
+        let current = self.members().into_iter().find(|(id, _, _)| *id == self.id);
+        if current.is_some_and(|(_, n, _)| n == node) {
+            return Ok(());
+        }
+        let leader = self.status().leader.ok_or(RaftNodeError::NoLeader)?;
+        if leader == self.id {
+            return set_node(&self.raft, self.id, node).await;
+        }
+        let data =
+            serde_json::to_vec(&(self.id, node)).map_err(|e| RaftNodeError::Io(io::Error::other(e)))?;
+        let mut c = self.leader_client(leader)?;
+        c.app(pb::AppRequest {
+            method: crate::peer::PUBLISH_METHOD.to_string(),
+            data,
+        })
+        .await
+        .map_err(|_| RaftNodeError::LeaderChanged)?;
+        Ok(())
+    }
+
+    /// Calls the leader's application handler (e.g. a lease keep-alive on a follower).
+    pub async fn call_leader(&self, method: &str, data: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+        let leader = self
+            .status()
+            .leader
+            .ok_or_else(|| tonic::Status::unavailable("no leader"))?;
+        let mut c = self
+            .leader_client(leader)
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let resp = c
+            .app(pb::AppRequest {
+                method: method.to_string(),
+                data,
+            })
+            .await?;
+        Ok(resp.into_inner().data)
     }
 
     /// Waits until this member sees a leader and has applied everything committed before it
@@ -140,13 +245,25 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Proposes `data` and waits until it is committed (fsynced on a quorum) and applied;
-    /// returns what the backend answered for it.
-    pub async fn propose(&self, data: Vec<u8>) -> Result<ApplyReply, RaftNodeError> {
-        match self.raft.client_write(RaftRequest(data)).await {
-            Ok(resp) => Ok(resp.data),
+    /// Proposes `data`. On the leader: waits until it is committed (fsynced on a quorum)
+    /// and applied, and returns what the backend answered. On a follower: hands it to the
+    /// leader and returns once the leader has committed it.
+    pub async fn propose(&self, data: Vec<u8>) -> Result<Proposed, RaftNodeError> {
+        match self.raft.client_write(RaftRequest(data.clone())).await {
+            Ok(resp) => Ok(Proposed::Applied(resp.data)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => match f.leader_id {
-                Some(l) => Err(RaftNodeError::NotLeader { leader: Some(l) }),
+                Some(l) => {
+                    let mut c = self.leader_client(l)?;
+                    match c.propose(pb::ProposeRequest { data }).await {
+                        Ok(r) => Ok(Proposed::Forwarded {
+                            index: r.into_inner().index,
+                        }),
+                        Err(st) if st.code() == tonic::Code::FailedPrecondition => {
+                            Err(RaftNodeError::LeaderChanged)
+                        }
+                        Err(_) => Err(RaftNodeError::NoLeader),
+                    }
+                }
                 None => Err(RaftNodeError::NoLeader),
             },
             Err(RaftError::APIError(_)) => Err(RaftNodeError::LeaderChanged),
@@ -160,7 +277,23 @@ impl RaftNode {
         match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => match f.leader_id {
-                Some(l) => Err(RaftNodeError::NotLeader { leader: Some(l) }),
+                Some(l) => {
+                    // follower read: the leader's read index, then wait to apply up to it
+                    let mut c = self.leader_client(l)?;
+                    let index = match c.read_index(pb::ReadIndexRequest {}).await {
+                        Ok(r) => r.into_inner().index,
+                        Err(st) if st.code() == tonic::Code::FailedPrecondition => {
+                            return Err(RaftNodeError::LeaderChanged);
+                        }
+                        Err(_) => return Err(RaftNodeError::NoLeader),
+                    };
+                    self.raft
+                        .wait(None)
+                        .applied_index_at_least(Some(index), "read index")
+                        .await
+                        .map_err(|e| RaftNodeError::Stopped(e.to_string()))?;
+                    Ok(())
+                }
                 None => Err(RaftNodeError::NoLeader),
             },
             Err(RaftError::APIError(_)) => Err(RaftNodeError::NoLeader),
@@ -218,6 +351,21 @@ impl RaftNode {
     /// Stops raft (the WAL's pending flushes complete first).
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Replaces member `id`'s metadata in the membership (a membership entry; leader only).
+pub(crate) async fn set_node(
+    raft: &Raft<TypeConfig, StateMachineStoreAny>,
+    id: u64,
+    node: MemberNode,
+) -> Result<(), RaftNodeError> {
+    let change = openraft::ChangeMembers::SetNodes(BTreeMap::from([(id, node)]));
+    match raft.change_membership(change, true).await {
+        Ok(_) => Ok(()),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(RaftNodeError::LeaderChanged),
+        Err(RaftError::APIError(e)) => Err(RaftNodeError::Io(io::Error::other(e.to_string()))),
+        Err(RaftError::Fatal(f)) => Err(RaftNodeError::Stopped(f.to_string())),
     }
 }
 
@@ -292,7 +440,9 @@ mod tests {
             tasks.push(tokio::spawn(async move { n.propose(vec![0; i]).await }));
         }
         for (i, t) in tasks.into_iter().enumerate() {
-            let reply = t.await.unwrap().unwrap();
+            let Proposed::Applied(reply) = t.await.unwrap().unwrap() else {
+                panic!("the only member forwarded a proposal")
+            };
             assert_eq!(*reply.0.downcast::<usize>().unwrap(), i);
         }
         node.read_index().await.unwrap();
@@ -310,7 +460,9 @@ mod tests {
         let st2 = node.status();
         assert!(st2.applied_index >= st.applied_index, "{st2:?} vs {st:?}");
         assert!(st2.term >= st.term);
-        let r = node.propose(b"after".to_vec()).await.unwrap();
+        let Proposed::Applied(r) = node.propose(b"after".to_vec()).await.unwrap() else {
+            panic!("the only member forwarded a proposal")
+        };
         assert_eq!(*r.0.downcast::<usize>().unwrap(), 5);
         node.shutdown().await;
     }

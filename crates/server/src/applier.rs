@@ -555,6 +555,8 @@ pub struct Applier {
     /// Receives every committed revision's changes (watchers).
     watchable: retcd_watch::WatchableStore,
     leases: Arc<LeaseHub>,
+    /// Proposers waiting for their entries' results on this member.
+    wait: Arc<crate::wait::Wait>,
 }
 
 impl Applier {
@@ -564,6 +566,7 @@ impl Applier {
         resume: Option<CompactionJob>,
         watchable: retcd_watch::WatchableStore,
         leases: Arc<LeaseHub>,
+        wait: Arc<crate::wait::Wait>,
     ) -> io::Result<Applier> {
         let compactor = Compactor::start(store.clone())?;
         if let Some(job) = resume {
@@ -580,6 +583,7 @@ impl Applier {
             last_durable: Instant::now(),
             watchable,
             leases,
+            wait,
         })
     }
 
@@ -735,9 +739,11 @@ impl Backend for Applier {
         let mut revoked = false;
         let (last_index, last_term) = batch.entries.last().map(|e| (e.index, e.term)).unwrap_or((0, 0));
         let mut b = self.store.begin_batch().map_err(fatal)?;
+        // (request id, result), handed out after the commit
+        let mut results = Vec::with_capacity(batch.entries.len());
         for e in batch.entries {
             match e.data {
-                None => replies.push(ApplyReply::none()),
+                None => results.push(None),
                 Some(data) => {
                     let req = InternalRaftRequest::decode(data.as_slice()).map_err(|err| {
                         io::Error::new(
@@ -745,8 +751,9 @@ impl Backend for Applier {
                             format!("raft entry {}: {err}", e.index),
                         )
                     })?;
+                    let id = req.header.as_ref().map(|h| h.id).unwrap_or(0);
                     let r = self.apply_request(&mut b, req, &mut jobs, &mut changed, &mut revoked)?;
-                    replies.push(ApplyReply::new(r));
+                    results.push(Some((id, r)));
                 }
             }
         }
@@ -764,6 +771,17 @@ impl Backend for Applier {
         }
         if revoked {
             self.leases.changed.notify_waiters();
+        }
+        // Committed: answer the proposers waiting on this member; anything else goes back
+        // through raft (unused by the server, which always registers).
+        for r in results {
+            replies.push(match r {
+                None => ApplyReply::none(),
+                Some((id, result)) => match self.wait.trigger(id, result) {
+                    None => ApplyReply::none(),
+                    Some(result) => ApplyReply::new(result),
+                },
+            });
         }
         // Physical deletion starts only once the compaction record is committed.
         for (job, done) in jobs {

@@ -497,12 +497,6 @@ impl Config {
                 }
             }
         }
-        if initial_cluster.len() > 1 {
-            return Err(ConfigError::Invalid(
-                "multi-member clusters are not supported yet: --initial-cluster must name only this member"
-                    .into(),
-            ));
-        }
         if f.initial_cluster_state != "new" && f.initial_cluster_state != "existing" {
             return Err(ConfigError::Invalid(format!(
                 "invalid value {:?} for --initial-cluster-state: valid values are \"new\" or \"existing\"",

@@ -8,14 +8,15 @@ use prost::Message;
 use retcd_api::EtcdError;
 use retcd_api::etcdserverpb::ResponseHeader;
 use retcd_mvcc::Store;
-use retcd_raft_node::{RaftNode, RaftNodeError};
+use retcd_raft_node::{Proposed, RaftNode, RaftNodeError};
 use tonic::Status;
 
-use crate::applier::{Applied, ApplyResult};
+use crate::applier::Applied;
 use crate::config::Config;
 use crate::ids::IdGenerator;
 use crate::lease::LeaseHub;
 use crate::raft_request::{InternalRaftRequest, RequestHeader};
+use crate::wait::Wait;
 
 /// The etcd version clients see in Status (clients gate features on it).
 pub const ETCD_COMPAT_VERSION: &str = "3.5.17";
@@ -33,6 +34,8 @@ pub struct EtcdServer {
     pub cluster_id: u64,
     /// Request and lease ids (etcd's `reqIDGen`).
     pub id_gen: IdGenerator,
+    /// Proposers waiting for their applied results.
+    pub wait: Arc<Wait>,
     pub leases: Arc<LeaseHub>,
 }
 
@@ -55,6 +58,7 @@ impl EtcdServer {
         member_id: u64,
         cluster_id: u64,
         leases: Arc<LeaseHub>,
+        wait: Arc<Wait>,
     ) -> Arc<EtcdServer> {
         Arc::new(EtcdServer {
             cfg,
@@ -64,6 +68,7 @@ impl EtcdServer {
             cluster_id,
             id_gen: IdGenerator::now(member_id),
             leases,
+            wait,
         })
     }
 
@@ -87,22 +92,34 @@ impl EtcdServer {
         *h = self.header(rev);
     }
 
-    /// Proposes a request through raft and waits for its applied result.
+    /// Proposes a request through raft (handed to the leader when this member follows) and
+    /// waits until this member has applied it; returns the applied result.
     pub async fn propose(&self, mut req: InternalRaftRequest) -> Result<Applied, Status> {
-        req.header = Some(RequestHeader {
-            id: self.id_gen.next(),
-        });
+        let id = self.id_gen.next();
+        req.header = Some(RequestHeader { id });
         let data = req.encode_to_vec();
         if data.len() as u64 > self.cfg.max_request_bytes {
             return Err(EtcdError::RequestTooLarge.into());
         }
-        let reply = match tokio::time::timeout(request_timeout(&self.cfg), self.raft.propose(data)).await {
-            Ok(r) => r.map_err(raft_err)?,
-            Err(_) => return Err(EtcdError::Timeout.into()),
-        };
-        match reply.0.downcast::<ApplyResult>() {
-            Ok(r) => (*r).map_err(Status::from),
-            Err(_) => Err(EtcdError::Internal("apply produced no result".into()).into()),
+        let result = self.wait.register(id);
+        let outcome = tokio::time::timeout(request_timeout(&self.cfg), async {
+            match self.raft.propose(data).await.map_err(raft_err)? {
+                // applied here: the applier answered through the wait registry
+                Proposed::Applied(_) | Proposed::Forwarded { .. } => {}
+            }
+            result.await.map_err(|_| Status::from(EtcdError::Stopped))
+        })
+        .await;
+        match outcome {
+            Ok(Ok(r)) => r.map_err(Status::from),
+            Ok(Err(st)) => {
+                self.wait.cancel(id);
+                Err(st)
+            }
+            Err(_) => {
+                self.wait.cancel(id);
+                Err(EtcdError::Timeout.into())
+            }
         }
     }
 

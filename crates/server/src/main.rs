@@ -8,6 +8,7 @@
 //! - `etcdserver`: the core: propose and wait, ReadIndex, response headers.
 //! - `v3_server`: the KV and lease operations on top of it (shared by services and recipes).
 //! - `applier`: committed requests -> MVCC changes and responses; local reads.
+//! - `wait`: proposers waiting for their entries to be applied (etcd's pkg/wait).
 //! - `lease`: the shared lessor, its restore, promotion and expiry loop.
 //! - `checks`: request validation before proposing (etcd's v3rpc checks).
 //! - `raft_request`: the encoded proposal (etcd's InternalRaftRequest).
@@ -27,6 +28,7 @@ mod lease;
 mod raft_request;
 mod services;
 mod v3_server;
+mod wait;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -154,6 +156,14 @@ async fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("listen tcp {addr}: bind: {e}"))?;
         listeners.push((url.clone(), l));
     }
+    let mut peer_listeners = Vec::new();
+    for url in &cfg.listen_peer_urls {
+        let addr = resolve(url).await?;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("listen tcp {addr}: bind: {e}"))?;
+        peer_listeners.push((url.clone(), l));
+    }
 
     let member_ids: Vec<(String, u64)> = cfg
         .initial_cluster
@@ -185,25 +195,28 @@ async fn run(cfg: Config) -> Result<(), String> {
             checkpoint_interval: cfg.lease_checkpoint_interval,
         },
     )?;
-    let applier = applier::Applier::new(store.clone(), resume, watchable.clone(), leases.clone())
-        .map_err(|e| e.to_string())?;
+    let wait = std::sync::Arc::new(wait::Wait::default());
+    let applier = applier::Applier::new(
+        store.clone(),
+        resume,
+        watchable.clone(),
+        leases.clone(),
+        wait.clone(),
+    )
+    .map_err(|e| e.to_string())?;
 
     let initial_members = cfg
         .initial_cluster
         .iter()
         .map(|(name, urls)| {
+            // the same on every member (each publishes its client URLs once started)
             let id = ids::member_id(urls, &cfg.initial_cluster_token);
-            let client_urls = if *name == cfg.name {
-                cfg.advertise_client_urls.clone()
-            } else {
-                vec![]
-            };
             (
                 id,
                 MemberNode {
                     name: name.clone(),
                     peer_urls: urls.clone(),
-                    client_urls,
+                    client_urls: vec![],
                 },
             )
         })
@@ -221,9 +234,54 @@ async fn run(cfg: Config) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("cannot start raft: {e}"))?;
+    // The peer transport must be up before the first election.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for (url, listener) in peer_listeners {
+        let mut stop = stop_rx.clone();
+        let router = tonic::transport::Server::builder().add_service(raft.peer_service());
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let incoming = tokio_stream::StreamExt::map(incoming, |c| {
+            c.inspect(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY: {e}");
+                }
+            })
+        });
+        tracing::info!(address = %url, "serving peer traffic");
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|v| *v).await;
+            };
+            router.serve_with_incoming_shutdown(incoming, shutdown).await
+        }));
+    }
     raft.wait_ready(Duration::from_secs(60))
         .await
         .map_err(|e| format!("raft did not become ready: {e}"))?;
+    // Publish this member's name and client URLs (others learned only its peer URLs from
+    // --initial-cluster); retried in the background until a leader takes it.
+    {
+        let raft = raft.clone();
+        let node = MemberNode {
+            name: cfg.name.clone(),
+            peer_urls: cfg.initial_advertise_peer_urls.clone(),
+            client_urls: cfg.advertise_client_urls.clone(),
+        };
+        tokio::spawn(async move {
+            for attempt in 0u32.. {
+                match raft.publish(node.clone()).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        if attempt % 10 == 9 {
+                            tracing::warn!(error = %e, "failed to publish local member to cluster; retrying");
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+    }
     let st = raft.status();
     tracing::info!(
         local_member_id = format!("{member_id:x}"),
@@ -245,10 +303,9 @@ async fn run(cfg: Config) -> Result<(), String> {
         member_id,
         cluster_id,
         leases,
+        wait,
     );
     let lessor_task = tokio::spawn(lease::run_lessor(server.clone()));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
     for (url, listener) in listeners {
         let s = server.clone();
         let recipes = services::concurrency::Recipes {

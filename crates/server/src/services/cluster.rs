@@ -1,5 +1,5 @@
-//! etcdserverpb.Cluster: MemberList for the single member; membership changes come with
-//! multi-member clusters (issue 6).
+//! etcdserverpb.Cluster: MemberList from the replicated membership; membership changes are
+//! not built yet (issue 6).
 
 use std::sync::Arc;
 
@@ -42,14 +42,19 @@ impl Cluster for ClusterService {
         &self,
         _: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
-        let cfg = &self.s.cfg;
-        let me = Member {
-            id: self.s.member_id,
-            name: cfg.name.clone(),
-            peer_ur_ls: cfg.initial_advertise_peer_urls.clone(),
-            client_ur_ls: cfg.advertise_client_urls.clone(),
-            is_learner: false,
-        };
+        let members = self
+            .s
+            .raft
+            .members()
+            .into_iter()
+            .map(|(id, node, is_learner)| Member {
+                id,
+                name: node.name,
+                peer_ur_ls: node.peer_urls,
+                client_ur_ls: node.client_urls,
+                is_learner,
+            })
+            .collect();
         // etcd's member list header carries no revision.
         let header = Some(ResponseHeader {
             cluster_id: self.s.cluster_id,
@@ -57,10 +62,7 @@ impl Cluster for ClusterService {
             revision: 0,
             raft_term: self.s.raft.term(),
         });
-        Ok(Response::new(MemberListResponse {
-            header,
-            members: vec![me],
-        }))
+        Ok(Response::new(MemberListResponse { header, members }))
     }
 
     async fn member_promote(
