@@ -306,6 +306,19 @@ async fn run(cfg: Config) -> Result<(), String> {
         wait,
     );
     let lessor_task = tokio::spawn(lease::run_lessor(server.clone()));
+    {
+        // what this member answers when it leads and a follower forwards a call
+        let s = std::sync::Arc::downgrade(&server);
+        raft.set_app_handler(std::sync::Arc::new(move |method: String, data: Vec<u8>| {
+            let s = s.clone();
+            Box::pin(async move {
+                let Some(s) = s.upgrade() else {
+                    return Err(tonic::Status::unavailable("member is stopping"));
+                };
+                s.handle_app_call(&method, &data).await
+            })
+        }));
+    }
     for (url, listener) in listeners {
         let s = server.clone();
         let recipes = services::concurrency::Recipes {

@@ -5,11 +5,13 @@
 
 use std::time::Instant;
 
+use prost::Message;
 use retcd_api::EtcdError;
 use retcd_api::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseCheckpoint,
-    LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse,
-    PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+    LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
+    LeaseKeepAliveResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 use retcd_lease::{LeaseError, NO_LEASE};
 use tonic::Status;
@@ -18,6 +20,10 @@ use crate::applier::{self, Applied};
 use crate::etcdserver::{EtcdServer, request_timeout};
 use crate::lease::lease_error;
 use crate::raft_request::InternalRaftRequest;
+
+/// Application calls a follower makes to the leader.
+const APP_LEASE_RENEW: &str = "etcdserverpb.Lease/LeaseKeepAlive";
+const APP_LEASE_TTL: &str = "etcdserverpb.Lease/LeaseTimeToLive";
 
 fn unexpected() -> Status {
     EtcdError::Internal("unexpected apply result".into()).into()
@@ -125,9 +131,78 @@ impl EtcdServer {
         propose_for!(self, lease_revoke: LeaseRevokeRequest { id } => LeaseRevoke)
     }
 
-    /// etcd's `LeaseRenew` on the leader: the lease's TTL, `None` when it is gone. An
-    /// expired lease whose revoke is on its way waits for the revoke (then: gone).
+    /// etcd's `LeaseTimeToLive`: answered by the leader (a follower asks it); a missing
+    /// lease answers TTL -1 rather than an error.
+    pub async fn lease_time_to_live(
+        &self,
+        r: LeaseTimeToLiveRequest,
+    ) -> Result<LeaseTimeToLiveResponse, Status> {
+        if !self.leases.lock().is_primary() && !self.raft.status().is_leader {
+            let data = self.raft.call_leader(APP_LEASE_TTL, r.encode_to_vec()).await?;
+            return LeaseTimeToLiveResponse::decode(data.as_slice()).map_err(internal);
+        }
+        let status = self.leases.lock().status(r.id, r.keys, Instant::now());
+        Ok(match status {
+            Some(st) => LeaseTimeToLiveResponse {
+                header: None,
+                id: r.id,
+                ttl: st.remaining,
+                granted_ttl: st.granted_ttl,
+                keys: st.keys,
+            },
+            None => LeaseTimeToLiveResponse {
+                header: None,
+                id: r.id,
+                ttl: -1,
+                granted_ttl: 0,
+                keys: Vec::new(),
+            },
+        })
+    }
+
+    /// What this member answers to a follower's application call (it is the leader).
+    pub async fn handle_app_call(&self, method: &str, data: &[u8]) -> Result<Vec<u8>, Status> {
+        match method {
+            APP_LEASE_RENEW => {
+                let r = LeaseKeepAliveRequest::decode(data).map_err(internal)?;
+                let ttl = self.lease_renew_local(r.id).await?;
+                Ok(LeaseKeepAliveResponse {
+                    header: None,
+                    id: r.id,
+                    ttl: ttl.unwrap_or(0),
+                }
+                .encode_to_vec())
+            }
+            APP_LEASE_TTL => {
+                let r = LeaseTimeToLiveRequest::decode(data).map_err(internal)?;
+                if !self.leases.lock().is_primary() {
+                    return Err(EtcdError::NotLeader.into());
+                }
+                Ok(self.lease_time_to_live(r).await?.encode_to_vec())
+            }
+            other => Err(Status::unimplemented(format!("unknown member call {other}"))),
+        }
+    }
+
+    /// etcd's `LeaseRenew`: the lease's TTL, `None` when it is gone. Served by the leader;
+    /// a follower asks the leader.
     pub async fn lease_renew(&self, id: i64) -> Result<Option<i64>, Status> {
+        match self.lease_renew_local(id).await {
+            Err(st) if st.message() == EtcdError::NotLeader.to_string() => {
+                let data = self
+                    .raft
+                    .call_leader(APP_LEASE_RENEW, LeaseKeepAliveRequest { id }.encode_to_vec())
+                    .await?;
+                let r = LeaseKeepAliveResponse::decode(data.as_slice()).map_err(internal)?;
+                Ok((r.ttl > 0).then_some(r.ttl))
+            }
+            other => other,
+        }
+    }
+
+    /// etcd's lessor `Renew` on this member (the primary). An expired lease whose revoke is
+    /// on its way waits for the revoke (then: gone).
+    async fn lease_renew_local(&self, id: i64) -> Result<Option<i64>, Status> {
         let deadline = tokio::time::Instant::now() + request_timeout(&self.cfg);
         loop {
             let notified = self.leases.changed.notified();

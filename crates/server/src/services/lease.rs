@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::Stream;
 use retcd_api::etcdserverpb::lease_server::Lease;
@@ -44,25 +43,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        let r = request.into_inner();
-        let status = self.s.leases.lock().status(r.id, r.keys, Instant::now());
-        let mut resp = match status {
-            Some(st) => LeaseTimeToLiveResponse {
-                header: None,
-                id: r.id,
-                ttl: st.remaining,
-                granted_ttl: st.granted_ttl,
-                keys: st.keys,
-            },
-            // etcd answers a missing lease with TTL -1 rather than an error
-            None => LeaseTimeToLiveResponse {
-                header: None,
-                id: r.id,
-                ttl: -1,
-                granted_ttl: 0,
-                keys: Vec::new(),
-            },
-        };
+        let mut resp = self.s.lease_time_to_live(request.into_inner()).await?;
         self.s.fill(&mut resp.header);
         Ok(Response::new(resp))
     }
