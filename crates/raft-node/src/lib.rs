@@ -21,7 +21,7 @@ mod state_machine;
 mod types;
 
 pub use log_store::LogStore;
-pub use node::{Proposed, RaftNode, RaftNodeConfig, RaftNodeError, RaftStatus};
-pub use peer::AppHandler;
+pub use node::{MemberChange, Proposed, RaftNode, RaftNodeConfig, RaftNodeError, RaftStatus};
+pub use peer::{AppHandler, call_member};
 pub use state_machine::{ApplyBatch, ApplyEntry, Backend};
 pub use types::{ApplyReply, MemberNode};

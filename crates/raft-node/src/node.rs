@@ -30,6 +30,9 @@ pub struct RaftNodeConfig {
     pub election_ms: u64,
     /// etcd's `--snapshot-count`: applied entries between snapshots (log compaction).
     pub snapshot_count: u64,
+    /// A member added to a running cluster (`--initial-cluster-state existing`): it never
+    /// bootstraps a cluster of its own and waits for the leader to replicate to it.
+    pub join_existing: bool,
 }
 
 /// Why a proposal or a read-index failed, in etcd's terms.
@@ -46,6 +49,32 @@ pub enum RaftNodeError {
     Stopped(String),
     #[error("raft storage: {0}")]
     Io(#[from] io::Error),
+    /// A learner may only be promoted once it has (nearly) caught up with the leader.
+    #[error("learner not ready")]
+    LearnerNotReady,
+    /// openraft refused a membership change.
+    #[error("membership change refused: {0}")]
+    Membership(String),
+}
+
+/// A change of the cluster's membership (etcd's MemberAdd / Remove / Promote / Update).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum MemberChange {
+    Add {
+        id: u64,
+        node: MemberNode,
+        learner: bool,
+    },
+    Remove {
+        id: u64,
+    },
+    Promote {
+        id: u64,
+    },
+    SetNode {
+        id: u64,
+        node: MemberNode,
+    },
 }
 
 /// A snapshot of this member's raft status.
@@ -129,7 +158,7 @@ impl RaftNode {
             .is_initialized()
             .await
             .map_err(|e| RaftNodeError::Stopped(e.to_string()))?;
-        if !initialized {
+        if !initialized && !cfg.join_existing {
             raft.initialize(cfg.initial_members.clone())
                 .await
                 .map_err(|e| RaftNodeError::Stopped(e.to_string()))?;
@@ -189,27 +218,34 @@ impl RaftNode {
     }
 
     /// Records this member's metadata (name, client URLs) in the replicated membership,
-    /// as etcd's members publish their attributes after start. Done by the leader; a
-    /// follower asks it.
+    /// as etcd's members publish their attributes after start.
     pub async fn publish(&self, node: MemberNode) -> Result<(), RaftNodeError> {
         let current = self.members().into_iter().find(|(id, _, _)| *id == self.id);
         if current.is_some_and(|(_, n, _)| n == node) {
             return Ok(());
         }
+        self.change_member(MemberChange::SetNode { id: self.id, node })
+            .await
+    }
+
+    /// Changes the membership. Done by the leader; a follower asks it.
+    pub async fn change_member(&self, change: MemberChange) -> Result<(), RaftNodeError> {
         let leader = self.status().leader.ok_or(RaftNodeError::NoLeader)?;
         if leader == self.id {
-            return set_node(&self.raft, self.id, node).await;
+            return apply_member_change(&self.raft, change).await;
         }
-        let data =
-            serde_json::to_vec(&(self.id, node)).map_err(|e| RaftNodeError::Io(io::Error::other(e)))?;
+        let data = serde_json::to_vec(&change).map_err(|e| RaftNodeError::Io(io::Error::other(e)))?;
         let mut c = self.leader_client(leader)?;
-        c.app(pb::AppRequest {
-            method: crate::peer::PUBLISH_METHOD.to_string(),
-            data,
-        })
-        .await
-        .map_err(|_| RaftNodeError::LeaderChanged)?;
-        Ok(())
+        match c
+            .app(pb::AppRequest {
+                method: crate::peer::MEMBER_CHANGE_METHOD.to_string(),
+                data,
+            })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(st) => Err(crate::peer::member_change_error(&st)),
+        }
     }
 
     /// Calls the leader's application handler (e.g. a lease keep-alive on a follower).
@@ -354,17 +390,62 @@ impl RaftNode {
     }
 }
 
-/// Replaces member `id`'s metadata in the membership (a membership entry; leader only).
-pub(crate) async fn set_node(
+/// etcd's learner readiness: its matched log index is at least 90 % of the leader's.
+fn learner_ready(raft: &Raft<TypeConfig, StateMachineStoreAny>, id: u64) -> bool {
+    let m = raft.metrics().borrow_watched().clone();
+    let leader_index = m.last_log_index.unwrap_or(0);
+    let matched = m
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&id).cloned().flatten())
+        .map(|l| l.index)
+        .unwrap_or(0);
+    matched as f64 >= leader_index as f64 * 0.9
+}
+
+/// Applies a membership change on the leader.
+pub(crate) async fn apply_member_change(
     raft: &Raft<TypeConfig, StateMachineStoreAny>,
-    id: u64,
-    node: MemberNode,
+    change: MemberChange,
 ) -> Result<(), RaftNodeError> {
-    let change = openraft::ChangeMembers::SetNodes(BTreeMap::from([(id, node)]));
-    match raft.change_membership(change, true).await {
+    use openraft::ChangeMembers;
+    let res = match change {
+        MemberChange::Add { id, node, learner } => {
+            let added = raft.add_learner(id, node, false).await;
+            match added {
+                Ok(_) if !learner => {
+                    raft.change_membership(ChangeMembers::AddVoterIds([id].into()), true)
+                        .await
+                }
+                other => other,
+            }
+        }
+        MemberChange::Remove { id } => {
+            let m = raft.metrics().borrow_watched().clone();
+            let is_voter = m.membership_config.membership().voter_ids().any(|v| v == id);
+            let change = if is_voter {
+                ChangeMembers::RemoveVoters([id].into())
+            } else {
+                ChangeMembers::RemoveNodes([id].into())
+            };
+            raft.change_membership(change, false).await
+        }
+        MemberChange::Promote { id } => {
+            if !learner_ready(raft, id) {
+                return Err(RaftNodeError::LearnerNotReady);
+            }
+            raft.change_membership(ChangeMembers::AddVoterIds([id].into()), true)
+                .await
+        }
+        MemberChange::SetNode { id, node } => {
+            raft.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])), true)
+                .await
+        }
+    };
+    match res {
         Ok(_) => Ok(()),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(RaftNodeError::LeaderChanged),
-        Err(RaftError::APIError(e)) => Err(RaftNodeError::Io(io::Error::other(e.to_string()))),
+        Err(RaftError::APIError(e)) => Err(RaftNodeError::Membership(e.to_string())),
         Err(RaftError::Fatal(f)) => Err(RaftNodeError::Stopped(f.to_string())),
     }
 }
@@ -421,6 +502,7 @@ mod tests {
             heartbeat_ms: 50,
             election_ms: 200,
             snapshot_count: 10_000,
+            join_existing: false,
         }
     }
 

@@ -316,12 +316,44 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
     }
 }
 
+/// One application call to the member at `url`, outside any running raft (a new member
+/// asks an existing one about the cluster before it starts).
+pub async fn call_member(url: &str, method: &str, data: Vec<u8>) -> Result<Vec<u8>, Status> {
+    let ep = Endpoint::from_shared(url.to_string())
+        .map_err(|e| Status::invalid_argument(format!("bad peer URL {url}: {e}")))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5));
+    let ch = ep
+        .connect()
+        .await
+        .map_err(|e| Status::unavailable(format!("{url}: {e}")))?;
+    let mut c = pb::peer_client::PeerClient::new(ch).max_decoding_message_size(usize::MAX);
+    let resp = c
+        .app(pb::AppRequest {
+            method: method.to_string(),
+            data,
+        })
+        .await?;
+    Ok(resp.into_inner().data)
+}
+
 // ---------------------------------------------------------------------------------------
 // Incoming
 // ---------------------------------------------------------------------------------------
 
-/// The application call a follower makes to publish its metadata (handled here).
-pub(crate) const PUBLISH_METHOD: &str = "retcd.raft/publish";
+/// The call a follower makes to have the leader change the membership (handled here).
+pub(crate) const MEMBER_CHANGE_METHOD: &str = "retcd.raft/member-change";
+
+/// The leader's refusal of a membership change, back as the follower's error.
+pub(crate) fn member_change_error(st: &Status) -> crate::RaftNodeError {
+    use crate::RaftNodeError as E;
+    match st.code() {
+        tonic::Code::FailedPrecondition if st.message() == "learner not ready" => E::LearnerNotReady,
+        tonic::Code::FailedPrecondition => E::LeaderChanged,
+        tonic::Code::InvalidArgument => E::Membership(st.message().to_string()),
+        _ => E::NoLeader,
+    }
+}
 
 /// What the server answers to application calls forwarded from followers.
 pub type AppHandler = Arc<
@@ -398,13 +430,17 @@ impl pb::peer_server::Peer for PeerService {
 
     async fn app(&self, request: Request<pb::AppRequest>) -> Result<Response<pb::AppResponse>, Status> {
         let r = request.into_inner();
-        if r.method == PUBLISH_METHOD {
-            let (id, node): (u64, MemberNode) =
+        if r.method == MEMBER_CHANGE_METHOD {
+            let change: crate::MemberChange =
                 serde_json::from_slice(&r.data).map_err(|e| Status::invalid_argument(e.to_string()))?;
-            crate::node::set_node(&self.raft, id, node)
-                .await
-                .map_err(|e| Status::failed_precondition(e.to_string()))?;
-            return Ok(Response::new(pb::AppResponse { data: vec![] }));
+            return match crate::node::apply_member_change(&self.raft, change).await {
+                Ok(()) => Ok(Response::new(pb::AppResponse { data: vec![] })),
+                Err(crate::RaftNodeError::LearnerNotReady) => {
+                    Err(Status::failed_precondition("learner not ready"))
+                }
+                Err(crate::RaftNodeError::Membership(m)) => Err(Status::invalid_argument(m)),
+                Err(e) => Err(Status::failed_precondition(e.to_string())),
+            };
         }
         let handler = self.app.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let Some(handler) = handler else {

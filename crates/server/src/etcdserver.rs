@@ -47,6 +47,8 @@ fn raft_err(e: RaftNodeError) -> Status {
         RaftNodeError::LeaderChanged => EtcdError::LeaderChanged.into(),
         RaftNodeError::Stopped(_) => EtcdError::Stopped.into(),
         RaftNodeError::Io(e) => EtcdError::Internal(e.to_string()).into(),
+        RaftNodeError::LearnerNotReady => EtcdError::LearnerNotReady.into(),
+        RaftNodeError::Membership(m) => EtcdError::Internal(m).into(),
     }
 }
 

@@ -165,14 +165,6 @@ async fn run(cfg: Config) -> Result<(), String> {
         peer_listeners.push((url.clone(), l));
     }
 
-    let member_ids: Vec<(String, u64)> = cfg
-        .initial_cluster
-        .iter()
-        .map(|(name, urls)| (name.clone(), ids::member_id(urls, &cfg.initial_cluster_token)))
-        .collect();
-    let member_id = ids::member_id(&cfg.initial_advertise_peer_urls, &cfg.initial_cluster_token);
-    let cluster_id = ids::cluster_id(&member_ids.iter().map(|(_, id)| *id).collect::<Vec<_>>());
-
     let db_path = member_dir.join("snap").join("db");
     let (store, resume) = {
         let p = db_path.clone();
@@ -187,6 +179,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         consistent_index = store.consistent_index(),
         "opened backend"
     );
+    let (member_id, cluster_id, joining) = cluster_ids(&cfg, &store).await?;
     let watchable = retcd_watch::WatchableStore::new(store.clone()).map_err(|e| e.to_string())?;
     let leases = lease::LeaseHub::restore(
         &store,
@@ -229,6 +222,7 @@ async fn run(cfg: Config) -> Result<(), String> {
             heartbeat_ms: cfg.heartbeat_interval,
             election_ms: cfg.election_timeout,
             snapshot_count: cfg.snapshot_count,
+            join_existing: joining,
         },
         Box::new(applier),
     )
@@ -391,6 +385,94 @@ async fn run(cfg: Config) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This member's id and its cluster's id: kept in the backend once known. The first time,
+/// a member of a new cluster derives them from the flags as etcd does; a member added to a
+/// running cluster (`--initial-cluster-state existing`) asks the cluster, finding itself by
+/// its peer URLs. The third value says the member is joining (it must not bootstrap).
+async fn cluster_ids(cfg: &Config, store: &Store) -> Result<(u64, u64, bool), String> {
+    let read = |name: &str| -> Result<Option<u64>, String> {
+        match store.meta(name).map_err(|e| e.to_string())? {
+            Some(b) => Ok(Some(u64::from_be_bytes(
+                b.as_slice()
+                    .try_into()
+                    .map_err(|_| format!("corrupt {name} in the backend"))?,
+            ))),
+            None => Ok(None),
+        }
+    };
+    if let (Some(m), Some(c)) = (read(META_MEMBER_ID)?, read(META_CLUSTER_ID)?) {
+        return Ok((m, c, false));
+    }
+    let fresh = store.consistent_index() == 0;
+    let (member_id, cluster_id, joining) = if cfg.initial_cluster_state == "existing" && fresh {
+        let (m, c) = ids_from_cluster(cfg).await?;
+        (m, c, true)
+    } else {
+        let member_ids: Vec<u64> = cfg
+            .initial_cluster
+            .values()
+            .map(|urls| ids::member_id(urls, &cfg.initial_cluster_token))
+            .collect();
+        (
+            ids::member_id(&cfg.initial_advertise_peer_urls, &cfg.initial_cluster_token),
+            ids::cluster_id(&member_ids),
+            false,
+        )
+    };
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), retcd_mvcc::MvccError> {
+        let mut b = store.begin_batch()?;
+        b.set_meta(META_MEMBER_ID, &member_id.to_be_bytes())?;
+        b.set_meta(META_CLUSTER_ID, &cluster_id.to_be_bytes())?;
+        b.commit(true)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot record the member id: {e}"))?;
+    Ok((member_id, cluster_id, joining))
+}
+
+const META_MEMBER_ID: &str = "member_id";
+const META_CLUSTER_ID: &str = "cluster_id";
+
+/// Asks the other members of `--initial-cluster` for the cluster's members and finds this
+/// one among them by its peer URLs (etcd's `GetClusterFromRemotePeers`).
+async fn ids_from_cluster(cfg: &Config) -> Result<(u64, u64), String> {
+    use prost::Message;
+    let mut mine = cfg.initial_advertise_peer_urls.clone();
+    mine.sort();
+    let mut last = String::from("no other member in --initial-cluster");
+    for (name, urls) in &cfg.initial_cluster {
+        if *name == cfg.name {
+            continue;
+        }
+        for url in urls {
+            match retcd_raft_node::call_member(url, v3_server::APP_MEMBER_LIST, Vec::new()).await {
+                Ok(data) => {
+                    let list = retcd_api::etcdserverpb::MemberListResponse::decode(data.as_slice())
+                        .map_err(|e| e.to_string())?;
+                    let cluster_id = list.header.map(|h| h.cluster_id).unwrap_or(0);
+                    for m in list.members {
+                        let mut urls = m.peer_ur_ls.clone();
+                        urls.sort();
+                        if urls == mine {
+                            return Ok((m.id, cluster_id));
+                        }
+                    }
+                    return Err(format!(
+                        "member with peer URLs {} has not been added to the cluster (etcdctl member add first)",
+                        mine.join(",")
+                    ));
+                }
+                Err(e) => last = format!("{url}: {}", e.message()),
+            }
+        }
+    }
+    Err(format!(
+        "could not get the cluster's members from any other member: {last}"
+    ))
 }
 
 async fn wait_for_signal() {

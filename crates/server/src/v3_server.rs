@@ -24,6 +24,8 @@ use crate::raft_request::InternalRaftRequest;
 /// Application calls a follower makes to the leader.
 const APP_LEASE_RENEW: &str = "etcdserverpb.Lease/LeaseKeepAlive";
 const APP_LEASE_TTL: &str = "etcdserverpb.Lease/LeaseTimeToLive";
+/// A new member asks an existing one for the members before it starts.
+pub const APP_MEMBER_LIST: &str = "etcdserverpb.Cluster/MemberList";
 
 fn unexpected() -> Status {
     EtcdError::Internal("unexpected apply result".into()).into()
@@ -180,6 +182,7 @@ impl EtcdServer {
                 }
                 Ok(self.lease_time_to_live(r).await?.encode_to_vec())
             }
+            APP_MEMBER_LIST => Ok(self.member_list().encode_to_vec()),
             other => Err(Status::unimplemented(format!("unknown member call {other}"))),
         }
     }

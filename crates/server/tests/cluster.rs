@@ -82,6 +82,24 @@ impl Cluster {
 
     fn spawn(&mut self, i: usize) {
         let ic = self.initial_cluster.clone();
+        self.spawn_with(i, &ic, "new");
+    }
+
+    /// Adds a member slot (not started) and returns its index.
+    fn add_slot(&mut self, name: &str) -> usize {
+        self.members.push(Member {
+            name: name.to_string(),
+            ports: Ports::reserve(),
+            dir: tempfile::Builder::new()
+                .prefix("retcd-cluster-")
+                .tempdir()
+                .unwrap(),
+            child: None,
+        });
+        self.members.len() - 1
+    }
+
+    fn spawn_with(&mut self, i: usize, ic: &str, state: &str) {
         let m = &mut self.members[i];
         let log = OpenOptions::new()
             .create(true)
@@ -95,7 +113,8 @@ impl Cluster {
             .args(["--advertise-client-urls", &m.ports.client_url()])
             .args(["--listen-peer-urls", &m.ports.peer_url()])
             .args(["--initial-advertise-peer-urls", &m.ports.peer_url()])
-            .args(["--initial-cluster", &ic])
+            .args(["--initial-cluster", ic])
+            .args(["--initial-cluster-state", state])
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
@@ -252,4 +271,122 @@ fn three_members_replicate_fail_over_and_catch_up() {
     assert_eq!(body(&a), body(&b));
     assert_eq!(revision(&a), revision(&b));
     eprintln!("fail-over: first write accepted {failover:?} after the leader was killed");
+}
+
+#[test]
+fn learner_joins_is_promoted_and_members_are_removed() {
+    let mut c = Cluster::start(3);
+    c.ok(0, &["put", "before", "1"]);
+    let new = c.add_slot("m4");
+    let peer = c.members[new].ports.peer_url();
+    let added = c.ok(
+        1,
+        &["member", "add", "m4", "--learner", &format!("--peer-urls={peer}")],
+    );
+    // etcdctl prints the environment to start the new member with
+    let env = |key: &str| -> String {
+        added
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=\"")))
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("no {key} in:\n{added}"))
+            .to_string()
+    };
+    assert_eq!(env("ETCD_NAME"), "m4");
+    assert_eq!(env("ETCD_INITIAL_CLUSTER_STATE"), "existing");
+    assert_eq!(env("ETCD_INITIAL_ADVERTISE_PEER_URLS"), peer);
+    let new_id = added.split_whitespace().nth(1).unwrap().to_string();
+    let list = c.ok(0, &["member", "list"]);
+    assert!(
+        list.contains(&format!("{new_id}, unstarted, , {peer}, , true")),
+        "{list}"
+    );
+    // a second learner is refused; so is a peer URL in use and a voter promotion
+    let again = c.ctl(
+        0,
+        &[
+            "member",
+            "add",
+            "m5",
+            "--learner",
+            "--peer-urls=http://127.0.0.1:1",
+        ],
+    );
+    assert!(
+        again
+            .stderr
+            .contains("etcdserver: too many learner members in cluster"),
+        "{}",
+        again.stderr
+    );
+    let dup = c.ctl(0, &["member", "add", "m5", &format!("--peer-urls={peer}")]);
+    assert!(
+        dup.stderr.contains("etcdserver: Peer URLs already exists"),
+        "{}",
+        dup.stderr
+    );
+
+    c.spawn_with(new, &env("ETCD_INITIAL_CLUSTER"), "existing");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = c.ctl(new, &["get", "before", "--consistency=s", "--print-value-only"]);
+        if out.success() && out.stdout.trim() == "1" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "learner never caught up: {}\n{}",
+            out.stderr,
+            c.members[new].log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let voter_id = c
+        .ok(0, &["member", "list"])
+        .lines()
+        .find(|l| l.contains(", m1, "))
+        .unwrap()[..16]
+        .to_string();
+    let not_learner = c.ctl(0, &["member", "promote", &voter_id]);
+    assert!(
+        not_learner
+            .stderr
+            .contains("etcdserver: can only promote a learner member"),
+        "{}",
+        not_learner.stderr
+    );
+    let promoted = c.ok(2, &["member", "promote", &new_id]);
+    assert!(
+        promoted.contains(&format!("Member {new_id} promoted in cluster ")),
+        "{promoted}"
+    );
+    // the new voter takes writes
+    c.ok(new, &["put", "from-m4", "x"]);
+    assert_eq!(c.ok(0, &["get", "from-m4", "--print-value-only"]).trim(), "x");
+
+    // remove m1; the other three go on
+    let removed = c.ok(1, &["member", "remove", &voter_id]);
+    assert!(
+        removed.contains(&format!("Member {voter_id} removed from cluster ")),
+        "{removed}"
+    );
+    c.members[0].kill9();
+    let list = c.ok(1, &["member", "list"]);
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(!list.contains(", m1, "), "{list}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !c.ctl(new, &["put", "after-remove", "y"]).success() {
+        assert!(Instant::now() < deadline, "no writes after removing a member");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        c.ok(2, &["get", "after-remove", "--print-value-only"]).trim(),
+        "y"
+    );
+    let missing = c.ctl(1, &["member", "remove", &voter_id]);
+    assert!(
+        missing.stderr.contains("etcdserver: member not found"),
+        "{}",
+        missing.stderr
+    );
 }
