@@ -249,6 +249,7 @@ async fn run(cfg: Config) -> Result<(), String> {
                 s: s.clone(),
                 w: watchable.clone(),
                 progress_interval: cfg.watch_progress_notify_interval,
+                leader: services::watch::LeaderMonitor::for_server(&s),
             }))
             .add_service(LeaseServer::new(services::unimplemented::Unbuilt))
             .add_service(AuthServer::new(services::unimplemented::Unbuilt))
