@@ -74,14 +74,6 @@ async fn collect(s: &mut Streaming<WatchResponse>, want: usize) -> Vec<WatchResp
     out
 }
 
-async fn connect(server: &common::FlaggedRetcd) -> Channel {
-    Channel::from_shared(server.endpoint())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
 fn event_field_len(ev: &mvccpb::Event) -> usize {
     let len = ev.encoded_len();
     prost::encoding::key_len(11) + prost::encoding::encoded_len_varint(len as u64) + len
@@ -117,10 +109,10 @@ fn assert_fragmented(frags: &[WatchResponse], whole: &WatchResponse) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_responses_are_fragmented_only_when_asked() {
     let server = common::FlaggedRetcd::start(&[]);
-    let mut kv = KvClient::new(connect(&server).await);
+    let mut kv = KvClient::new(server.connect().await);
     // Its own connection: an h2 client returns connection-level flow-control credit only
     // as streams are read, so unread watch data would hold up the KV responses.
-    let mut wc = WatchClient::new(connect(&server).await);
+    let mut wc = WatchClient::new(server.connect().await);
 
     // History: 24 puts of 100 kB (revisions 2..=25), replayed to new watchers in one batch.
     for i in 0..24 {
@@ -177,7 +169,7 @@ async fn large_responses_are_fragmented_only_when_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_with_hasleader_metadata_works() {
     let server = common::FlaggedRetcd::start(&[]);
-    let ch = connect(&server).await;
+    let ch = server.connect().await;
     let mut kv = KvClient::new(ch.clone());
     let mut wc = WatchClient::new(ch);
     let mut s = open(&mut wc, create(0, false, false), true).await;

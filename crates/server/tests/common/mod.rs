@@ -881,6 +881,15 @@ impl FlaggedRetcd {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// A new gRPC connection (HTTP/2 connection) to the client port.
+    pub async fn connect(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(self.endpoint())
+            .expect("endpoint URL")
+            .connect()
+            .await
+            .expect("connect to retcd")
+    }
+
     /// The last `lines` lines of the server's output.
     pub fn log_tail(&self, lines: usize) -> String {
         let log = fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
