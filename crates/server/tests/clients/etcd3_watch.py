@@ -19,21 +19,31 @@ from etcd3 import events, exceptions
 WAIT = 10  # seconds for anything expected to arrive
 
 
+def read_while(it, n, writes):
+    """Reads `n` events from the iterator `it` while `writes()` runs; bounded by WAIT."""
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(next(it) for _ in range(n)), daemon=True)
+    reader.start()
+    writes()
+    reader.join(WAIT)
+    assert not reader.is_alive(), "events did not arrive: %r" % got
+    return got
+
+
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
     client = etcd3.client(host=host, port=port, timeout=WAIT)
 
     # watch(): an iterator of events on one key, puts and the delete, in order.
     it, cancel = client.watch("py/a")
-    got = []
-    reader = threading.Thread(target=lambda: got.extend(next(it) for _ in range(3)), daemon=True)
-    reader.start()
-    client.put("py/a", "1")
-    client.put("py/b", "not watched")
-    client.put("py/a", "2")
-    client.delete("py/a")
-    reader.join(WAIT)
-    assert not reader.is_alive(), "watch(): events did not arrive: %r" % got
+
+    def writes():
+        client.put("py/a", "1")
+        client.put("py/b", "not watched")
+        client.put("py/a", "2")
+        client.delete("py/a")
+
+    got = read_while(it, 3, writes)
     cancel()
     assert [type(e) for e in got] == [events.PutEvent, events.PutEvent, events.DeleteEvent], got
     assert [e.value for e in got[:2]] == [b"1", b"2"], got
@@ -53,14 +63,13 @@ def main():
 
     # watch_prefix() with prev_kv: the previous value comes along; other keys do not.
     it, cancel = client.watch_prefix("py/p/", prev_kv=True)
-    got = []
-    reader = threading.Thread(target=lambda: got.extend(next(it) for _ in range(2)), daemon=True)
-    reader.start()
-    client.put("py/p/x", "old")
-    client.put("py/q", "outside the prefix")
-    client.put("py/p/x", "new")
-    reader.join(WAIT)
-    assert not reader.is_alive(), "watch_prefix(): events did not arrive: %r" % got
+
+    def writes():
+        client.put("py/p/x", "old")
+        client.put("py/q", "outside the prefix")
+        client.put("py/p/x", "new")
+
+    got = read_while(it, 2, writes)
     cancel()
     assert [(e.key, e.value) for e in got] == [(b"py/p/x", b"old"), (b"py/p/x", b"new")], got
     assert got[1].prev_value == b"old", got[1]._event
