@@ -336,6 +336,7 @@ async fn run(cfg: Config) -> Result<(), String> {
                 s: s.clone(),
                 w: watchable.clone(),
                 progress_interval: cfg.watch_progress_notify_interval,
+                leader: services::watch::LeaderMonitor::for_server(&s),
             }))
             .add_service(LeaseServer::new(services::lease::LeaseService { s: s.clone() }))
             .add_service(AuthServer::new(services::unimplemented::Unbuilt))

@@ -4,12 +4,26 @@
 //! batches into responses on the stream's bounded send queue. A client that does not read
 //! only fills its own queues: the store then parks its watchers as victims and writers never
 //! wait.
+//!
+//! Two etcd behaviours at the point where responses leave the stream:
+//! - `fragment`: a watcher that asked for it gets responses of at least etcd's send limit
+//!   (`--max-request-bytes` + gRPC overhead) split into several (etcd's `sendFragments`);
+//!   the pieces of one response are queued as one item, so they reach the client
+//!   back to back, never interleaved with another watcher's responses.
+//! - `hasleader: true` metadata (etcd's `WithRequireLeader`): refused without a leader, and
+//!   closed with `etcdserver: no leader` when the member loses its leader for
+//!   [`MAX_NO_LEADER_CNT`] election timeouts ([`LeaderMonitor`], etcd's `monitorLeader`).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::Stream;
+use prost::Message;
+use retcd_api::EtcdError;
 use retcd_api::etcdserverpb::watch_request::RequestUnion;
 use retcd_api::etcdserverpb::watch_server::Watch;
 use retcd_api::etcdserverpb::{WatchRequest, WatchResponse, watch_create_request};
@@ -19,7 +33,6 @@ use retcd_watch::{WatchBatch, WatchOptions, WatchRange, WatchableStore, WatcherI
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::etcdserver::EtcdServer;
@@ -29,14 +42,199 @@ const STREAM_QUEUE: usize = 128;
 /// Batches queued per watcher before it becomes a victim.
 const WATCHER_QUEUE: usize = 64;
 
+/// etcd's `maxNoLeaderCnt`: election timeouts without a leader before `hasleader` streams
+/// are closed.
+pub const MAX_NO_LEADER_CNT: u32 = 3;
+/// gRPC metadata key and value of etcd's `WithRequireLeader`.
+const REQUIRE_LEADER_KEY: &str = "hasleader";
+const HAS_LEADER: &str = "true";
+
 pub struct WatchService {
     pub s: Arc<EtcdServer>,
     pub w: WatchableStore,
     /// etcd's `--experimental-watch-progress-notify-interval`.
     pub progress_interval: std::time::Duration,
+    /// Whether the member has a leader, watched for `hasleader` streams.
+    pub leader: LeaderMonitor,
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+
+/// etcd's `monitorLeader`: every election timeout asks whether the member has a leader;
+/// after [`MAX_NO_LEADER_CNT`] timeouts in a row without one, every `hasleader` stream open
+/// at that moment is closed (and again at each further timeout without a leader). The check
+/// is injected so tests can take the leader away.
+#[derive(Clone)]
+pub struct LeaderMonitor {
+    inner: Arc<MonitorInner>,
+}
+
+struct MonitorInner {
+    has_leader: Box<dyn Fn() -> bool + Send + Sync>,
+    /// Bumped each time open `hasleader` streams must close.
+    lost: tokio::sync::watch::Sender<u64>,
+}
+
+impl LeaderMonitor {
+    /// Starts the monitor task (it ends when the last handle is dropped).
+    pub fn start(has_leader: impl Fn() -> bool + Send + Sync + 'static, election: Duration) -> LeaderMonitor {
+        let inner = Arc::new(MonitorInner {
+            has_leader: Box::new(has_leader),
+            lost: tokio::sync::watch::channel(0).0,
+        });
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            let mut no_leader = 0u32;
+            loop {
+                tokio::time::sleep(election).await;
+                let Some(m) = weak.upgrade() else { return };
+                if (m.has_leader)() {
+                    no_leader = 0;
+                } else {
+                    no_leader = no_leader.saturating_add(1);
+                }
+                if no_leader >= MAX_NO_LEADER_CNT {
+                    m.lost.send_modify(|n| *n += 1);
+                }
+            }
+        });
+        LeaderMonitor { inner }
+    }
+
+    /// The monitor of a server's raft (leader known to this member), ticking every
+    /// `--election-timeout`.
+    pub fn for_server(s: &EtcdServer) -> LeaderMonitor {
+        let raft = s.raft.clone();
+        LeaderMonitor::start(
+            move || raft.status().leader.is_some(),
+            Duration::from_millis(s.cfg.election_timeout),
+        )
+    }
+
+    /// For a stream starting now with `metadata`: `Ok(None)` if it did not ask for a leader,
+    /// `Ok(Some(signal))` if it did and there is one (the signal completes when the stream
+    /// must close), etcd's "no leader" error if there is none.
+    fn admit(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Option<LeaderLost>, Status> {
+        let required = metadata
+            .get(REQUIRE_LEADER_KEY)
+            .is_some_and(|v| v.as_bytes() == HAS_LEADER.as_bytes());
+        if !required {
+            return Ok(None);
+        }
+        // Subscribe before asking so a loss right after the check is not missed.
+        let mut rx = self.inner.lost.subscribe();
+        if !(self.inner.has_leader)() {
+            return Err(EtcdError::NoLeader.into());
+        }
+        Ok(Some(Box::pin(async move {
+            if rx.changed().await.is_err() {
+                // The monitor is gone (server shutting down): never fires.
+                std::future::pending::<()>().await;
+            }
+        })))
+    }
+}
+
+/// Completes when a `hasleader` stream must be closed.
+type LeaderLost = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One item of a stream's send queue: sent to the client as one response, or as several
+/// back-to-back fragments when its watcher asked for `fragment`.
+struct Outgoing {
+    resp: WatchResponse,
+    fragment: bool,
+}
+
+impl From<WatchResponse> for Outgoing {
+    fn from(resp: WatchResponse) -> Self {
+        Outgoing {
+            resp,
+            fragment: false,
+        }
+    }
+}
+
+/// etcd's `sendFragments`: a response whose encoded size is at least `max_bytes` and that
+/// has two or more events is split into responses marked `fragment` (all but the last),
+/// each with as many events as keep it under `max_bytes` (at least one, so an event larger
+/// than the limit travels alone). Anything else is returned as it is.
+fn fragments(wr: WatchResponse, max_bytes: usize) -> Vec<WatchResponse> {
+    if wr.events.len() < 2 || wr.encoded_len() < max_bytes {
+        return vec![wr];
+    }
+    let mut template = wr;
+    let events = std::mem::take(&mut template.events);
+    template.fragment = true;
+    // A response's size is its other fields plus each event's length-delimited field, so
+    // the sizes add up without re-encoding.
+    let base = template.encoded_len();
+    let field = |ev: &mvccpb::Event| {
+        let len = ev.encoded_len();
+        prost::encoding::key_len(EVENTS_FIELD) + prost::encoding::encoded_len_varint(len as u64) + len
+    };
+    let mut out = Vec::new();
+    let mut cur = template.clone();
+    let mut size = base;
+    for ev in events {
+        let add = field(&ev);
+        if !cur.events.is_empty() && size + add >= max_bytes {
+            out.push(std::mem::replace(&mut cur, template.clone()));
+            size = base;
+        }
+        size += add;
+        cur.events.push(ev);
+    }
+    cur.fragment = false;
+    out.push(cur);
+    out
+}
+
+/// Field number of `WatchResponse.events`.
+const EVENTS_FIELD: u32 = 11;
+
+/// The response stream handed to tonic: drains the send queue, expanding fragmented
+/// responses, and ends with etcd's "no leader" error if a `hasleader` stream loses its
+/// leader.
+struct OutStream {
+    rx: mpsc::Receiver<Outgoing>,
+    /// Fragments of the current response not yet sent.
+    pending: std::vec::IntoIter<WatchResponse>,
+    max_bytes: usize,
+    lost: Option<LeaderLost>,
+    done: bool,
+}
+
+impl Stream for OutStream {
+    type Item = Result<WatchResponse, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(lost) = this.lost.as_mut()
+            && lost.as_mut().poll(cx).is_ready()
+        {
+            this.done = true;
+            return Poll::Ready(Some(Err(EtcdError::NoLeader.into())));
+        }
+        if let Some(r) = this.pending.next() {
+            return Poll::Ready(Some(Ok(r)));
+        }
+        match this.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(o)) if o.fragment => {
+                this.pending = fragments(o.resp, this.max_bytes).into_iter();
+                Poll::Ready(this.pending.next().map(Ok))
+            }
+            Poll::Ready(Some(o)) => Poll::Ready(Some(Ok(o.resp))),
+        }
+    }
+}
 
 struct StreamWatcher {
     id: WatcherId,
@@ -93,6 +291,8 @@ struct Forwarder {
     wid: WatcherId,
     watch_id: i64,
     prev_kv: bool,
+    /// Split large responses (etcd's `fragment`).
+    fragment: bool,
     /// Send an empty response with the current revision when the watcher was idle this long.
     progress: Option<std::time::Duration>,
 }
@@ -100,7 +300,7 @@ struct Forwarder {
 fn spawn_forwarder(
     f: Forwarder,
     mut rx: mpsc::Receiver<WatchBatch>,
-    out: mpsc::Sender<Result<WatchResponse, Status>>,
+    out: mpsc::Sender<Outgoing>,
 ) -> JoinHandle<()> {
     let Forwarder {
         s,
@@ -108,6 +308,7 @@ fn spawn_forwarder(
         wid,
         watch_id,
         prev_kv,
+        fragment,
         progress,
     } = f;
     tokio::spawn(async move {
@@ -127,7 +328,7 @@ fn spawn_forwarder(
                         && rx.is_empty()
                     {
                         let resp = WatchResponse { header: s.header(rev), watch_id, ..Default::default() };
-                        if out.send(Ok(resp)).await.is_err() {
+                        if out.send(resp.into()).await.is_err() {
                             return;
                         }
                     }
@@ -162,7 +363,7 @@ fn spawn_forwarder(
                 events,
                 ..Default::default()
             };
-            if out.send(Ok(resp)).await.is_err() || compacted {
+            if out.send(Outgoing { resp, fragment }).await.is_err() || compacted {
                 return;
             }
         }
@@ -177,16 +378,23 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<WatchStream>, Status> {
+        let lost = self.leader.admit(request.metadata())?;
         let mut inbound = request.into_inner();
-        let (out_tx, out_rx) = mpsc::channel::<Result<WatchResponse, Status>>(STREAM_QUEUE);
+        let (out_tx, out_rx) = mpsc::channel::<Outgoing>(STREAM_QUEUE);
         let s = self.s.clone();
         let w = self.w.clone();
         let progress_interval = self.progress_interval;
         tokio::spawn(async move {
             let mut watchers: HashMap<i64, StreamWatcher> = HashMap::new();
             let mut next_watch_id: i64 = 0;
-            while let Some(msg) = inbound.next().await {
-                let Ok(req) = msg else { break };
+            loop {
+                // The response side ends (client gone, or a `hasleader` stream lost its
+                // leader): stop reading requests too.
+                let msg = tokio::select! {
+                    m = inbound.next() => m,
+                    _ = out_tx.closed() => None,
+                };
+                let Some(Ok(req)) = msg else { break };
                 match req.request_union {
                     Some(RequestUnion::CreateRequest(c)) => {
                         let key: &[u8] = if c.key.is_empty() { &[0] } else { &c.key };
@@ -199,7 +407,7 @@ impl Watch for WatchService {
                                 cancel_reason: "mvcc: watcher range is empty".into(),
                                 ..Default::default()
                             };
-                            if out_tx.send(Ok(resp)).await.is_err() {
+                            if out_tx.send(resp.into()).await.is_err() {
                                 break;
                             }
                             continue;
@@ -223,7 +431,7 @@ impl Watch for WatchService {
                                 cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream".into(),
                                 ..Default::default()
                             };
-                            if out_tx.send(Ok(resp)).await.is_err() {
+                            if out_tx.send(resp.into()).await.is_err() {
                                 break;
                             }
                             continue;
@@ -247,7 +455,7 @@ impl Watch for WatchService {
                             created: true,
                             ..Default::default()
                         };
-                        if out_tx.send(Ok(created)).await.is_err() {
+                        if out_tx.send(created.into()).await.is_err() {
                             w.cancel(wid);
                             break;
                         }
@@ -257,6 +465,7 @@ impl Watch for WatchService {
                             wid,
                             watch_id: id,
                             prev_kv: c.prev_kv,
+                            fragment: c.fragment,
                             progress: c.progress_notify.then_some(progress_interval),
                         };
                         let forwarder = spawn_forwarder(f, brx, out_tx.clone());
@@ -272,7 +481,7 @@ impl Watch for WatchService {
                                 canceled: true,
                                 ..Default::default()
                             };
-                            if out_tx.send(Ok(resp)).await.is_err() {
+                            if out_tx.send(resp.into()).await.is_err() {
                                 break;
                             }
                         }
@@ -284,7 +493,7 @@ impl Watch for WatchService {
                             watch_id: -1,
                             ..Default::default()
                         };
-                        if out_tx.send(Ok(resp)).await.is_err() {
+                        if out_tx.send(resp.into()).await.is_err() {
                             break;
                         }
                     }
@@ -296,6 +505,369 @@ impl Watch for WatchService {
                 sw.forwarder.abort();
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+        let out = OutStream {
+            rx: out_rx,
+            pending: Vec::new().into_iter(),
+            max_bytes: usize::try_from(self.s.cfg.max_request_bytes)
+                .unwrap_or(usize::MAX)
+                .saturating_add(crate::GRPC_OVERHEAD_BYTES),
+            lost,
+            done: false,
+        };
+        Ok(Response::new(Box::pin(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use proptest::prelude::*;
+    use retcd_api::etcdserverpb::ResponseHeader;
+
+    use super::*;
+
+    fn event(key: &str, value_len: usize, prev_len: Option<usize>) -> mvccpb::Event {
+        let kv = |len: usize| mvccpb::KeyValue {
+            key: key.as_bytes().to_vec(),
+            create_revision: 2,
+            mod_revision: 7,
+            version: 1,
+            value: vec![b'v'; len],
+            lease: 0,
+        };
+        mvccpb::Event {
+            r#type: mvccpb::event::EventType::Put as i32,
+            kv: Some(kv(value_len)),
+            prev_kv: prev_len.map(kv),
+        }
+    }
+
+    fn response(events: Vec<mvccpb::Event>) -> WatchResponse {
+        WatchResponse {
+            header: Some(ResponseHeader {
+                cluster_id: 1,
+                member_id: 2,
+                revision: 7,
+                raft_term: 3,
+            }),
+            watch_id: 5,
+            events,
+            ..Default::default()
+        }
+    }
+
+    /// etcd's `sendFragments`, transcribed literally (re-encodes after every append).
+    fn etcd_send_fragments(wr: &WatchResponse, max: usize) -> Vec<WatchResponse> {
+        if wr.encoded_len() < max || wr.events.len() < 2 {
+            return vec![wr.clone()];
+        }
+        let mut ow = wr.clone();
+        ow.events = Vec::new();
+        ow.fragment = true;
+        let mut out = Vec::new();
+        let mut idx = 0;
+        loop {
+            let mut cur = ow.clone();
+            for ev in &wr.events[idx..] {
+                cur.events.push(ev.clone());
+                if cur.events.len() > 1 && cur.encoded_len() >= max {
+                    cur.events.pop();
+                    break;
+                }
+                idx += 1;
+            }
+            if idx == wr.events.len() {
+                cur.fragment = false;
+            }
+            let last = !cur.fragment;
+            out.push(cur);
+            if last {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn small_or_single_event_responses_are_not_split() {
+        let small = response(vec![event("a", 10, None), event("b", 10, None)]);
+        assert_eq!(fragments(small.clone(), 1 << 20), vec![small]);
+        let huge = response(vec![event("a", 5000, Some(5000))]);
+        assert_eq!(fragments(huge.clone(), 1000), vec![huge]);
+        let empty = response(vec![]);
+        assert_eq!(fragments(empty.clone(), 1), vec![empty]);
+    }
+
+    #[test]
+    fn large_responses_split_into_maximal_fragments() {
+        // 10 events of ~1000 bytes, limit 3500: 3 events per fragment (a fourth would reach
+        // the limit), the last fragment has the remaining one and fragment = false.
+        let evs: Vec<_> = (0..10).map(|i| event(&format!("k{i}"), 1000, None)).collect();
+        let out = fragments(response(evs.clone()), 3500);
+        assert_eq!(
+            out.iter().map(|r| r.events.len()).collect::<Vec<_>>(),
+            [3, 3, 3, 1]
+        );
+        assert_eq!(
+            out.iter().map(|r| r.fragment).collect::<Vec<_>>(),
+            [true, true, true, false]
+        );
+        for r in &out {
+            assert!(r.encoded_len() < 3500);
+            assert_eq!((r.watch_id, r.header), (5, response(vec![]).header));
+        }
+        assert_eq!(out.into_iter().flat_map(|r| r.events).collect::<Vec<_>>(), evs);
+        // An event larger than the limit goes alone, in order.
+        let evs = vec![
+            event("a", 100, None),
+            event("big", 5000, None),
+            event("b", 100, None),
+            event("c", 100, None),
+        ];
+        let out = fragments(response(evs.clone()), 1000);
+        assert_eq!(out.iter().map(|r| r.events.len()).collect::<Vec<_>>(), [1, 1, 2]);
+        assert_eq!(
+            out.iter().map(|r| r.fragment).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        assert_eq!(out, etcd_send_fragments(&response(evs), 1000));
+    }
+
+    proptest! {
+        #[test]
+        fn fragments_equal_etcds_send_fragments(
+            sizes in proptest::collection::vec((0usize..3000, proptest::option::of(0usize..3000)), 0..40),
+            max in 1usize..20_000,
+        ) {
+            let evs: Vec<_> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, (v, p))| event(&format!("key{i}"), *v, *p))
+                .collect();
+            let wr = response(evs);
+            prop_assert_eq!(fragments(wr.clone(), max), etcd_send_fragments(&wr, max));
+        }
+    }
+
+    fn metadata(require_leader: bool) -> tonic::metadata::MetadataMap {
+        let mut md = tonic::metadata::MetadataMap::new();
+        if require_leader {
+            md.insert("hasleader", "true".parse().unwrap());
+        }
+        md
+    }
+
+    fn is_no_leader(s: &Status) -> bool {
+        s.code() == tonic::Code::Unavailable && s.message() == "etcdserver: no leader"
+    }
+
+    #[tokio::test]
+    async fn hasleader_streams_are_refused_without_a_leader() {
+        let leader = Arc::new(AtomicBool::new(false));
+        let l = leader.clone();
+        let m = LeaderMonitor::start(move || l.load(Ordering::SeqCst), Duration::from_secs(3600));
+        let err = m.admit(&metadata(true)).err().expect("refused");
+        assert!(is_no_leader(&err), "{err:?}");
+        // Without the metadata (or with another value) the leader does not matter.
+        assert!(m.admit(&metadata(false)).unwrap().is_none());
+        let mut other = tonic::metadata::MetadataMap::new();
+        other.insert("hasleader", "false".parse().unwrap());
+        assert!(m.admit(&other).unwrap().is_none());
+        leader.store(true, Ordering::SeqCst);
+        assert!(m.admit(&metadata(true)).unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn open_hasleader_streams_close_after_three_election_timeouts_without_leader() {
+        let election = Duration::from_millis(200);
+        let leader = Arc::new(AtomicBool::new(true));
+        let l = leader.clone();
+        let m = LeaderMonitor::start(move || l.load(Ordering::SeqCst), election);
+        let mut lost = m.admit(&metadata(true)).unwrap().expect("admitted");
+        // A leader that comes back within three timeouts closes nothing.
+        leader.store(false, Ordering::SeqCst);
+        assert!(
+            tokio::time::timeout(election + election / 4, &mut lost)
+                .await
+                .is_err()
+        );
+        leader.store(true, Ordering::SeqCst);
+        assert!(tokio::time::timeout(election * 5, &mut lost).await.is_err());
+        // Gone for good: closed after three timeouts (not after one).
+        leader.store(false, Ordering::SeqCst);
+        let t = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), &mut lost)
+            .await
+            .expect("closed after losing the leader");
+        assert!(t.elapsed() >= election * 2, "closed after {:?}", t.elapsed());
+    }
+
+    /// A one-member server in this process (as `main` builds it) whose Watch service uses
+    /// `leader` as its leader check, served on a free loopback port. Returns the client URL.
+    async fn serve_with_leader_check(
+        dir: &std::path::Path,
+        leader: Arc<AtomicBool>,
+        election: Duration,
+    ) -> (String, Arc<EtcdServer>, WatchableStore) {
+        let data = dir.join("data");
+        let cfg = crate::config::Config::from_args(
+            ["retcd", "--data-dir", data.to_str().unwrap()]
+                .map(String::from)
+                .to_vec(),
+        )
+        .unwrap();
+        let (store, resume) = Store::open(&dir.join("db"), retcd_mvcc::StoreConfig::default()).unwrap();
+        let w = WatchableStore::new(store.clone()).unwrap();
+        let applier = crate::applier::Applier::new(store.clone(), resume, w.clone()).unwrap();
+        let peer = vec!["http://127.0.0.1:1".to_string()];
+        let id = crate::ids::member_id(&peer, "etcd-cluster");
+        let member = retcd_raft_node::MemberNode {
+            name: "default".into(),
+            peer_urls: peer,
+            client_urls: vec![],
+        };
+        let raft = retcd_raft_node::RaftNode::start(
+            retcd_raft_node::RaftNodeConfig {
+                id,
+                initial_members: [(id, member)].into(),
+                wal_dir: dir.join("wal"),
+                heartbeat_ms: 100,
+                election_ms: 1000,
+                snapshot_count: 10_000,
+            },
+            Box::new(applier),
+        )
+        .await
+        .unwrap();
+        raft.wait_ready(Duration::from_secs(20)).await.unwrap();
+        let s = EtcdServer::new(cfg, store, raft, id, 1);
+        let svc = WatchService {
+            s: s.clone(),
+            w: w.clone(),
+            progress_interval: Duration::from_secs(600),
+            leader: LeaderMonitor::start(move || leader.load(Ordering::SeqCst), election),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(retcd_api::etcdserverpb::watch_server::WatchServer::new(svc))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        (url, s, w)
+    }
+
+    fn watch_all(require_leader: bool) -> tonic::Request<impl tokio_stream::Stream<Item = WatchRequest>> {
+        let create = WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(
+                retcd_api::etcdserverpb::WatchCreateRequest {
+                    key: vec![0],
+                    range_end: vec![0],
+                    ..Default::default()
+                },
+            )),
+        };
+        // The request side stays open, as a real client's does.
+        let reqs = tokio_stream::iter([create]).chain(tokio_stream::pending());
+        let mut req = tonic::Request::new(reqs);
+        if require_leader {
+            req.metadata_mut().insert("hasleader", "true".parse().unwrap());
+        }
+        req
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watch_service_honours_hasleader() {
+        use retcd_api::etcdserverpb::watch_client::WatchClient;
+        let dir = tempfile::tempdir().unwrap();
+        let election = Duration::from_millis(100);
+        let leader = Arc::new(AtomicBool::new(false));
+        let (url, s, w) = serve_with_leader_check(dir.path(), leader.clone(), election).await;
+        let mut client = WatchClient::connect(url).await.unwrap();
+
+        // No leader: refused at once; without the metadata the watch works.
+        let err = client.watch(watch_all(true)).await.expect_err("refused");
+        assert!(is_no_leader(&err), "{err:?}");
+        let mut plain = client.watch(watch_all(false)).await.unwrap().into_inner();
+        assert!(plain.message().await.unwrap().unwrap().created);
+
+        // With a leader: admitted; events flow; losing the leader closes the stream with
+        // etcd's error, while the plain stream stays open.
+        leader.store(true, Ordering::SeqCst);
+        let mut guarded = client.watch(watch_all(true)).await.unwrap().into_inner();
+        assert!(guarded.message().await.unwrap().unwrap().created);
+        let put = crate::raft_request::InternalRaftRequest {
+            put: Some(retcd_api::etcdserverpb::PutRequest {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        s.propose(put).await.unwrap();
+        let ev = guarded.message().await.unwrap().unwrap();
+        assert_eq!(ev.events.len(), 1);
+        assert_eq!(plain.message().await.unwrap().unwrap().events.len(), 1);
+        leader.store(false, Ordering::SeqCst);
+        let err = tokio::time::timeout(Duration::from_secs(10), guarded.message())
+            .await
+            .expect("closed after losing the leader")
+            .expect_err("an error status");
+        assert!(is_no_leader(&err), "{err:?}");
+        assert!(
+            tokio::time::timeout(election * 6, plain.message()).await.is_err(),
+            "the stream without hasleader stays open"
+        );
+        // The closed stream's watcher is gone from the store; the plain one remains.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while w.watcher_counts() != (1, 0) {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", w.watcher_counts());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        s.raft.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn out_stream_sends_fragments_back_to_back_and_ends_with_no_leader() {
+        let (tx, rx) = mpsc::channel(8);
+        let (fire, fired) = tokio::sync::oneshot::channel::<()>();
+        let mut out = OutStream {
+            rx,
+            pending: Vec::new().into_iter(),
+            max_bytes: 3500,
+            lost: Some(Box::pin(async move {
+                let _ = fired.await;
+            })),
+            done: false,
+        };
+        let evs: Vec<_> = (0..4).map(|i| event(&format!("k{i}"), 1000, None)).collect();
+        tx.send(Outgoing {
+            resp: response(evs.clone()),
+            fragment: true,
+        })
+        .await
+        .unwrap();
+        tx.send(Outgoing {
+            resp: response(evs.clone()),
+            fragment: false,
+        })
+        .await
+        .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(out.next().await.unwrap().unwrap());
+        }
+        assert_eq!(
+            got.iter()
+                .map(|r| (r.events.len(), r.fragment))
+                .collect::<Vec<_>>(),
+            [(3, true), (1, false), (4, false)]
+        );
+        tx.send(response(vec![]).into()).await.unwrap();
+        fire.send(()).unwrap();
+        // The leader loss wins over queued responses, and the stream ends after it.
+        let err = out.next().await.unwrap().unwrap_err();
+        assert!(is_no_leader(&err), "{err:?}");
+        assert!(out.next().await.is_none());
     }
 }

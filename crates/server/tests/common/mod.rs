@@ -828,3 +828,102 @@ pub fn has_established_connection(pid: u32, port: u16) -> bool {
         })
     })
 }
+
+// ---------------------------------------------------------------------------------------
+// retcd with extra flags (gRPC-level tests)
+// ---------------------------------------------------------------------------------------
+
+/// A retcd started with extra flags on top of [`Server`]'s (e.g. `--max-request-bytes`), for
+/// tests that speak gRPC directly. Fresh ports and data dir, output in `server.log` in its
+/// temp dir (tail printed if the test panics), SIGKILLed on drop. Ready, as [`Server`], once
+/// a linearizable `etcdctl get` succeeds.
+pub struct FlaggedRetcd {
+    ports: Arc<Ports>,
+    dir: TempDir,
+    child: Child,
+}
+
+impl FlaggedRetcd {
+    pub fn start(extra: &[&str]) -> FlaggedRetcd {
+        let ports = Ports::reserve();
+        let dir = tempfile::Builder::new()
+            .prefix("retcd-grpc-")
+            .tempdir()
+            .expect("create temp dir");
+        let log = File::create(dir.path().join("server.log")).expect("create server log");
+        let (client, peer) = (ports.client_url(), ports.peer_url());
+        let mut cmd = Command::new(ServerKind::Retcd.binary());
+        scrub_env(&mut cmd);
+        cmd.args(["--name", "default", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .args(extra)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log);
+        let child = cmd.spawn().expect("start retcd");
+        let mut s = FlaggedRetcd { ports, dir, child };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            assert!(s.is_running(), "retcd exited during start-up (flags {extra:?})");
+            let probe = etcdctl_with(&s.endpoint(), "1s", "2s", &["get", "retcd-harness-probe"], None);
+            if probe.success() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "retcd (flags {extra:?}) not ready after {READY_TIMEOUT:?}: {}",
+                probe.stderr.trim()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `http://127.0.0.1:<client port>`
+    pub fn endpoint(&self) -> String {
+        self.ports.client_url()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// A new gRPC connection (HTTP/2 connection) to the client port.
+    pub async fn connect(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(self.endpoint())
+            .expect("endpoint URL")
+            .connect()
+            .await
+            .expect("connect to retcd")
+    }
+
+    /// The last `lines` lines of the server's output.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for FlaggedRetcd {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("----- retcd log (last 100 lines) -----\n{}", self.log_tail(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
