@@ -718,7 +718,18 @@ mod tests {
         .unwrap();
         let (store, resume) = Store::open(&dir.join("db"), retcd_mvcc::StoreConfig::default()).unwrap();
         let w = WatchableStore::new(store.clone()).unwrap();
-        let applier = crate::applier::Applier::new(store.clone(), resume, w.clone()).unwrap();
+        let leases = crate::lease::LeaseHub::restore(
+            &store,
+            retcd_lease::LessorConfig {
+                min_ttl: 2,
+                checkpoint_interval: None,
+            },
+        )
+        .unwrap();
+        let wait = Arc::new(crate::wait::Wait::default());
+        let applier =
+            crate::applier::Applier::new(store.clone(), resume, w.clone(), leases.clone(), wait.clone())
+                .unwrap();
         let peer = vec!["http://127.0.0.1:1".to_string()];
         let id = crate::ids::member_id(&peer, "etcd-cluster");
         let member = retcd_raft_node::MemberNode {
@@ -734,13 +745,14 @@ mod tests {
                 heartbeat_ms: 100,
                 election_ms: 1000,
                 snapshot_count: 10_000,
+                join_existing: false,
             },
             Box::new(applier),
         )
         .await
         .unwrap();
         raft.wait_ready(Duration::from_secs(20)).await.unwrap();
-        let s = EtcdServer::new(cfg, store, raft, id, 1);
+        let s = EtcdServer::new(cfg, store, raft, id, 1, leases, wait);
         let svc = WatchService {
             s: s.clone(),
             w: w.clone(),
