@@ -229,7 +229,6 @@ pub struct PutArgs {
     /// updates the key using its current lease
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
     pub ignore_lease: bool,
-    #[arg(allow_hyphen_values = true)]
     pub args: Vec<String>,
 }
 

@@ -68,6 +68,11 @@ macro_rules! pb_names {
     };
 }
 
+// prost renames `HashKVResponse` to `HashKvResponse`.
+impl Pb for HashKvResponse {
+    const NAME: &'static str = "etcdserverpb.HashKVResponse";
+}
+
 use retcd_api::etcdserverpb::{
     AlarmResponse, AuthDisableResponse, AuthEnableResponse, AuthRoleAddResponse, AuthRoleDeleteResponse,
     AuthRoleGetResponse, AuthRoleGrantPermissionResponse, AuthRoleListResponse,
@@ -86,7 +91,7 @@ pb_names! {
     TxnResponse => "etcdserverpb", CompactionResponse => "etcdserverpb", WatchResponse => "etcdserverpb",
     MemberListResponse => "etcdserverpb", MemberAddResponse => "etcdserverpb",
     MemberRemoveResponse => "etcdserverpb", MemberUpdateResponse => "etcdserverpb",
-    MemberPromoteResponse => "etcdserverpb", StatusResponse => "etcdserverpb", HashKvResponse => "etcdserverpb",
+    MemberPromoteResponse => "etcdserverpb", StatusResponse => "etcdserverpb",
     AlarmResponse => "etcdserverpb", DefragmentResponse => "etcdserverpb", MoveLeaderResponse => "etcdserverpb",
     AuthEnableResponse => "etcdserverpb", AuthDisableResponse => "etcdserverpb", AuthStatusResponse => "etcdserverpb",
     AuthUserAddResponse => "etcdserverpb", AuthUserGetResponse => "etcdserverpb",
@@ -284,17 +289,13 @@ pub fn fields_hdr(h: Option<&ResponseHeader>) {
 }
 
 /// The fields printer's lines for one key-value, with a prefix such as `Prev`.
-pub fn fields_kv(out: &Out, prefix: &str, kv: &KeyValue) {
+pub fn fields_kv(prefix: &str, kv: &KeyValue) {
     println!("\"{prefix}Key\" : {}", quote(&kv.key));
     println!("\"{prefix}CreateRevision\" : {}", kv.create_revision);
     println!("\"{prefix}ModRevision\" : {}", kv.mod_revision);
     println!("\"{prefix}Version\" : {}", kv.version);
     println!("\"{prefix}Value\" : {}", quote(&kv.value));
-    if out.hex {
-        println!("\"{prefix}Lease\" : {:016x}", kv.lease);
-    } else {
-        println!("\"{prefix}Lease\" : {}", kv.lease);
-    }
+    println!("\"{prefix}Lease\" : {}", kv.lease);
 }
 
 /// A tablewriter table as etcdctl configures it: headers centred, cells right-aligned.

@@ -276,7 +276,7 @@ pub async fn endpoint_health(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
         Format::Simple => {
             for h in &results {
                 if h.health {
-                    println!(
+                    eprintln!(
                         "{} is healthy: successfully committed proposal: took = {}",
                         h.ep, h.took
                     );

@@ -16,7 +16,7 @@ use crate::output::{Format, Out, fields_hdr, fields_kv};
 
 const PREFIX_AND_FROM_KEY: &str = "`--prefix` and `--from-key` cannot be set at the same time, choose one";
 const TOO_MANY_WITH_PREFIX: &str =
-    "too many arguments, only accept one argument when `--prefix` or `--from-key` is set.";
+    "too many arguments, only accept one argument when `--prefix` or `--from-key` is set";
 
 /// Builds the `RangeRequest` for `get` (also used inside `txn`).
 pub fn get_request(a: &GetArgs) -> Result<RangeRequest, CtlError> {
@@ -84,7 +84,7 @@ pub fn print_get(out: &Out, r: &RangeResponse, value_only: bool) {
         Format::Fields => {
             fields_hdr(r.header.as_ref());
             for kv in &r.kvs {
-                fields_kv(out, "", kv);
+                fields_kv("", kv);
             }
             println!("\"More\" : {}", r.more);
             println!("\"Count\" : {}", r.count);
@@ -105,7 +105,7 @@ pub fn print_put(out: &Out, r: &PutResponse) {
     if out.format == Format::Fields {
         fields_hdr(r.header.as_ref());
         if let Some(kv) = &r.prev_kv {
-            fields_kv(out, "Prev", kv);
+            fields_kv("Prev", kv);
         }
         return;
     }
@@ -121,7 +121,7 @@ pub fn print_del(out: &Out, r: &DeleteRangeResponse) {
         fields_hdr(r.header.as_ref());
         println!("\"Deleted\" : {}", r.deleted);
         for kv in &r.prev_kvs {
-            fields_kv(out, "Prev", kv);
+            fields_kv("Prev", kv);
         }
         return;
     }
@@ -151,8 +151,9 @@ pub async fn get(ctx: &Ctx, a: &GetArgs) -> Result<(), CtlError> {
 }
 
 /// Builds the `PutRequest` for `put` (also used inside `txn`); reads the value from stdin
-/// when only the key is given, as etcdctl does.
-pub fn put_request(a: &PutArgs) -> Result<PutRequest, CtlError> {
+/// when only the key is given and `stdin` allows it (inside a txn etcdctl's stdin is
+/// already consumed by its line reader, so it never can).
+pub fn put_request(a: &PutArgs, stdin: bool) -> Result<PutRequest, CtlError> {
     const NEEDS: &str = "put command needs 1 argument and input from stdin or 2 arguments";
     let Some(key) = a.args.first() else {
         return Err(CtlError::BadArgs(NEEDS.into()));
@@ -166,7 +167,9 @@ pub fn put_request(a: &PutArgs) -> Result<PutRequest, CtlError> {
         Some(v) => v.as_bytes().to_vec(),
         None => {
             let mut buf = Vec::new();
-            let _ = std::io::stdin().read_to_end(&mut buf);
+            if stdin {
+                let _ = std::io::stdin().read_to_end(&mut buf);
+            }
             if buf.is_empty() && !a.ignore_value {
                 return Err(CtlError::BadArgs(NEEDS.into()));
             }
@@ -187,7 +190,7 @@ pub fn put_request(a: &PutArgs) -> Result<PutRequest, CtlError> {
 
 /// `put`.
 pub async fn put(ctx: &Ctx, a: &PutArgs) -> Result<(), CtlError> {
-    let req = put_request(a)?;
+    let req = put_request(a, true)?;
     let client = ctx.client().await?;
     let resp = client.call(client.kv().put(req)).await?;
     ctx.out.show(&resp, || print_put(&ctx.out, &resp))

@@ -2,8 +2,6 @@
 //! section ended by an empty line), with etcdctl's prompts in `--interactive` mode, its
 //! comparison syntax (`value("k") = "v"`, `mod("k") > "3"`, ...) and its error messages.
 
-use std::io::BufRead;
-
 use clap::Parser;
 use retcd_api::etcdserverpb::{
     Compare, RequestOp, TxnRequest, TxnResponse, compare, request_op, response_op::Response,
@@ -131,7 +129,7 @@ pub fn parse_op(line: &str) -> Result<RequestOp, CtlError> {
         .map_err(|_| CtlError::InvalidInput(format!("invalid txn request: {line}")))?;
     let request = match op {
         TxnOp::Get(a) => request_op::Request::RequestRange(kv::get_request(&a)?),
-        TxnOp::Put(a) => request_op::Request::RequestPut(kv::put_request(&a)?),
+        TxnOp::Put(a) => request_op::Request::RequestPut(kv::put_request(&a, false)?),
         TxnOp::Del(a) => request_op::Request::RequestDeleteRange(kv::del_request(&a)?),
     };
     Ok(RequestOp {
@@ -140,8 +138,10 @@ pub fn parse_op(line: &str) -> Result<RequestOp, CtlError> {
 }
 
 /// Reads lines until an empty one, parsing each; EOF is an error, as in etcdctl.
+/// Lines are read through `Stdin` without holding its lock, so that a `put KEY` op can read
+/// the rest of stdin as its value, as etcdctl's does.
 fn read_section<T>(
-    input: &mut impl BufRead,
+    input: &std::io::Stdin,
     parse: impl Fn(&str) -> Result<T, CtlError>,
 ) -> Result<Vec<T>, CtlError> {
     let mut items = Vec::new();
@@ -168,15 +168,13 @@ pub async fn txn(ctx: &Ctx, a: &TxnArgs) -> Result<(), CtlError> {
             println!("{s}");
         }
     };
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
+    let input = std::io::stdin();
     prompt("compares:");
-    let compare = read_section(&mut input, parse_compare)?;
+    let compare = read_section(&input, parse_compare)?;
     prompt("success requests (get, put, del):");
-    let success = read_section(&mut input, parse_op)?;
+    let success = read_section(&input, parse_op)?;
     prompt("failure requests (get, put, del):");
-    let failure = read_section(&mut input, parse_op)?;
-    drop(input);
+    let failure = read_section(&input, parse_op)?;
     let client = ctx.client().await?;
     let resp = client
         .call(client.kv().txn(TxnRequest {

@@ -70,9 +70,9 @@ fn display(out: &Out, r: &WatchResponse) {
             for e in &r.events {
                 println!("\"Type\" : {}", event_type(e.r#type));
                 if let Some(prev) = &e.prev_kv {
-                    fields_kv(out, "Prev", prev);
+                    fields_kv("Prev", prev);
                 }
-                fields_kv(out, "", &e.kv.clone().unwrap_or_default());
+                fields_kv("", &e.kv.clone().unwrap_or_default());
             }
         }
         Format::Simple | Format::Table => {
