@@ -1,5 +1,6 @@
-//! The python `etcd3` client's watch API against retcd (with `RETCD_COMPAT_SELFTEST=1`,
-//! against etcd, to validate the script): `clients/etcd3_watch.py` runs the checks.
+//! The python `etcd3` client against retcd (with `RETCD_COMPAT_SELFTEST=1`, against etcd,
+//! to validate the scripts): `clients/etcd3_watch.py` checks the watch API,
+//! `clients/etcd3_lease_lock.py` the service-registry (lease) and lock recipes.
 //!
 //! Needs `python3` with the `etcd3` package (`pip install etcd3`; `scripts/test.sh` installs
 //! it). Missing either fails the test. `RETCD_TEST_PYTHON` overrides the interpreter.
@@ -47,8 +48,8 @@ fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
     child.wait_with_output().expect("collect python output")
 }
 
-#[test]
-fn python_etcd3_watch_api() {
+/// Runs `clients/<script>` against a fresh server; it must print "ok".
+fn run_script(script: &str) {
     let mut probe = python();
     probe.args(["-c", "import etcd3; print(etcd3.__version__)"]);
     let out = run_bounded(probe, Duration::from_secs(60));
@@ -59,7 +60,9 @@ fn python_etcd3_watch_api() {
     );
 
     let server = common::Server::start(common::kind_under_test());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/etcd3_watch.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
     let mut cmd = python();
     cmd.arg(&script)
         .arg("127.0.0.1")
@@ -76,4 +79,14 @@ fn python_etcd3_watch_api() {
         server.kind().name(),
         out.status
     );
+}
+
+#[test]
+fn python_etcd3_watch_api() {
+    run_script("etcd3_watch.py");
+}
+
+#[test]
+fn python_etcd3_service_registry_and_lock() {
+    run_script("etcd3_lease_lock.py");
 }
