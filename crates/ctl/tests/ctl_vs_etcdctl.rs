@@ -609,3 +609,79 @@ fn users_roles_and_auth() {
     p.check(&["--user=root:rootpw", "auth", "disable"]);
     p.check(&["auth", "disable"]);
 }
+
+fn interrupt(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+/// One tool holds a lock while the other waits for it, both ways round: the recipes interoperate.
+#[test]
+fn lock_waits_for_the_holder_and_elect_observes() {
+    let e = Etcd::start(&format!("http://127.0.0.1:{}", free_port()));
+    let args = ["lock", "l1", "--", "sh", "-c", "echo $ETCD_LOCK_KEY"];
+    let (want, got) = (e.run(ETCDCTL, &args, ""), e.run(RETCDCTL, &args, ""));
+    assert_eq!(lease_normalized(&got), lease_normalized(&want));
+    assert_eq!(lease_normalized(&want).0, "l1/LEASE\n");
+    for (holder, waiter) in [(ETCDCTL, RETCDCTL), (RETCDCTL, ETCDCTL)] {
+        let mut hold = e
+            .command(holder, &["lock", "l2"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("holder");
+        std::thread::sleep(Duration::from_millis(1000));
+        let wait = e
+            .command(waiter, &["lock", "l2", "echo", "got it"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("waiter");
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut wait = wait;
+        assert!(
+            wait.try_wait().expect("try_wait").is_none(),
+            "{waiter} took a lock held by {holder}"
+        );
+        interrupt(&hold);
+        assert!(hold.wait().expect("holder exit").success());
+        let out = wait.wait_with_output().expect("waiter output");
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "got it\n");
+        let _ = hold.kill();
+    }
+    // Campaigning prints the leader key and proposal; an observer of either tool sees it.
+    for (candidate, observer) in [(ETCDCTL, RETCDCTL), (RETCDCTL, ETCDCTL)] {
+        let watch = e
+            .command(observer, &["elect", "-l", "el"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("observer");
+        std::thread::sleep(Duration::from_millis(800));
+        let camp = e
+            .command(candidate, &["elect", "el", "p1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("candidate");
+        std::thread::sleep(Duration::from_millis(1500));
+        interrupt(&camp);
+        interrupt(&watch);
+        let (c, w) = (
+            camp.wait_with_output().expect("campaign"),
+            watch.wait_with_output().expect("observe"),
+        );
+        assert!(c.status.success(), "{candidate} elect");
+        assert_eq!(lease_normalized(&c).0, "el/LEASE\np1\n");
+        assert_eq!(lease_normalized(&w).0, "el/LEASE\np1\n", "{observer} elect -l");
+    }
+    for args in [
+        &["lock"][..],
+        &["elect"],
+        &["elect", "a"],
+        &["elect", "-l", "a", "b"],
+        &["lock", "x", "false"],
+    ] {
+        compare(args, &e.run(ETCDCTL, args, ""), &e.run(RETCDCTL, args, ""), &[]);
+    }
+}
