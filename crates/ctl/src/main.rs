@@ -128,7 +128,27 @@ fn completion(args: &[String]) -> Result<(), CtlError> {
     Ok(())
 }
 
+/// Writing to a closed pipe (`retcdctl get --prefix "" | head -1`) ends the process quietly,
+/// as SIGPIPE ends etcdctl, instead of a panic report (unsafe code, and so resetting the
+/// signal disposition, is forbidden here).
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if msg.contains("Broken pipe") {
+            std::process::exit(128 + 13);
+        }
+        default(info);
+    }));
+}
+
 fn main() {
+    quiet_on_broken_pipe();
     // `watch ... -- CMD` and `lock NAME -- CMD`: the command after `--` is not parsed.
     let mut argv: Vec<String> = std::env::args().collect();
     let mut exec = Vec::new();
