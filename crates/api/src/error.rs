@@ -139,6 +139,8 @@ pub enum EtcdError {
     NotSupportedForLearner,
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    TimeoutLeaderTransfer,
 
     // --- downgrade ---
     #[error("etcdserver: cluster version not found during downgrade")]
@@ -223,6 +225,7 @@ impl EtcdError {
             Corrupt => Code::DataLoss,
             NotSupportedForLearner => Code::Unavailable,
             BadLeaderTransferee => Code::FailedPrecondition,
+            TimeoutLeaderTransfer => Code::Unavailable,
 
             ClusterVersionUnavailable => Code::Unavailable,
             WrongDowngradeVersionFormat | InvalidDowngradeTargetVersion => Code::InvalidArgument,
@@ -493,6 +496,11 @@ mod tests {
                 "etcdserver: bad leader transferee",
             ),
             (
+                TimeoutLeaderTransfer,
+                Code::Unavailable,
+                "etcdserver: request timed out, leader transfer took too long",
+            ),
+            (
                 ClusterVersionUnavailable,
                 Code::Unavailable,
                 "etcdserver: cluster version not found during downgrade",
@@ -529,7 +537,7 @@ mod tests {
     }
 
     /// Number of variants of `EtcdError`.
-    const VARIANTS: usize = 67;
+    const VARIANTS: usize = 68;
 
     /// Compile-time guard: adding a variant breaks this match until the
     /// variant is also added here, as a reminder to add it to `table()` and
@@ -591,6 +599,7 @@ mod tests {
             | Corrupt
             | NotSupportedForLearner
             | BadLeaderTransferee
+            | TimeoutLeaderTransfer
             | ClusterVersionUnavailable
             | WrongDowngradeVersionFormat
             | InvalidDowngradeTargetVersion

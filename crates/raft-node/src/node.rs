@@ -248,6 +248,22 @@ impl RaftNode {
         }
     }
 
+    /// Hands leadership to member `to` (this member must lead) and waits up to `timeout`
+    /// until `to` leads. `Ok(false)`: it did not happen in time.
+    pub async fn move_leader(&self, to: u64, timeout: Duration) -> Result<bool, RaftNodeError> {
+        self.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| RaftNodeError::Stopped(e.to_string()))?;
+        Ok(self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader == Some(to), "leadership moved")
+            .await
+            .is_ok())
+    }
+
     /// Calls the leader's application handler (e.g. a lease keep-alive on a follower).
     pub async fn call_leader(&self, method: &str, data: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
         let leader = self

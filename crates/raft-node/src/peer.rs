@@ -19,7 +19,8 @@ use openraft::error::{
 };
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{RaftNetworkV2, ReadPolicy};
 use tonic::transport::{Channel, Endpoint};
@@ -300,6 +301,30 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         vote_resp_from(resp.into_inner()).map_err(decode_err)
     }
 
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let mut c = self.client()?;
+        let msg = pb::TransferLeaderRequest {
+            from_leader: Some(vote_to(req.from_leader())),
+            to_node_id: *req.to_node_id(),
+            last_log_id: req.last_log_id().map(log_id_to),
+        };
+        let resp = c
+            .transfer_leader(with_timeout(msg, &option))
+            .await
+            .map_err(rpc_err)?;
+        let error = resp.into_inner().error;
+        if error.is_empty() {
+            Ok(Ok(()))
+        } else {
+            // the target refused; the leader simply stays
+            Err(decode_err(error))
+        }
+    }
+
     async fn full_snapshot(
         &mut self,
         _vote: Vote,
@@ -395,6 +420,20 @@ impl pb::peer_server::Peer for PeerService {
         let req = vote_req_from(request.into_inner()).map_err(Status::invalid_argument)?;
         let resp = self.raft.pre_vote(req).await.map_err(fatal)?;
         Ok(Response::new(vote_resp_to(&resp)))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        let r = request.into_inner();
+        let from = vote_from(r.from_leader).map_err(Status::invalid_argument)?;
+        let req = TransferLeaderRequest::new(from, r.to_node_id, log_id_from(r.last_log_id));
+        let error = match self.raft.handle_transfer_leader(req).await.map_err(fatal)? {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        Ok(Response::new(pb::TransferLeaderResponse { error }))
     }
 
     async fn propose(

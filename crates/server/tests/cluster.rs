@@ -223,6 +223,37 @@ fn three_members_replicate_fail_over_and_catch_up() {
         "{ttl}"
     );
 
+    // move-leader: refused on a follower, to a non-member; moves to a voter
+    let ids: Vec<String> = c
+        .ok(0, &["member", "list"])
+        .lines()
+        .map(|l| l.split(", ").next().unwrap().to_string())
+        .collect();
+    let status = c.ok(leader, &["endpoint", "status"]);
+    let leader_id = status.split(", ").nth(1).unwrap().to_string();
+    let target_id = ids.iter().find(|id| **id != leader_id).unwrap().clone();
+    // etcdctl looks for the leader among the endpoints it is given
+    let refused = c.ctl(follower, &["move-leader", &target_id]);
+    assert!(
+        refused.stderr.contains("no leader endpoint given at"),
+        "{}",
+        refused.stderr
+    );
+    let bad = c.ctl(leader, &["move-leader", "1234"]);
+    assert!(
+        bad.stderr.contains("etcdserver: bad leader transferee"),
+        "{}",
+        bad.stderr
+    );
+    let moved = c.ok(leader, &["move-leader", &target_id]);
+    assert_eq!(
+        moved.trim(),
+        format!("Leadership transferred from {leader_id} to {target_id}")
+    );
+    let leader = c.leader().expect("a leader after move-leader");
+    assert!(c.ok(leader, &["endpoint", "status"]).contains(&target_id));
+    c.ok(leader, &["put", "after-move", "1"]);
+
     // kill -9 the leader: a new one is elected and writes go on
     c.members[leader].kill9();
     let killed = Instant::now();

@@ -122,11 +122,41 @@ impl Maintenance for MaintenanceService {
         Err(unimplemented("etcdserverpb.Maintenance/Snapshot", OPS_ISSUE))
     }
 
+    /// etcd's MoveLeader: only the leader moves leadership, only to a voting member, and
+    /// answers once the target leads (or times out).
     async fn move_leader(
         &self,
-        _: Request<MoveLeaderRequest>,
+        request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(unimplemented("etcdserverpb.Maintenance/MoveLeader", "issue 6"))
+        let target = request.into_inner().target_id;
+        let st = self.s.raft.status();
+        if !st.is_leader {
+            return Err(EtcdError::NotLeader.into());
+        }
+        let voter = self
+            .s
+            .raft
+            .members()
+            .into_iter()
+            .any(|(id, _, learner)| id == target && !learner);
+        if !voter {
+            return Err(EtcdError::BadLeaderTransferee.into());
+        }
+        if target != self.s.member_id {
+            let timeout = crate::etcdserver::request_timeout(&self.s.cfg);
+            let moved = self
+                .s
+                .raft
+                .move_leader(target, timeout)
+                .await
+                .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?;
+            if !moved {
+                return Err(EtcdError::TimeoutLeaderTransfer.into());
+            }
+        }
+        let mut resp = MoveLeaderResponse { header: None };
+        self.s.fill(&mut resp.header);
+        Ok(Response::new(resp))
     }
 
     async fn downgrade(
