@@ -446,7 +446,9 @@ fn lease_normalized(o: &Output) -> (String, String, Option<i32>) {
             .expect("regex")
             .replace_all(&s, "${1}LEASE")
             .into_owned();
-        Regex::new(r"\b[0-9a-f]{16}\b")
+        // a lease id is %x of the id: fewer than 16 digits when the member id's low 16
+        // bits start with a zero nibble
+        Regex::new(r"\b[0-9a-f]{12,16}\b")
             .expect("regex")
             .replace_all(&s, "LEASE")
             .into_owned()

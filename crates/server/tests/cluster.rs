@@ -272,6 +272,23 @@ fn three_members_replicate_fail_over_and_catch_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let failover = killed.elapsed();
+    // the lease survived the leader's death: the new leader gave it its full TTL again
+    // (plus an election timeout) rather than letting the old countdown run out
+    let ttl = c.ok(survivor, &["lease", "timetolive", &id, "-w", "json"]);
+    let remaining: i64 = ttl
+        .split("\"ttl\":")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no ttl in {ttl}"));
+    assert!(
+        remaining >= 28,
+        "lease countdown not restarted by the new leader: {ttl}"
+    );
+    assert_eq!(
+        c.ok(survivor, &["get", "leased", "--print-value-only"]).trim(),
+        "x"
+    );
     for n in 0..50 {
         let target = if n % 2 == 0 {
             (leader + 1) % 3
