@@ -158,7 +158,51 @@ pub(crate) struct Shared {
     leased_at_open: Mutex<Option<std::collections::HashMap<Vec<u8>, i64>>>,
 }
 
+/// What scanning the key table gives.
+pub(crate) struct Loaded {
+    pub(crate) tree: TreeIndex,
+    /// Highest main revision found.
+    pub(crate) max_main: i64,
+    pub(crate) records: u64,
+    /// key -> lease of its latest put, for live keys with a lease.
+    pub(crate) leased: std::collections::HashMap<Vec<u8>, i64>,
+}
+
+/// Rebuilds the key index by scanning the key table in revision order.
+pub(crate) fn load_index(rtx: &redb::ReadTransaction) -> Result<Loaded, MvccError> {
+    let mut tree = TreeIndex::default();
+    let mut max_main = 0i64;
+    let mut records = 0u64;
+    let mut leased: std::collections::HashMap<Vec<u8>, i64> = std::collections::HashMap::new();
+    let keys = rtx.open_table(KEY_TABLE)?;
+    for item in keys.iter()? {
+        let (k, v) = item?;
+        let rev = Revision::from_bytes(k.value());
+        let rec = Record::decode(rev, v.value())?;
+        if rec.tombstone || rec.lease == 0 {
+            if !leased.is_empty() {
+                leased.remove(rec.key);
+            }
+        } else {
+            leased.insert(rec.key.to_vec(), rec.lease);
+        }
+        tree.restore(rec.key, rev, rec.tombstone, rec.create_revision, rec.version)?;
+        max_main = max_main.max(rev.main);
+        records += 1;
+    }
+    Ok(Loaded {
+        tree,
+        max_main,
+        records,
+        leased,
+    })
+}
+
 impl Shared {
+    pub(crate) fn set_leased_at_open(&self, leased: std::collections::HashMap<Vec<u8>, i64>) {
+        *self.leased_at_open.lock().unwrap_or_else(PoisonError::into_inner) = Some(leased);
+    }
+
     pub(crate) fn index_read(&self) -> RwLockReadGuard<'_, IndexState> {
         self.index.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -237,28 +281,12 @@ impl Store {
         let scheduled = read_i64(&meta, META_SCHEDULED_COMPACT)?.unwrap_or(-1);
         let finished = read_i64(&meta, META_FINISHED_COMPACT)?.unwrap_or(-1);
 
-        let mut tree = TreeIndex::default();
-        let mut max_main = 0i64;
-        let mut records = 0u64;
-        // key -> lease of its latest put, for keys whose latest change is a put with a lease
-        let mut leased: std::collections::HashMap<Vec<u8>, i64> = std::collections::HashMap::new();
-        let keys = rtx.open_table(KEY_TABLE)?;
-        for item in keys.iter()? {
-            let (k, v) = item?;
-            let rev = Revision::from_bytes(k.value());
-            let rec = Record::decode(rev, v.value())?;
-            if rec.tombstone || rec.lease == 0 {
-                if !leased.is_empty() {
-                    leased.remove(rec.key);
-                }
-            } else {
-                leased.insert(rec.key.to_vec(), rec.lease);
-            }
-            tree.restore(rec.key, rev, rec.tombstone, rec.create_revision, rec.version)?;
-            max_main = max_main.max(rev.main);
-            records += 1;
-        }
-        drop(keys);
+        let Loaded {
+            tree,
+            max_main,
+            records,
+            leased,
+        } = load_index(&rtx)?;
         drop(meta);
         drop(rtx);
 

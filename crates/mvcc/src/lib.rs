@@ -36,6 +36,7 @@ mod key_index;
 mod kv;
 mod kvstore;
 mod kvstore_compaction;
+mod kvstore_snapshot;
 mod kvstore_txn;
 mod revision;
 
