@@ -513,12 +513,15 @@ fn cluster_and_maintenance_commands() {
     for w in FORMATS {
         p.check(&["-w", w, "member", "list"]);
         p.check(&["-w", w, "endpoint", "hashkv"]);
-        // The raft index counts internal entries too; in a table it also sets column widths.
+        // The raft index counts internal entries too, and two etcds' bbolt files grow
+        // differently (DB size); in a table they also set column widths.
         let raft_index: &[&str] = if w == "table" {
             &[r"()\d+", r"()-+", r"() +"]
         } else {
             &[
                 r#"("raftIndex":|"raftAppliedIndex":|"RaftIndex" : |"RaftAppliedIndex" : )\d+"#,
+                r#"("dbSize":|"dbSizeInUse":|"DBSize" : |"DBSizeInUse" : )\d+"#,
+                r"(, )\d+(?:\.\d+)? [kMGT]?B, ",
                 r"(?m)(, )\d+, \d+, $",
             ]
         };

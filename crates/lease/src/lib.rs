@@ -173,6 +173,10 @@ impl Lessor {
         }
     }
 
+    pub fn config(&self) -> &LessorConfig {
+        &self.cfg
+    }
+
     pub fn min_ttl(&self) -> i64 {
         self.cfg.min_ttl
     }

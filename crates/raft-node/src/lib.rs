@@ -23,5 +23,5 @@ mod types;
 pub use log_store::LogStore;
 pub use node::{MemberChange, Proposed, RaftNode, RaftNodeConfig, RaftNodeError, RaftStatus};
 pub use peer::{AppHandler, call_member};
-pub use state_machine::{ApplyBatch, ApplyEntry, Backend};
+pub use state_machine::{ApplyBatch, ApplyEntry, Backend, SnapshotSource};
 pub use types::{ApplyReply, MemberNode};

@@ -33,6 +33,9 @@ pub struct RaftNodeConfig {
     /// A member added to a running cluster (`--initial-cluster-state existing`): it never
     /// bootstraps a cluster of its own and waits for the leader to replicate to it.
     pub join_existing: bool,
+    /// etcd's `--experimental-snapshot-catchup-entries`: log entries kept behind a
+    /// snapshot for slow followers.
+    pub snapshot_catchup_entries: u64,
 }
 
 /// Why a proposal or a read-index failed, in etcd's terms.
@@ -97,6 +100,7 @@ pub struct RaftNode {
     log: LogStore,
     clients: PeerClients,
     app: Arc<Mutex<Option<AppHandler>>>,
+    snap_dir: PathBuf,
 }
 
 /// How a proposal went.
@@ -125,6 +129,12 @@ impl Backend for DynBackend {
     fn sync(&mut self) -> io::Result<()> {
         self.0.sync()
     }
+    fn snapshot_source(&self) -> Arc<dyn crate::SnapshotSource> {
+        self.0.snapshot_source()
+    }
+    fn install_snapshot(&mut self, image: &std::path::Path) -> io::Result<Option<Vec<u8>>> {
+        self.0.install_snapshot(image)
+    }
 }
 
 impl RaftNode {
@@ -132,6 +142,14 @@ impl RaftNode {
     /// bootstraps the initial cluster (etcd's `--initial-cluster-state new`).
     pub async fn start(cfg: RaftNodeConfig, backend: Box<dyn Backend>) -> Result<RaftNode, RaftNodeError> {
         let log = LogStore::open(&cfg.wal_dir)?;
+        // snapshot images in transit live beside the backend (`<data-dir>/member/snap`)
+        let snap_dir = cfg
+            .wal_dir
+            .parent()
+            .map(|p| p.join("snap"))
+            .unwrap_or_else(|| cfg.wal_dir.join("snap"));
+        std::fs::create_dir_all(&snap_dir)?;
+        let source = backend.snapshot_source();
         let sm = StateMachineStore::new(Arc::new(Mutex::new(DynBackend(backend))))?;
         let election_min = cfg.election_ms.max(cfg.heartbeat_ms * 2);
         let config = Config {
@@ -141,7 +159,7 @@ impl RaftNode {
             election_timeout_max: election_min * 2,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_count.max(1)),
             // etcd keeps this many entries behind a snapshot so slow followers can catch up.
-            max_in_snapshot_log_to_keep: 5000,
+            max_in_snapshot_log_to_keep: cfg.snapshot_catchup_entries,
             enable_pre_vote: Some(true),
             ..Default::default()
         }
@@ -150,6 +168,8 @@ impl RaftNode {
         let clients = PeerClients::default();
         let network = PeerNetwork {
             clients: clients.clone(),
+            source,
+            snap_dir: snap_dir.clone(),
         };
         let raft = Raft::new(cfg.id, Arc::new(config), network, log.clone(), sm)
             .await
@@ -169,6 +189,7 @@ impl RaftNode {
             log,
             clients,
             app: Arc::new(Mutex::new(None)),
+            snap_dir,
         })
     }
 
@@ -177,6 +198,7 @@ impl RaftNode {
         pb::peer_server::PeerServer::new(PeerService {
             raft: self.raft.clone(),
             app: self.app.clone(),
+            snap_dir: self.snap_dir.clone(),
         })
         .max_decoding_message_size(usize::MAX)
     }
@@ -500,6 +522,18 @@ mod tests {
         fn sync(&mut self) -> io::Result<()> {
             Ok(())
         }
+        fn snapshot_source(&self) -> Arc<dyn crate::SnapshotSource> {
+            struct NoImage;
+            impl crate::SnapshotSource for NoImage {
+                fn write_image(&self, _: &mut dyn io::Write) -> io::Result<u64> {
+                    Err(io::Error::other("the counting backend has no images"))
+                }
+            }
+            Arc::new(NoImage)
+        }
+        fn install_snapshot(&mut self, _: &std::path::Path) -> io::Result<Option<Vec<u8>>> {
+            Err(io::Error::other("the counting backend has no images"))
+        }
     }
 
     fn config(dir: &std::path::Path) -> RaftNodeConfig {
@@ -519,6 +553,7 @@ mod tests {
             election_ms: 200,
             snapshot_count: 10_000,
             join_existing: false,
+            snapshot_catchup_entries: 5000,
         }
     }
 

@@ -204,6 +204,10 @@ impl PeerClients {
 #[derive(Clone)]
 pub struct PeerNetwork {
     pub(crate) clients: PeerClients,
+    /// Writes the images sent to lagging members.
+    pub(crate) source: Arc<dyn crate::SnapshotSource>,
+    /// Where images in transit are kept.
+    pub(crate) snap_dir: std::path::PathBuf,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -214,6 +218,8 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             target,
             url: node.peer_urls.first().cloned().unwrap_or_default(),
             clients: self.clients.clone(),
+            source: self.source.clone(),
+            snap_dir: self.snap_dir.clone(),
         }
     }
 }
@@ -222,6 +228,27 @@ pub struct PeerConnection {
     target: u64,
     url: String,
     clients: PeerClients,
+    source: Arc<dyn crate::SnapshotSource>,
+    snap_dir: std::path::PathBuf,
+}
+
+/// Size of the pieces an image is streamed in.
+const SNAPSHOT_CHUNK: usize = 1 << 20;
+
+/// A temporary file name unique in this process.
+fn temp_name(prefix: &str) -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{}-{n}.snap.tmp", std::process::id())
+}
+
+/// Removes a file when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn unreachable(e: impl std::fmt::Display) -> Unreachable<TypeConfig> {
@@ -327,17 +354,73 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
 
     async fn full_snapshot(
         &mut self,
-        _vote: Vote,
-        _snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotData>,
-        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        vote: Vote,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotData>,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        // Snapshot transfer to lagging members is not built yet: such a member stays behind
-        // until it is restored (see docs/wal.md).
-        Err(StreamingError::Unreachable(unreachable(format!(
-            "snapshot transfer to member {:x} is not supported yet",
-            self.target
-        ))))
+        let stream_err = |e: String| StreamingError::Unreachable(unreachable(e));
+        // An image of the backend as it is now (at or beyond the snapshot's log id).
+        let file = TempFile(self.snap_dir.join(temp_name(&format!("send-{:x}", self.target))));
+        let (source, path) = (self.source.clone(), file.0.clone());
+        let size = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            let n = source.write_image(&mut out)?;
+            std::io::Write::flush(&mut out)?;
+            Ok(n)
+        })
+        .await
+        .map_err(|e| stream_err(e.to_string()))?
+        .map_err(|e| stream_err(format!("writing a snapshot image: {e}")))?;
+        tracing::info!(
+            target = format!("{:x}", self.target),
+            bytes = size,
+            last_log_id = ?snapshot.meta.last_log_id,
+            "sending a snapshot image"
+        );
+        let meta = &snapshot.meta;
+        let first = pb::SnapshotChunk {
+            vote: Some(vote_to(&vote)),
+            last_log_id: meta.last_log_id.as_ref().map(log_id_to),
+            membership_log_id: meta.last_membership.log_id().as_ref().map(log_id_to),
+            membership: crate::log_store::encode_membership(meta.last_membership.membership()),
+            data: Vec::new(),
+        };
+        let path = file.0.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::SnapshotChunk>(4);
+        // read the file on a blocking thread, feeding the stream with back-pressure
+        let reader = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Read;
+            let mut f = std::fs::File::open(&path)?;
+            if tx.blocking_send(first).is_err() {
+                return Ok(());
+            }
+            loop {
+                let mut buf = vec![0u8; SNAPSHOT_CHUNK];
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.truncate(n);
+                let chunk = pb::SnapshotChunk {
+                    data: buf,
+                    ..Default::default()
+                };
+                if tx.blocking_send(chunk).is_err() {
+                    return Ok(());
+                }
+            }
+        });
+        let mut c = self.client().map_err(|e| stream_err(e.to_string()))?;
+        let call = c.install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let resp = tokio::select! {
+            r = call => r.map_err(|st| stream_err(st.message().to_string()))?,
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+        };
+        let _ = reader.await;
+        drop(file);
+        let vote = vote_from(resp.into_inner().vote).map_err(stream_err)?;
+        Ok(SnapshotResponse { vote })
     }
 }
 
@@ -390,6 +473,8 @@ pub type AppHandler = Arc<
 pub struct PeerService {
     pub(crate) raft: Raft,
     pub(crate) app: Arc<Mutex<Option<AppHandler>>>,
+    /// Where received images are kept until installed.
+    pub(crate) snap_dir: std::path::PathBuf,
 }
 
 fn fatal(e: impl std::fmt::Display) -> Status {
@@ -420,6 +505,61 @@ impl pb::peer_server::Peer for PeerService {
         let req = vote_req_from(request.into_inner()).map_err(Status::invalid_argument)?;
         let resp = self.raft.pre_vote(req).await.map_err(fatal)?;
         Ok(Response::new(vote_resp_to(&resp)))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<tonic::Streaming<pb::SnapshotChunk>>,
+    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        let mut chunks = request.into_inner();
+        let first = chunks
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        let vote = vote_from(first.vote).map_err(Status::invalid_argument)?;
+        let membership = crate::log_store::decode_membership(&first.membership)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let meta = openraft::SnapshotMeta {
+            last_log_id: log_id_from(first.last_log_id),
+            last_membership: crate::types::StoredMembership::new(
+                log_id_from(first.membership_log_id),
+                membership,
+            ),
+        };
+        let path = self.snap_dir.join(temp_name("recv"));
+        let file = TempFile(path.clone());
+        let mut out = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let mut bytes = first.data.len() as u64;
+        tokio::io::AsyncWriteExt::write_all(&mut out, &first.data)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        while let Some(chunk) = chunks.message().await? {
+            bytes += chunk.data.len() as u64;
+            tokio::io::AsyncWriteExt::write_all(&mut out, &chunk.data)
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        out.sync_all()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        drop(out);
+        tracing::info!(bytes, last_log_id = ?meta.last_log_id, "received a snapshot image");
+        let snapshot = openraft::Snapshot {
+            meta,
+            snapshot: SnapshotData::File(path),
+        };
+        let resp = self
+            .raft
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(fatal)?;
+        // the state machine removes the file once installed; this only cleans up otherwise
+        drop(file);
+        Ok(Response::new(pb::SnapshotResponse {
+            vote: Some(vote_to(&resp.vote)),
+        }))
     }
 
     async fn transfer_leader(

@@ -7,6 +7,7 @@
 //! Replies go to proposers only after that transaction has committed.
 
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -46,6 +47,17 @@ pub trait Backend: Send + 'static {
     fn applied_state(&self) -> io::Result<Option<Vec<u8>>>;
     /// Makes everything applied so far durable (before raft purges the log behind it).
     fn sync(&mut self) -> io::Result<()>;
+    /// What writes images of this backend for members that fell behind the compacted log;
+    /// it must work without the backend lock (apply goes on while an image is written).
+    fn snapshot_source(&self) -> Arc<dyn SnapshotSource>;
+    /// Replaces the backend's whole state with `image` (written by another member's
+    /// [`SnapshotSource`]), durably; returns the applied-state record inside it.
+    fn install_snapshot(&mut self, image: &Path) -> io::Result<Option<Vec<u8>>>;
+}
+
+/// Writes a consistent image of a backend (whatever it has applied when called).
+pub trait SnapshotSource: Send + Sync {
+    fn write_image(&self, out: &mut dyn io::Write) -> io::Result<u64>;
 }
 
 #[derive(Serialize, Deserialize)]
@@ -87,10 +99,19 @@ fn decode_applied(b: &[u8]) -> io::Result<(Option<LogId>, StoredMembership)> {
 }
 
 /// What a raft snapshot carries. The state machine is persistent, so a local snapshot is the
-/// backend made durable up to `meta.last_log_id`; shipping it to other members is the peer
-/// transport's job (multi-member issue).
+/// live backend made durable up to `meta.last_log_id` (`Live`); the peer transport ships an
+/// image of it written when it is sent, and the receiver gets that image in a file.
+///
+/// The image may be newer than `meta.last_log_id` (the backend moves on while it is
+/// written); its own applied state says how far it goes, and entries up to there that raft
+/// hands over again afterwards are skipped (applying is idempotent by log index, like
+/// etcd's consistent index).
 #[derive(Debug, Clone, Default)]
-pub struct SnapshotData;
+pub enum SnapshotData {
+    #[default]
+    Live,
+    File(PathBuf),
+}
 
 struct Inner<B> {
     backend: Arc<Mutex<B>>,
@@ -147,7 +168,7 @@ impl<B: Backend> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<B> {
             .map_err(io::Error::other)??;
         Ok(Snapshot {
             meta: self.meta.clone(),
-            snapshot: SnapshotData,
+            snapshot: SnapshotData::Live,
         })
     }
 }
@@ -168,9 +189,17 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachineStore<B> {
         let mut responders = Vec::new();
         let mut last = self.inner.last_applied;
         let mut new_membership = None;
+        let applied_index = self.inner.last_applied.as_ref().map(|l| l.index);
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let id = entry.log_id();
+            if applied_index.is_some_and(|a| id.index <= a) {
+                // already in the backend (it came with an installed snapshot image)
+                if let Some(r) = responder {
+                    r.send(ApplyReply::none());
+                }
+                continue;
+            }
             let data = match entry.payload {
                 EntryPayload::Normal(req) => Some(req.0),
                 EntryPayload::Blank => None,
@@ -230,13 +259,39 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachineStore<B> {
 
     async fn install_snapshot(
         &mut self,
-        _meta: &SnapshotMeta<crate::types::CommittedLeaderId, u64, crate::types::MemberNode>,
-        _snapshot: SnapshotData,
+        meta: &SnapshotMeta<crate::types::CommittedLeaderId, u64, crate::types::MemberNode>,
+        snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "installing snapshots from other members needs the peer transport (multi-member clusters)",
-        ))
+        let SnapshotData::File(path) = snapshot else {
+            // our own live snapshot: the backend already holds it
+            return Ok(());
+        };
+        let backend = self.inner.backend.clone();
+        let p = path.clone();
+        let blob =
+            tokio::task::spawn_blocking(move || backend.lock().map_err(|_| lock_err())?.install_snapshot(&p))
+                .await
+                .map_err(io::Error::other)??;
+        let _ = std::fs::remove_file(&path);
+        let (image_applied, image_membership) = match blob {
+            Some(b) => decode_applied(&b)?,
+            None => (None, meta.last_membership.clone()),
+        };
+        // the image reaches at least as far as the snapshot's meta
+        let last = match (image_applied, meta.last_log_id) {
+            (Some(a), Some(m)) if a.index >= m.index => Some(a),
+            (_, m) => m,
+        };
+        tracing::info!(
+            last_applied = ?last,
+            meta = ?meta.last_log_id,
+            "installed a snapshot image from the leader"
+        );
+        self.inner.last_applied = last;
+        self.inner.membership_json = membership_json(&image_membership);
+        self.inner.membership = image_membership;
+        self.inner.current_snapshot = Some(meta.clone());
+        Ok(())
     }
 
     async fn get_current_snapshot(
@@ -244,7 +299,7 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachineStore<B> {
     ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, SnapshotData>>, io::Error> {
         Ok(self.inner.current_snapshot.clone().map(|meta| Snapshot {
             meta,
-            snapshot: SnapshotData,
+            snapshot: SnapshotData::Live,
         }))
     }
 }

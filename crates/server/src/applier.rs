@@ -800,4 +800,35 @@ impl Backend for Applier {
         self.last_durable = Instant::now();
         Ok(())
     }
+
+    fn snapshot_source(&self) -> Arc<dyn retcd_raft_node::SnapshotSource> {
+        Arc::new(StoreImages(self.store.clone()))
+    }
+
+    /// etcd's `applySnapshot`: the backend is replaced by the leader's image, then the
+    /// lessor and the watchers are brought to the new state.
+    fn install_snapshot(&mut self, image: &std::path::Path) -> io::Result<Option<Vec<u8>>> {
+        let f = std::fs::File::open(image)?;
+        let resume = self
+            .store
+            .restore_snapshot(std::io::BufReader::new(f))
+            .map_err(fatal)?;
+        self.last_durable = Instant::now();
+        if let Some(job) = resume {
+            self.compactor.schedule(job, oneshot::channel().0);
+        }
+        self.leases.reload(&self.store).map_err(io::Error::other)?;
+        self.leases.changed.notify_waiters();
+        self.watchable.restored(self.store.current_revision());
+        self.store.meta(RAFT_APPLIED_META).map_err(fatal)
+    }
+}
+
+/// Writes images of the MVCC store for lagging members (no apply lock needed).
+struct StoreImages(Store);
+
+impl retcd_raft_node::SnapshotSource for StoreImages {
+    fn write_image(&self, out: &mut dyn std::io::Write) -> io::Result<u64> {
+        self.0.write_snapshot(out).map_err(fatal)
+    }
 }

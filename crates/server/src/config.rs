@@ -54,7 +54,6 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
     ("experimental-backend-bbolt-freelist-type", true),
     ("experimental-txn-mode-write-with-shared-buffer", true),
     ("experimental-memory-mlock", true),
-    ("experimental-snapshot-catchup-entries", true),
 ];
 
 /// Flags of features that are not built yet and that must not silently be ignored (ignoring
@@ -143,6 +142,14 @@ pub struct Flags {
         default_value_t = 100_000
     )]
     pub snapshot_count: u64,
+    /// Entries kept in the raft log behind a snapshot so slow followers catch up from the
+    /// log rather than by a snapshot.
+    #[arg(
+        long = "experimental-snapshot-catchup-entries",
+        env = "ETCD_EXPERIMENTAL_SNAPSHOT_CATCHUP_ENTRIES",
+        default_value_t = 5000
+    )]
+    pub experimental_snapshot_catchup_entries: u64,
     /// Maximum client request size in bytes the server will accept.
     #[arg(
         long = "max-request-bytes",
@@ -232,6 +239,8 @@ struct FileConfig {
     initial_cluster_state: Option<String>,
     #[serde(rename = "snapshot-count")]
     snapshot_count: Option<u64>,
+    #[serde(rename = "experimental-snapshot-catchup-entries")]
+    experimental_snapshot_catchup_entries: Option<u64>,
     #[serde(rename = "max-request-bytes")]
     max_request_bytes: Option<u64>,
     #[serde(rename = "max-txn-ops")]
@@ -269,6 +278,7 @@ pub struct Config {
     pub initial_cluster_token: String,
     pub initial_cluster_state: String,
     pub snapshot_count: u64,
+    pub snapshot_catchup_entries: u64,
     pub max_request_bytes: u64,
     pub max_txn_ops: u64,
     pub quota_backend_bytes: i64,
@@ -436,6 +446,7 @@ impl Config {
             take!(initial_cluster_token);
             take!(initial_cluster_state);
             take!(snapshot_count);
+            take!(experimental_snapshot_catchup_entries);
             take!(max_request_bytes);
             take!(max_txn_ops);
             take!(quota_backend_bytes);
@@ -538,6 +549,7 @@ impl Config {
             initial_cluster_token: f.initial_cluster_token,
             initial_cluster_state: f.initial_cluster_state,
             snapshot_count: f.snapshot_count,
+            snapshot_catchup_entries: f.experimental_snapshot_catchup_entries,
             max_request_bytes: f.max_request_bytes,
             max_txn_ops: f.max_txn_ops,
             quota_backend_bytes: if f.quota_backend_bytes <= 0 {

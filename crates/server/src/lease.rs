@@ -35,6 +35,25 @@ impl LeaseHub {
     /// Rebuilds the lessor from the backend: the lease records, then the keys that carry
     /// a lease (etcd's lessor `initAndRecover` and the store's re-attach on restore).
     pub fn restore(store: &Store, cfg: LessorConfig) -> Result<Arc<LeaseHub>, String> {
+        Ok(Arc::new(LeaseHub {
+            lessor: Mutex::new(Self::load(store, cfg)?),
+            changed: Notify::new(),
+        }))
+    }
+
+    /// After the backend was replaced by a snapshot image: the lessor is rebuilt from it
+    /// (still primary, with fresh TTLs, if it was).
+    pub fn reload(&self, store: &Store) -> Result<(), String> {
+        let mut l = self.lock();
+        let mut fresh = Self::load(store, l.config().clone())?;
+        if l.is_primary() {
+            fresh.promote(Duration::ZERO, Instant::now());
+        }
+        *l = fresh;
+        Ok(())
+    }
+
+    fn load(store: &Store, cfg: LessorConfig) -> Result<Lessor, String> {
         let mut lessor = Lessor::new(cfg);
         for (id, bytes) in store.leases().map_err(|e| e.to_string())? {
             let rec = LeaseRecord::decode(&bytes)
@@ -53,10 +72,7 @@ impl LeaseHub {
             tracing::warn!(keys = orphans, "keys refer to leases that do not exist");
         }
         tracing::info!(leases = lessor.len(), "restored leases");
-        Ok(Arc::new(LeaseHub {
-            lessor: Mutex::new(lessor),
-            changed: Notify::new(),
-        }))
+        Ok(lessor)
     }
 }
 

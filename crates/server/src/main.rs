@@ -223,6 +223,7 @@ async fn run(cfg: Config) -> Result<(), String> {
             election_ms: cfg.election_timeout,
             snapshot_count: cfg.snapshot_count,
             join_existing: joining,
+            snapshot_catchup_entries: cfg.snapshot_catchup_entries,
         },
         Box::new(applier),
     )

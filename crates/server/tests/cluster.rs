@@ -47,10 +47,15 @@ impl Drop for Member {
 struct Cluster {
     members: Vec<Member>,
     initial_cluster: String,
+    extra: Vec<String>,
 }
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[])
+    }
+
+    fn start_with(n: usize, extra: &[&str]) -> Cluster {
         let members: Vec<Member> = (1..=n)
             .map(|i| Member {
                 name: format!("m{i}"),
@@ -70,6 +75,7 @@ impl Cluster {
         let mut c = Cluster {
             members,
             initial_cluster,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 0..n {
             c.spawn(i);
@@ -100,6 +106,7 @@ impl Cluster {
     }
 
     fn spawn_with(&mut self, i: usize, ic: &str, state: &str) {
+        let extra = self.extra.clone();
         let m = &mut self.members[i];
         let log = OpenOptions::new()
             .create(true)
@@ -115,6 +122,7 @@ impl Cluster {
             .args(["--initial-advertise-peer-urls", &m.ports.peer_url()])
             .args(["--initial-cluster", ic])
             .args(["--initial-cluster-state", state])
+            .args(&extra)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
@@ -437,4 +445,98 @@ fn learner_joins_is_promoted_and_members_are_removed() {
         "{}",
         missing.stderr
     );
+}
+
+/// A member that was down while the others wrote far past their kept log catches up from
+/// a snapshot image of the leader's backend, history, compaction and leases included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_behind_the_compacted_log_catches_up_by_snapshot() {
+    use retcd_api::etcdserverpb::kv_client::KvClient;
+    use retcd_api::etcdserverpb::{CompactionRequest, PutRequest};
+    let mut c = Cluster::start_with(
+        3,
+        &[
+            "--snapshot-count",
+            "100",
+            "--experimental-snapshot-catchup-entries",
+            "20",
+        ],
+    );
+    let lagging = 2;
+    c.ok(lagging, &["put", "early", "0"]);
+    c.members[lagging].kill9();
+    let ep = c.members[0].endpoint();
+    let mut handles = Vec::new();
+    for w in 0..10 {
+        let ep = ep.clone();
+        handles.push(tokio::spawn(async move {
+            let mut kv = KvClient::connect(ep).await.unwrap();
+            for i in 0..100 {
+                let req = PutRequest {
+                    key: format!("w{w}/{i:03}").into_bytes(),
+                    value: vec![b'v'; 100],
+                    ..Default::default()
+                };
+                // like etcd's clients, retry what a busy machine may cause (a leader
+                // change, a timeout); a retried put may land twice, which is harmless here
+                let mut tries = 0;
+                while let Err(e) = kv.put(req.clone()).await {
+                    tries += 1;
+                    assert!(tries < 50, "put keeps failing: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let mut kv = KvClient::connect(ep).await.unwrap();
+    kv.compact(CompactionRequest {
+        revision: 500,
+        physical: true,
+    })
+    .await
+    .unwrap();
+    let lease = c.ok(0, &["lease", "grant", "600"]);
+    let lease_id = lease.split_whitespace().nth(1).unwrap().to_string();
+    c.ok(0, &["put", "last", "x", "--lease", &lease_id]);
+
+    c.spawn(lagging);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = c.ctl(lagging, &["get", "last", "--consistency=s", "--print-value-only"]);
+        if out.success() && out.stdout.trim() == "x" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lagging member never caught up: {}\n{}",
+            out.stderr,
+            c.members[lagging].log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        c.members[lagging]
+            .log()
+            .contains("installed a snapshot image from the leader"),
+        "caught up without a snapshot (is the log kept too long?)"
+    );
+    // the same data, revision, compaction and lease as the others
+    let all = |i: usize| c.ok(i, &["get", "", "--prefix", "--consistency=s", "-w", "json"]);
+    let (a, b) = (all(0), all(lagging));
+    let body = |s: &str| s.split("\"kvs\":").nth(1).unwrap().to_string();
+    assert_eq!(body(&a), body(&b));
+    assert_eq!(revision(&a), revision(&b));
+    let compacted = c.ctl(lagging, &["get", "early", "--rev=3", "--consistency=s"]);
+    assert!(
+        compacted.stderr.contains("required revision has been compacted"),
+        "{}",
+        compacted.stderr
+    );
+    assert!(c.ok(lagging, &["lease", "list"]).contains(&lease_id));
+    // and it takes part in writes again
+    c.ok(lagging, &["put", "after", "y"]);
+    assert_eq!(c.ok(0, &["get", "after", "--print-value-only"]).trim(), "y");
 }

@@ -239,6 +239,17 @@ impl WatchableStore {
         }
     }
 
+    /// The store was replaced by a snapshot image at revision `rev` (etcd's
+    /// `watchableStore.Restore`): every watcher catches up from the new backend, from where
+    /// it was, up to `rev` (or is told its start revision was compacted).
+    pub fn restored(&self, rev: i64) {
+        let mut st = self.lock();
+        st.notified_rev = rev;
+        let synced: Vec<(u64, Watcher)> = st.synced.drain().collect();
+        st.unsynced.extend(synced);
+        self.inner.wake.notify_one();
+    }
+
     /// Stops the sync thread.
     pub fn stop(&self) {
         self.lock().stopped = true;

@@ -746,6 +746,7 @@ mod tests {
                 election_ms: 1000,
                 snapshot_count: 10_000,
                 join_existing: false,
+                snapshot_catchup_entries: 5000,
             },
             Box::new(applier),
         )
