@@ -168,6 +168,20 @@ fn vote_resp_from(r: pb::VoteResponse) -> Result<VoteResponse<TypeConfig>, Strin
 // Outgoing
 // ---------------------------------------------------------------------------------------
 
+/// Test failpoint: when `RETCD_FAILPOINT_ISOLATE` names a file and that file exists, this
+/// member drops all peer traffic, in and out, as if its network were cut (the isolation
+/// tests create and remove the file). Unset (always, outside tests): no check at all.
+pub(crate) fn isolated() -> bool {
+    static PATH: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| std::env::var_os("RETCD_FAILPOINT_ISOLATE").map(std::path::PathBuf::from))
+        .as_ref()
+        .is_some_and(|p| p.exists())
+}
+
+fn cut_off() -> Status {
+    Status::unavailable("peer traffic dropped (failpoint)")
+}
+
 /// Lazily connected channels to peers, shared by openraft's network and the forwarding
 /// calls.
 #[derive(Clone, Default)]
@@ -182,6 +196,9 @@ impl PeerClients {
         target: u64,
         url: &str,
     ) -> Result<pb::peer_client::PeerClient<Channel>, String> {
+        if isolated() {
+            return Err("peer traffic dropped (failpoint)".into());
+        }
         let mut map = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((u, ch)) = map.get(&target)
             && u == url
@@ -487,12 +504,18 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::AppendEntriesRequest>,
     ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
+        if isolated() {
+            return Err(cut_off());
+        }
         let req = append_from(request.into_inner()).map_err(Status::invalid_argument)?;
         let resp = self.raft.append_entries(req).await.map_err(fatal)?;
         Ok(Response::new(append_resp_to(&resp)))
     }
 
     async fn vote(&self, request: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
+        if isolated() {
+            return Err(cut_off());
+        }
         let req = vote_req_from(request.into_inner()).map_err(Status::invalid_argument)?;
         let resp = self.raft.vote(req).await.map_err(fatal)?;
         Ok(Response::new(vote_resp_to(&resp)))
@@ -502,6 +525,9 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::VoteRequest>,
     ) -> Result<Response<pb::VoteResponse>, Status> {
+        if isolated() {
+            return Err(cut_off());
+        }
         let req = vote_req_from(request.into_inner()).map_err(Status::invalid_argument)?;
         let resp = self.raft.pre_vote(req).await.map_err(fatal)?;
         Ok(Response::new(vote_resp_to(&resp)))
@@ -511,6 +537,9 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<tonic::Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        if isolated() {
+            return Err(cut_off());
+        }
         let mut chunks = request.into_inner();
         let first = chunks
             .message()
@@ -566,6 +595,9 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::TransferLeaderRequest>,
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        if isolated() {
+            return Err(cut_off());
+        }
         let r = request.into_inner();
         let from = vote_from(r.from_leader).map_err(Status::invalid_argument)?;
         let req = TransferLeaderRequest::new(from, r.to_node_id, log_id_from(r.last_log_id));
@@ -580,6 +612,9 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::ProposeRequest>,
     ) -> Result<Response<pb::ProposeResponse>, Status> {
+        if isolated() {
+            return Err(cut_off());
+        }
         let data = request.into_inner().data;
         match self.raft.client_write(crate::types::RaftRequest(data)).await {
             Ok(resp) => Ok(Response::new(pb::ProposeResponse {
@@ -596,6 +631,9 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         _request: Request<pb::ReadIndexRequest>,
     ) -> Result<Response<pb::ReadIndexResponse>, Status> {
+        if isolated() {
+            return Err(cut_off());
+        }
         match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
             Ok((read_log_id, _applied)) => Ok(Response::new(pb::ReadIndexResponse {
                 index: read_log_id.index(),
@@ -608,6 +646,9 @@ impl pb::peer_server::Peer for PeerService {
     }
 
     async fn app(&self, request: Request<pb::AppRequest>) -> Result<Response<pb::AppResponse>, Status> {
+        if isolated() {
+            return Err(cut_off());
+        }
         let r = request.into_inner();
         if r.method == MEMBER_CHANGE_METHOD {
             let change: crate::MemberChange =

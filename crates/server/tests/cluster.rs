@@ -26,6 +26,12 @@ impl Member {
         self.ports.client_url()
     }
 
+    /// While this file exists the member drops all peer traffic (retcd's isolation
+    /// failpoint, `RETCD_FAILPOINT_ISOLATE`).
+    fn isolation_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("isolate")
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }
@@ -123,6 +129,7 @@ impl Cluster {
             .args(["--initial-cluster", ic])
             .args(["--initial-cluster-state", state])
             .args(&extra)
+            .env("RETCD_FAILPOINT_ISOLATE", m.isolation_file())
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
@@ -147,6 +154,20 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    fn isolate(&self, i: usize) {
+        std::fs::write(self.members[i].isolation_file(), b"").unwrap();
+    }
+
+    fn heal(&self, i: usize) {
+        std::fs::remove_file(self.members[i].isolation_file()).unwrap();
+    }
+
+    /// etcdctl with a command timeout long enough for the server's own request timeout
+    /// (5 s + 2 election timeouts) to answer first.
+    fn ctl_slow(&self, i: usize, args: &[&str]) -> Output {
+        common::etcdctl_with(&self.members[i].endpoint(), "3s", "15s", args, None)
     }
 
     fn ctl(&self, i: usize, args: &[&str]) -> Output {
@@ -539,4 +560,105 @@ async fn member_behind_the_compacted_log_catches_up_by_snapshot() {
     // and it takes part in writes again
     c.ok(lagging, &["put", "after", "y"]);
     assert_eq!(c.ok(0, &["get", "after", "--print-value-only"]).trim(), "y");
+}
+
+/// Cut one member off (an in-process transport failpoint): the minority refuses writes and
+/// linearizable reads with etcd's errors and never acknowledges anything, the majority
+/// goes on, and after healing the member catches up. First a follower, then the leader.
+#[test]
+fn isolated_minority_refuses_and_majority_goes_on() {
+    let c = Cluster::start(3);
+    c.ok(0, &["put", "k", "v0"]);
+    let leader = c.leader().expect("a leader");
+    let follower = (leader + 1) % 3;
+
+    // an isolated follower
+    c.isolate(follower);
+    std::thread::sleep(Duration::from_millis(300));
+    let put = c.ctl_slow(follower, &["put", "k", "from-minority"]);
+    assert!(!put.success(), "an isolated follower acknowledged a write");
+    assert!(
+        put.stderr.contains("etcdserver: no leader") || put.stderr.contains("etcdserver: request timed out"),
+        "{}",
+        put.stderr
+    );
+    let get = c.ctl_slow(follower, &["get", "k"]);
+    assert!(!get.success(), "an isolated follower served a linearizable read");
+    assert_eq!(
+        c.ok(follower, &["get", "k", "--consistency=s", "--print-value-only"])
+            .trim(),
+        "v0"
+    );
+    c.ok(leader, &["put", "k", "v1"]);
+    c.heal(follower);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while c
+        .ok(follower, &["get", "k", "--consistency=s", "--print-value-only"])
+        .trim()
+        != "v1"
+    {
+        assert!(Instant::now() < deadline, "healed follower never caught up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // an isolated leader: it cannot commit; the other two elect a new leader
+    let leader = c.leader().expect("a leader");
+    c.isolate(leader);
+    let put = c.ctl_slow(leader, &["put", "k", "from-old-leader"]);
+    assert!(!put.success(), "an isolated leader acknowledged a write");
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = c.ctl(others[0], &["put", "k", "v2"]);
+        if out.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the majority never took writes: {}",
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(c.ok(others[1], &["get", "k", "--print-value-only"]).trim(), "v2");
+    c.heal(leader);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let v = c.ctl(leader, &["get", "k", "--print-value-only"]);
+        if v.success() && v.stdout.trim() == "v2" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "old leader never rejoined: {}",
+            v.stderr
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // the old leader's unacknowledged write is nowhere
+    for i in 0..3 {
+        let hist = c.ok(i, &["get", "k", "--consistency=s", "-w", "json"]);
+        assert!(
+            !hist.contains(&base64_of("from-old-leader")),
+            "member {i}: {hist}"
+        );
+        assert!(!hist.contains(&base64_of("from-minority")), "member {i}: {hist}");
+    }
+}
+
+fn base64_of(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = chunk.iter().fold(0u32, |acc, x| (acc << 8) | u32::from(*x)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
