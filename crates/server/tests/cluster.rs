@@ -589,6 +589,27 @@ fn isolated_minority_refuses_and_majority_goes_on() {
             .trim(),
         "v0"
     );
+    // MemberList: the local view is served, the linearizable one (etcd 3.5) is not
+    let ep = c.members[follower].endpoint();
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        use retcd_api::etcdserverpb::MemberListRequest;
+        use retcd_api::etcdserverpb::cluster_client::ClusterClient;
+        let mut cl = ClusterClient::connect(ep).await.unwrap();
+        let local = cl
+            .member_list(MemberListRequest { linearizable: false })
+            .await
+            .unwrap();
+        assert_eq!(local.into_inner().members.len(), 3);
+        let lin = tokio::time::timeout(
+            Duration::from_secs(15),
+            cl.member_list(MemberListRequest { linearizable: true }),
+        )
+        .await;
+        assert!(
+            !matches!(lin, Ok(Ok(_))),
+            "linearizable member list on an isolated member: {lin:?}"
+        );
+    });
     c.ok(leader, &["put", "k", "v1"]);
     c.heal(follower);
     let deadline = Instant::now() + Duration::from_secs(15);

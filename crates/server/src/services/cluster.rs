@@ -234,10 +234,15 @@ impl Cluster for ClusterService {
         }))
     }
 
+    /// etcd 3.5's `linearizable` option: the membership as of a ReadIndex (this member
+    /// has applied every change committed before the request), not the local view.
     async fn member_list(
         &self,
-        _: Request<MemberListRequest>,
+        request: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
+        if request.into_inner().linearizable {
+            self.s.linearizable_read().await?;
+        }
         Ok(Response::new(self.s.member_list()))
     }
 
