@@ -194,9 +194,35 @@ impl LogStore {
             .unwrap_or(0)
     }
 
+    /// Term of the last entry in the log (or of the last purged one; 0 if none).
+    pub(crate) fn last_term(&self) -> u64 {
+        self.lock()
+            .ok()
+            .and_then(|w| {
+                let st = w.log_state();
+                st.last().or(st.purged()).map(|l| l.0)
+            })
+            .unwrap_or(0)
+    }
+
     /// Bytes of WAL on disk.
     pub fn on_disk_size(&self) -> u64 {
         self.lock().map(|w| w.on_disk_size()).unwrap_or(0)
+    }
+
+    /// Appends a membership entry after the last entry (term `term`), durably, outside raft:
+    /// `--force-new-cluster` makes this member's own log say it is alone.
+    pub(crate) async fn force_membership(&self, term: u64, m: &Membership) -> io::Result<u64> {
+        let index = {
+            let mut wal = self.lock()?;
+            let st = wal.log_state();
+            let last = st.last().or(st.purged()).map(|l| l.1).unwrap_or(0);
+            let payload: EntryPayload<RaftRequest, u64, MemberNode> = EntryPayload::Membership(m.clone());
+            wal.append(vec![((term, last + 1), encode_payload(&payload))])?;
+            last + 1
+        };
+        self.flush_and_wait().await?;
+        Ok(index)
     }
 
     /// Queues a flush and waits (off the async runtime) until everything written so far is on disk.

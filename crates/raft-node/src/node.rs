@@ -36,6 +36,9 @@ pub struct RaftNodeConfig {
     /// etcd's `--experimental-snapshot-catchup-entries`: log entries kept behind a
     /// snapshot for slow followers.
     pub snapshot_catchup_entries: u64,
+    /// etcd's `--force-new-cluster`: restart as the only member (this metadata) of a
+    /// one-member cluster, keeping the data.
+    pub force_new_cluster: Option<MemberNode>,
 }
 
 /// Why a proposal or a read-index failed, in etcd's terms.
@@ -141,6 +144,9 @@ impl RaftNode {
     /// Opens the WAL, recovers the state machine and starts raft. A member whose log is empty
     /// bootstraps the initial cluster (etcd's `--initial-cluster-state new`).
     pub async fn start(cfg: RaftNodeConfig, backend: Box<dyn Backend>) -> Result<RaftNode, RaftNodeError> {
+        if let Some(me) = cfg.force_new_cluster.clone() {
+            force_new_cluster(&cfg, me).await?;
+        }
         let log = LogStore::open(&cfg.wal_dir)?;
         // snapshot images in transit live beside the backend (`<data-dir>/member/snap`)
         let snap_dir = cfg
@@ -428,6 +434,38 @@ impl RaftNode {
     }
 }
 
+/// etcd's `--force-new-cluster`: a membership entry saying this member is alone is appended
+/// to its own log (in a term above any it has seen). openraft takes the last membership in
+/// the log as the configuration, so the member elects itself and commits everything in its
+/// log, then the new membership; the data stays.
+async fn force_new_cluster(cfg: &RaftNodeConfig, me: MemberNode) -> Result<(), RaftNodeError> {
+    use openraft::storage::RaftLogReader;
+    let mut log = LogStore::open(&cfg.wal_dir)?;
+    let vote = log.read_vote().await?;
+    let Some(vote) = vote else {
+        // never started: an ordinary bootstrap follows
+        return Ok(());
+    };
+    let last_term = log.last_term();
+    let term = vote.leader_id.term.max(last_term) + 1;
+    let members = BTreeMap::from([(cfg.id, me)]);
+    let membership = crate::types::Membership::new(vec![[cfg.id].into()], members)
+        .map_err(|e| RaftNodeError::Membership(e.to_string()))?;
+    // the vote moves up to the entry's term too, so leadership is never below its last entry
+    {
+        use openraft::storage::RaftLogStorage;
+        log.save_vote(&crate::types::Vote::new(term, cfg.id)).await?;
+    }
+    let index = log.force_membership(term, &membership).await?;
+    tracing::warn!(
+        member = format!("{:x}", cfg.id),
+        term,
+        index,
+        "force-new-cluster: this member is now the only member of its cluster"
+    );
+    Ok(())
+}
+
 /// etcd's learner readiness: its matched log index is at least 90 % of the leader's.
 fn learner_ready(raft: &Raft<TypeConfig, StateMachineStoreAny>, id: u64) -> bool {
     let m = raft.metrics().borrow_watched().clone();
@@ -554,6 +592,7 @@ mod tests {
             snapshot_count: 10_000,
             join_existing: false,
             snapshot_catchup_entries: 5000,
+            force_new_cluster: None,
         }
     }
 

@@ -37,7 +37,6 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
     ("auto-compaction-retention", true),
     ("listen-metrics-urls", true),
     ("debug", false),
-    ("force-new-cluster", false),
     ("enable-log-rotation", false),
     ("log-rotation-config-json", true),
     ("wal-dir", true),
@@ -211,6 +210,16 @@ pub struct Flags {
         default_value = "5m0s"
     )]
     pub experimental_lease_checkpoint_interval: String,
+    /// Force to create a new one-member cluster from this member's data (disaster recovery).
+    #[arg(
+        long = "force-new-cluster",
+        env = "ETCD_FORCE_NEW_CLUSTER",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub force_new_cluster: bool,
     /// Path to the server configuration file (etcd's YAML keys). Flags and env are ignored when set.
     #[arg(long = "config-file", env = "ETCD_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,
@@ -255,6 +264,8 @@ struct FileConfig {
     log_level: Option<String>,
     #[serde(rename = "experimental-watch-progress-notify-interval")]
     experimental_watch_progress_notify_interval: Option<String>,
+    #[serde(rename = "force-new-cluster")]
+    force_new_cluster: Option<bool>,
     #[serde(rename = "experimental-enable-lease-checkpoint")]
     experimental_enable_lease_checkpoint: Option<bool>,
     #[serde(rename = "experimental-lease-checkpoint-interval")]
@@ -287,6 +298,7 @@ pub struct Config {
     pub log_level: String,
     pub logger: String,
     pub watch_progress_notify_interval: std::time::Duration,
+    pub force_new_cluster: bool,
     /// `Some(interval)` when lease checkpointing is on.
     pub lease_checkpoint_interval: Option<std::time::Duration>,
     /// Warnings to log once logging is up (ignored flags, ...).
@@ -455,6 +467,7 @@ impl Config {
             take!(log_level);
             take!(experimental_watch_progress_notify_interval);
             take!(experimental_enable_lease_checkpoint);
+            take!(force_new_cluster);
             take!(experimental_lease_checkpoint_interval);
             take!(logger);
             if fc.data_dir.is_some() {
@@ -562,6 +575,7 @@ impl Config {
             log_level: f.log_level,
             logger: f.logger,
             watch_progress_notify_interval,
+            force_new_cluster: f.force_new_cluster,
             lease_checkpoint_interval: f
                 .experimental_enable_lease_checkpoint
                 .then_some(lease_checkpoint_interval),

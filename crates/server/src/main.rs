@@ -224,6 +224,11 @@ async fn run(cfg: Config) -> Result<(), String> {
             snapshot_count: cfg.snapshot_count,
             join_existing: joining,
             snapshot_catchup_entries: cfg.snapshot_catchup_entries,
+            force_new_cluster: cfg.force_new_cluster.then(|| MemberNode {
+                name: cfg.name.clone(),
+                peer_urls: cfg.initial_advertise_peer_urls.clone(),
+                client_urls: cfg.advertise_client_urls.clone(),
+            }),
         },
         Box::new(applier),
     )

@@ -683,3 +683,45 @@ fn base64_of(s: &str) -> String {
     }
     out
 }
+
+/// Disaster recovery: with the other members gone for good, one member restarted with
+/// `--force-new-cluster` becomes a one-member cluster with all its data, keeps its ids,
+/// takes writes, and stays so when restarted without the flag.
+#[test]
+fn force_new_cluster_recovers_one_member_with_its_data() {
+    let mut c = Cluster::start(3);
+    // through member 0: it answers only once it has applied each write itself, so its log
+    // has every one of them (a quorum elsewhere may not include it)
+    for i in 0..20 {
+        c.ok(0, &["put", &format!("k{i:02}"), &i.to_string()]);
+    }
+    let before = c.ok(0, &["get", "k", "--prefix", "-w", "json"]);
+    let list = c.ok(0, &["member", "list"]);
+    let my_id = list
+        .lines()
+        .find(|l| l.contains(", m1, "))
+        .and_then(|l| l.split(", ").next())
+        .unwrap()
+        .to_string();
+    for m in &mut c.members {
+        m.kill9();
+    }
+    c.extra = vec!["--force-new-cluster".into()];
+    c.spawn(0);
+    c.wait_ready(0);
+    let after = c.ok(0, &["get", "k", "--prefix", "-w", "json"]);
+    let body = |s: &str| s.split("\"kvs\":").nth(1).unwrap().to_string();
+    assert_eq!(body(&after), body(&before));
+    let list = c.ok(0, &["member", "list"]);
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.starts_with(&format!("{my_id}, started, m1, ")), "{list}");
+    c.ok(0, &["put", "after", "1"]);
+    // and again without the flag
+    c.members[0].kill9();
+    c.extra.clear();
+    c.spawn(0);
+    c.wait_ready(0);
+    assert_eq!(c.ok(0, &["get", "after", "--print-value-only"]).trim(), "1");
+    assert_eq!(c.ok(0, &["member", "list"]).lines().count(), 1);
+    c.ok(0, &["put", "again", "2"]);
+}

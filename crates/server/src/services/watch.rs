@@ -747,6 +747,7 @@ mod tests {
                 snapshot_count: 10_000,
                 join_existing: false,
                 snapshot_catchup_entries: 5000,
+                force_new_cluster: None,
             },
             Box::new(applier),
         )
