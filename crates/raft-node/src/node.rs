@@ -20,6 +20,8 @@ use crate::types::{ApplyReply, MemberNode, RaftRequest, TypeConfig};
 pub struct RaftNodeConfig {
     /// etcd member id.
     pub id: u64,
+    /// etcd cluster id: peers of another cluster are refused.
+    pub cluster_id: u64,
     /// Every member of the initial cluster (including this one), used when the log is empty.
     pub initial_members: BTreeMap<u64, MemberNode>,
     /// Where the WAL lives (`<data-dir>/member/wal`).
@@ -104,6 +106,7 @@ pub struct RaftNode {
     clients: PeerClients,
     app: Arc<Mutex<Option<AppHandler>>>,
     snap_dir: PathBuf,
+    cluster_id: u64,
 }
 
 /// How a proposal went.
@@ -171,7 +174,7 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| RaftNodeError::Stopped(format!("raft config: {e}")))?;
-        let clients = PeerClients::default();
+        let clients = PeerClients::new(cfg.cluster_id);
         let network = PeerNetwork {
             clients: clients.clone(),
             source,
@@ -196,6 +199,7 @@ impl RaftNode {
             clients,
             app: Arc::new(Mutex::new(None)),
             snap_dir,
+            cluster_id: cfg.cluster_id,
         })
     }
 
@@ -205,6 +209,7 @@ impl RaftNode {
             raft: self.raft.clone(),
             app: self.app.clone(),
             snap_dir: self.snap_dir.clone(),
+            cluster_id: self.cluster_id,
         })
         .max_decoding_message_size(usize::MAX)
     }
@@ -216,10 +221,7 @@ impl RaftNode {
     }
 
     /// A peer client to the current leader (an error if there is none or it is this member).
-    fn leader_client(
-        &self,
-        leader: u64,
-    ) -> Result<pb::peer_client::PeerClient<tonic::transport::Channel>, RaftNodeError> {
+    fn leader_client(&self, leader: u64) -> Result<crate::peer::Client, RaftNodeError> {
         let m = self.raft.metrics().borrow_watched().clone();
         let url = m
             .membership_config
@@ -577,6 +579,7 @@ mod tests {
     fn config(dir: &std::path::Path) -> RaftNodeConfig {
         RaftNodeConfig {
             id: 7,
+            cluster_id: 1,
             initial_members: [(
                 7,
                 MemberNode {

@@ -182,20 +182,54 @@ fn cut_off() -> Status {
     Status::unavailable("peer traffic dropped (failpoint)")
 }
 
+/// The metadata every peer request carries: the sender's cluster id (hex), so members of
+/// different clusters never mix (etcd's `X-Etcd-Cluster-ID`). 0: a new member that does not
+/// know its cluster yet (it may only ask for the member list).
+const CLUSTER_ID_HEADER: &str = "x-retcd-cluster-id";
+
+/// The application call a new member makes before it knows its cluster id.
+pub const JOIN_INFO_METHOD: &str = "etcdserverpb.Cluster/MemberList";
+
+/// Adds [`CLUSTER_ID_HEADER`] to every outgoing peer request.
+#[derive(Clone)]
+pub struct AddClusterId(u64);
+
+impl tonic::service::Interceptor for AddClusterId {
+    fn call(&mut self, mut r: Request<()>) -> Result<Request<()>, Status> {
+        if let Ok(v) = format!("{:x}", self.0).parse() {
+            r.metadata_mut().insert(CLUSTER_ID_HEADER, v);
+        }
+        Ok(r)
+    }
+}
+
+/// A client of one peer.
+pub type Client =
+    pb::peer_client::PeerClient<tonic::service::interceptor::InterceptedService<Channel, AddClusterId>>;
+
+fn make_client(ch: Channel, cluster_id: u64) -> Client {
+    pb::peer_client::PeerClient::with_interceptor(ch, AddClusterId(cluster_id))
+        .max_decoding_message_size(usize::MAX)
+}
+
 /// Lazily connected channels to peers, shared by openraft's network and the forwarding
 /// calls.
 #[derive(Clone, Default)]
 pub struct PeerClients {
     channels: Arc<Mutex<HashMap<u64, (String, Channel)>>>,
+    cluster_id: u64,
 }
 
 impl PeerClients {
+    pub(crate) fn new(cluster_id: u64) -> PeerClients {
+        PeerClients {
+            channels: Default::default(),
+            cluster_id,
+        }
+    }
+
     /// A client for member `target` at `url` (the channel is reused while the URL stays).
-    pub(crate) fn client(
-        &self,
-        target: u64,
-        url: &str,
-    ) -> Result<pb::peer_client::PeerClient<Channel>, String> {
+    pub(crate) fn client(&self, target: u64, url: &str) -> Result<Client, String> {
         if isolated() {
             return Err("peer traffic dropped (failpoint)".into());
         }
@@ -203,7 +237,7 @@ impl PeerClients {
         if let Some((u, ch)) = map.get(&target)
             && u == url
         {
-            return Ok(pb::peer_client::PeerClient::new(ch.clone()).max_decoding_message_size(usize::MAX));
+            return Ok(make_client(ch.clone(), self.cluster_id));
         }
         let ep = Endpoint::from_shared(url.to_string())
             .map_err(|e| format!("bad peer URL {url}: {e}"))?
@@ -213,7 +247,7 @@ impl PeerClients {
             .keep_alive_timeout(Duration::from_secs(5));
         let ch = ep.connect_lazy();
         map.insert(target, (url.to_string(), ch.clone()));
-        Ok(pb::peer_client::PeerClient::new(ch).max_decoding_message_size(usize::MAX))
+        Ok(make_client(ch, self.cluster_id))
     }
 }
 
@@ -290,7 +324,7 @@ fn decode_err(e: String) -> RPCError<TypeConfig> {
 }
 
 impl PeerConnection {
-    fn client(&self) -> Result<pb::peer_client::PeerClient<Channel>, RPCError<TypeConfig>> {
+    fn client(&self) -> Result<Client, RPCError<TypeConfig>> {
         self.clients
             .client(self.target, &self.url)
             .map_err(|e| RPCError::Unreachable(unreachable(e)))
@@ -452,7 +486,7 @@ pub async fn call_member(url: &str, method: &str, data: Vec<u8>) -> Result<Vec<u
         .connect()
         .await
         .map_err(|e| Status::unavailable(format!("{url}: {e}")))?;
-    let mut c = pb::peer_client::PeerClient::new(ch).max_decoding_message_size(usize::MAX);
+    let mut c = make_client(ch, 0);
     let resp = c
         .app(pb::AppRequest {
             method: method.to_string(),
@@ -492,6 +526,40 @@ pub struct PeerService {
     pub(crate) app: Arc<Mutex<Option<AppHandler>>>,
     /// Where received images are kept until installed.
     pub(crate) snap_dir: std::path::PathBuf,
+    pub(crate) cluster_id: u64,
+}
+
+impl PeerService {
+    /// Admits a request: not while the isolation failpoint is on, and only from a member
+    /// of this cluster (`join_info`: a new member that does not know its cluster yet may
+    /// ask for the member list).
+    fn admit(&self, md: &tonic::metadata::MetadataMap, join_info: bool) -> Result<(), Status> {
+        if isolated() {
+            return Err(cut_off());
+        }
+        let theirs = md
+            .get(CLUSTER_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| u64::from_str_radix(v, 16).ok());
+        match theirs {
+            Some(id) if id == self.cluster_id => Ok(()),
+            Some(0) if join_info => Ok(()),
+            Some(id) => {
+                tracing::warn!(
+                    local_cluster = format!("{:x}", self.cluster_id),
+                    remote_cluster = format!("{id:x}"),
+                    "rejected a peer request: cluster ID mismatch"
+                );
+                Err(Status::failed_precondition(format!(
+                    "cluster ID mismatch: the sender is in cluster {id:x}, this member in {:x}",
+                    self.cluster_id
+                )))
+            }
+            None => Err(Status::failed_precondition(
+                "not a member of this cluster (no cluster ID in the request)",
+            )),
+        }
+    }
 }
 
 fn fatal(e: impl std::fmt::Display) -> Status {
@@ -504,18 +572,14 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::AppendEntriesRequest>,
     ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
-        if isolated() {
-            return Err(cut_off());
-        }
+        self.admit(request.metadata(), false)?;
         let req = append_from(request.into_inner()).map_err(Status::invalid_argument)?;
         let resp = self.raft.append_entries(req).await.map_err(fatal)?;
         Ok(Response::new(append_resp_to(&resp)))
     }
 
     async fn vote(&self, request: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
-        if isolated() {
-            return Err(cut_off());
-        }
+        self.admit(request.metadata(), false)?;
         let req = vote_req_from(request.into_inner()).map_err(Status::invalid_argument)?;
         let resp = self.raft.vote(req).await.map_err(fatal)?;
         Ok(Response::new(vote_resp_to(&resp)))
@@ -525,9 +589,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::VoteRequest>,
     ) -> Result<Response<pb::VoteResponse>, Status> {
-        if isolated() {
-            return Err(cut_off());
-        }
+        self.admit(request.metadata(), false)?;
         let req = vote_req_from(request.into_inner()).map_err(Status::invalid_argument)?;
         let resp = self.raft.pre_vote(req).await.map_err(fatal)?;
         Ok(Response::new(vote_resp_to(&resp)))
@@ -537,9 +599,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<tonic::Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::SnapshotResponse>, Status> {
-        if isolated() {
-            return Err(cut_off());
-        }
+        self.admit(request.metadata(), false)?;
         let mut chunks = request.into_inner();
         let first = chunks
             .message()
@@ -595,9 +655,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::TransferLeaderRequest>,
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
-        if isolated() {
-            return Err(cut_off());
-        }
+        self.admit(request.metadata(), false)?;
         let r = request.into_inner();
         let from = vote_from(r.from_leader).map_err(Status::invalid_argument)?;
         let req = TransferLeaderRequest::new(from, r.to_node_id, log_id_from(r.last_log_id));
@@ -612,9 +670,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::ProposeRequest>,
     ) -> Result<Response<pb::ProposeResponse>, Status> {
-        if isolated() {
-            return Err(cut_off());
-        }
+        self.admit(request.metadata(), false)?;
         let data = request.into_inner().data;
         match self.raft.client_write(crate::types::RaftRequest(data)).await {
             Ok(resp) => Ok(Response::new(pb::ProposeResponse {
@@ -629,11 +685,9 @@ impl pb::peer_server::Peer for PeerService {
 
     async fn read_index(
         &self,
-        _request: Request<pb::ReadIndexRequest>,
+        request: Request<pb::ReadIndexRequest>,
     ) -> Result<Response<pb::ReadIndexResponse>, Status> {
-        if isolated() {
-            return Err(cut_off());
-        }
+        self.admit(request.metadata(), false)?;
         match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
             Ok((read_log_id, _applied)) => Ok(Response::new(pb::ReadIndexResponse {
                 index: read_log_id.index(),
@@ -646,9 +700,8 @@ impl pb::peer_server::Peer for PeerService {
     }
 
     async fn app(&self, request: Request<pb::AppRequest>) -> Result<Response<pb::AppResponse>, Status> {
-        if isolated() {
-            return Err(cut_off());
-        }
+        let join_info = request.get_ref().method == JOIN_INFO_METHOD;
+        self.admit(request.metadata(), join_info)?;
         let r = request.into_inner();
         if r.method == MEMBER_CHANGE_METHOD {
             let change: crate::MemberChange =

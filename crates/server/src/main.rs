@@ -217,6 +217,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     let raft = RaftNode::start(
         RaftNodeConfig {
             id: member_id,
+            cluster_id,
             initial_members,
             wal_dir: member_dir.join("wal"),
             heartbeat_ms: cfg.heartbeat_interval,

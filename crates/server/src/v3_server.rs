@@ -25,7 +25,7 @@ use crate::raft_request::InternalRaftRequest;
 const APP_LEASE_RENEW: &str = "etcdserverpb.Lease/LeaseKeepAlive";
 const APP_LEASE_TTL: &str = "etcdserverpb.Lease/LeaseTimeToLive";
 /// A new member asks an existing one for the members before it starts.
-pub const APP_MEMBER_LIST: &str = "etcdserverpb.Cluster/MemberList";
+pub const APP_MEMBER_LIST: &str = retcd_raft_node::JOIN_INFO_METHOD;
 
 fn unexpected() -> Status {
     EtcdError::Internal("unexpected apply result".into()).into()

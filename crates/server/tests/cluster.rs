@@ -422,7 +422,8 @@ fn learner_joins_is_promoted_and_members_are_removed() {
         .ok(0, &["member", "list"])
         .lines()
         .find(|l| l.contains(", m1, "))
-        .unwrap()[..16]
+        .and_then(|l| l.split(", ").next())
+        .unwrap()
         .to_string();
     let not_learner = c.ctl(0, &["member", "promote", &voter_id]);
     assert!(
@@ -434,7 +435,8 @@ fn learner_joins_is_promoted_and_members_are_removed() {
     );
     let promoted = c.ok(2, &["member", "promote", &new_id]);
     assert!(
-        promoted.contains(&format!("Member {new_id} promoted in cluster ")),
+        // etcdctl prints ids here with %16x (space-padded)
+        promoted.contains(&format!("Member {new_id:>16} promoted in cluster ")),
         "{promoted}"
     );
     // the new voter takes writes
@@ -444,7 +446,7 @@ fn learner_joins_is_promoted_and_members_are_removed() {
     // remove m1; the other three go on
     let removed = c.ok(1, &["member", "remove", &voter_id]);
     assert!(
-        removed.contains(&format!("Member {voter_id} removed from cluster ")),
+        removed.contains(&format!("Member {voter_id:>16} removed from cluster ")),
         "{removed}"
     );
     c.members[0].kill9();
@@ -724,4 +726,74 @@ fn force_new_cluster_recovers_one_member_with_its_data() {
     assert_eq!(c.ok(0, &["get", "after", "--print-value-only"]).trim(), "1");
     assert_eq!(c.ok(0, &["member", "list"]).lines().count(), 1);
     c.ok(0, &["put", "again", "2"]);
+}
+
+/// Members of different clusters never mix: a member started with another cluster token
+/// (so another cluster id) whose --initial-cluster names a running member gets refused with
+/// a clear error, and the running cluster is not disturbed.
+#[test]
+fn a_member_of_another_cluster_is_refused() {
+    let c = Cluster::start(1);
+    c.ok(0, &["put", "a", "1"]);
+    let status = c.ok(0, &["endpoint", "status", "-w", "json"]);
+    let term_before = status
+        .split("\"raft_term\":")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+
+    let stranger = Member {
+        name: "m2".into(),
+        ports: Ports::reserve(),
+        dir: tempfile::Builder::new()
+            .prefix("retcd-cluster-")
+            .tempdir()
+            .unwrap(),
+        child: None,
+    };
+    let ic = format!("{},m2={}", c.initial_cluster, stranger.ports.peer_url());
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(stranger.dir.path().join("log"))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_retcd"))
+        .args(["--name", "m2", "--initial-cluster-token", "another-cluster"])
+        .args(["--data-dir", stranger.dir.path().join("data").to_str().unwrap()])
+        .args(["--listen-client-urls", &stranger.ports.client_url()])
+        .args(["--advertise-client-urls", &stranger.ports.client_url()])
+        .args(["--listen-peer-urls", &stranger.ports.peer_url()])
+        .args(["--initial-advertise-peer-urls", &stranger.ports.peer_url()])
+        .args(["--initial-cluster", &ic])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.members[0].log().contains("cluster ID mismatch") {
+        assert!(
+            Instant::now() < deadline,
+            "the stranger's requests were not refused:\n{}",
+            c.members[0].log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // the running member kept its leadership and term
+    c.ok(0, &["put", "b", "2"]);
+    let status = c.ok(0, &["endpoint", "status", "-w", "json"]);
+    let term_after = status
+        .split("\"raft_term\":")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(term_before, term_after, "the running cluster was disturbed");
 }

@@ -740,6 +740,7 @@ mod tests {
         let raft = retcd_raft_node::RaftNode::start(
             retcd_raft_node::RaftNodeConfig {
                 id,
+                cluster_id: 1,
                 initial_members: [(id, member)].into(),
                 wal_dir: dir.join("wal"),
                 heartbeat_ms: 100,
