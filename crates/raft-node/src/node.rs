@@ -481,21 +481,50 @@ fn learner_ready(raft: &Raft<TypeConfig, StateMachineStoreAny>, id: u64) -> bool
     matched as f64 >= leader_index as f64 * 0.9
 }
 
-/// Applies a membership change on the leader.
+/// Applies a membership change on the leader. A change arriving while another one is
+/// still being committed (openraft allows one at a time, e.g. a member's publish right
+/// after it joined) waits for it, up to 10 s.
 pub(crate) async fn apply_member_change(
     raft: &Raft<TypeConfig, StateMachineStoreAny>,
     change: MemberChange,
 ) -> Result<(), RaftNodeError> {
+    if let MemberChange::Promote { id } = change
+        && !learner_ready(raft, id)
+    {
+        return Err(RaftNodeError::LearnerNotReady);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match try_member_change(raft, change.clone()).await {
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                openraft::error::ChangeMembershipError::InProgress(_),
+            ))) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(()) => return Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                return Err(RaftNodeError::LeaderChanged);
+            }
+            Err(RaftError::APIError(e)) => return Err(RaftNodeError::Membership(e.to_string())),
+            Err(RaftError::Fatal(f)) => return Err(RaftNodeError::Stopped(f.to_string())),
+        }
+    }
+}
+
+type ChangeResult = Result<(), RaftError<TypeConfig, ClientWriteError<TypeConfig>>>;
+
+async fn try_member_change(
+    raft: &Raft<TypeConfig, StateMachineStoreAny>,
+    change: MemberChange,
+) -> ChangeResult {
     use openraft::ChangeMembers;
-    let res = match change {
+    match change {
         MemberChange::Add { id, node, learner } => {
-            let added = raft.add_learner(id, node, false).await;
-            match added {
-                Ok(_) if !learner => {
-                    raft.change_membership(ChangeMembers::AddVoterIds([id].into()), true)
-                        .await
-                }
-                other => other,
+            // adding the learner again while it is one is a no-op for openraft
+            raft.add_learner(id, node, false).await?;
+            if !learner {
+                raft.change_membership(ChangeMembers::AddVoterIds([id].into()), true)
+                    .await?;
             }
         }
         MemberChange::Remove { id } => {
@@ -506,26 +535,18 @@ pub(crate) async fn apply_member_change(
             } else {
                 ChangeMembers::RemoveNodes([id].into())
             };
-            raft.change_membership(change, false).await
+            raft.change_membership(change, false).await?;
         }
         MemberChange::Promote { id } => {
-            if !learner_ready(raft, id) {
-                return Err(RaftNodeError::LearnerNotReady);
-            }
             raft.change_membership(ChangeMembers::AddVoterIds([id].into()), true)
-                .await
+                .await?;
         }
         MemberChange::SetNode { id, node } => {
             raft.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])), true)
-                .await
+                .await?;
         }
-    };
-    match res {
-        Ok(_) => Ok(()),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(RaftNodeError::LeaderChanged),
-        Err(RaftError::APIError(e)) => Err(RaftNodeError::Membership(e.to_string())),
-        Err(RaftError::Fatal(f)) => Err(RaftNodeError::Stopped(f.to_string())),
     }
+    Ok(())
 }
 
 #[cfg(test)]

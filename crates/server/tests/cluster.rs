@@ -50,6 +50,30 @@ impl Drop for Member {
     }
 }
 
+/// Cluster tests run one at a time: each runs 3 or 4 servers, and elections and fail-over
+/// bounds are about timing, which 12+ servers on 2 cores would starve.
+static BUSY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Held by the running cluster test; released on drop (also when the test panics).
+struct Serial;
+
+fn serial() -> Serial {
+    use std::sync::atomic::Ordering;
+    while BUSY
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Serial
+}
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        BUSY.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 struct Cluster {
     members: Vec<Member>,
     initial_cluster: String,
@@ -138,9 +162,18 @@ impl Cluster {
         m.child = Some(child);
     }
 
-    fn wait_ready(&self, i: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    fn wait_ready(&mut self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            if let Some(child) = self.members[i].child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "member {} exited ({status}):\n{}",
+                    self.members[i].name,
+                    self.members[i].log()
+                );
+            }
             let out = self.ctl(i, &["get", "ready-probe"]);
             if out.success() {
                 return;
@@ -211,6 +244,7 @@ fn revision(json: &str) -> i64 {
 
 #[test]
 fn three_members_replicate_fail_over_and_catch_up() {
+    let _serial = serial();
     let mut c = Cluster::start(3);
     // writes through every member, visible on every member at the same revision
     for i in 0..3 {
@@ -352,6 +386,7 @@ fn three_members_replicate_fail_over_and_catch_up() {
 
 #[test]
 fn learner_joins_is_promoted_and_members_are_removed() {
+    let _serial = serial();
     let mut c = Cluster::start(3);
     c.ok(0, &["put", "before", "1"]);
     let new = c.add_slot("m4");
@@ -433,7 +468,20 @@ fn learner_joins_is_promoted_and_members_are_removed() {
         "{}",
         not_learner.stderr
     );
-    let promoted = c.ok(2, &["member", "promote", &new_id]);
+    // as an operator would: retry while the learner is not yet in sync
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let promoted = loop {
+        let out = c.ctl(2, &["member", "promote", &new_id]);
+        if out.success() {
+            break out.stdout;
+        }
+        assert!(
+            out.stderr.contains("which is in sync with leader") && Instant::now() < deadline,
+            "{}",
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(
         // etcdctl prints ids here with %16x (space-padded)
         promoted.contains(&format!("Member {new_id:>16} promoted in cluster ")),
@@ -474,6 +522,7 @@ fn learner_joins_is_promoted_and_members_are_removed() {
 /// a snapshot image of the leader's backend, history, compaction and leases included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_behind_the_compacted_log_catches_up_by_snapshot() {
+    let _serial = serial();
     use retcd_api::etcdserverpb::kv_client::KvClient;
     use retcd_api::etcdserverpb::{CompactionRequest, PutRequest};
     let mut c = Cluster::start_with(
@@ -569,6 +618,7 @@ async fn member_behind_the_compacted_log_catches_up_by_snapshot() {
 /// goes on, and after healing the member catches up. First a follower, then the leader.
 #[test]
 fn isolated_minority_refuses_and_majority_goes_on() {
+    let _serial = serial();
     let c = Cluster::start(3);
     c.ok(0, &["put", "k", "v0"]);
     let leader = c.leader().expect("a leader");
@@ -691,6 +741,7 @@ fn base64_of(s: &str) -> String {
 /// takes writes, and stays so when restarted without the flag.
 #[test]
 fn force_new_cluster_recovers_one_member_with_its_data() {
+    let _serial = serial();
     let mut c = Cluster::start(3);
     // through member 0: it answers only once it has applied each write itself, so its log
     // has every one of them (a quorum elsewhere may not include it)
@@ -733,6 +784,7 @@ fn force_new_cluster_recovers_one_member_with_its_data() {
 /// a clear error, and the running cluster is not disturbed.
 #[test]
 fn a_member_of_another_cluster_is_refused() {
+    let _serial = serial();
     let c = Cluster::start(1);
     c.ok(0, &["put", "a", "1"]);
     let status = c.ok(0, &["endpoint", "status", "-w", "json"]);
