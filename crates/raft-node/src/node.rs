@@ -170,6 +170,11 @@ impl RaftNode {
             // etcd keeps this many entries behind a snapshot so slow followers can catch up.
             max_in_snapshot_log_to_keep: cfg.snapshot_catchup_entries,
             enable_pre_vote: Some(true),
+            // The backend's commits are durable only every 100 ms and the committed index
+            // rides along with later flushes, so a restarted leader must not take its old
+            // leadership back: it could serve reads from a stale state machine (found by the
+            // linearizability test). It rejoins through an election instead.
+            enable_leader_restore: Some(false),
             ..Default::default()
         }
         .validate()

@@ -6,6 +6,8 @@
 //! Run: `cargo test -p retcd-server --test cluster`
 
 mod common;
+#[path = "common/linearizable.rs"]
+mod linearizable;
 
 use std::fs::OpenOptions;
 use std::process::{Child, Command, Stdio};
@@ -848,4 +850,149 @@ fn a_member_of_another_cluster_is_refused() {
         .unwrap()
         .to_string();
     assert_eq!(term_before, term_after, "the running cluster was disturbed");
+}
+
+/// Concurrent clients on every member record a history of puts and linearizable gets on
+/// one key while the leader is killed and restarted twice; the history must be
+/// linearizable (`common/linearizable.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histories_stay_linearizable_through_leader_failures() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use linearizable::{Event, Op};
+    use retcd_api::etcdserverpb::kv_client::KvClient;
+    use retcd_api::etcdserverpb::{PutRequest, RangeRequest};
+
+    let _serial = serial();
+    let mut c = tokio::task::block_in_place(|| Cluster::start(3));
+    let endpoints: Vec<String> = c.members.iter().map(|m| m.endpoint()).collect();
+    let history: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for client in 0..6usize {
+        let (endpoints, history, stop) = (endpoints.clone(), history.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut kvs = Vec::new();
+            for ep in &endpoints {
+                let ch = tonic::transport::Endpoint::from_shared(ep.clone())
+                    .unwrap()
+                    .connect_timeout(Duration::from_millis(500))
+                    .connect_lazy();
+                kvs.push(KvClient::new(ch));
+            }
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (client as u64 + 1);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let member = (rng % 3) as usize;
+                let kv = &mut kvs[member];
+                let tag = format!("client {client} via member {member}");
+                let start = Instant::now();
+                let ev = if rng & 8 == 0 {
+                    n += 1;
+                    let value = format!("c{client}-{n}");
+                    let req = PutRequest {
+                        key: b"lin".to_vec(),
+                        value: value.clone().into_bytes(),
+                        ..Default::default()
+                    };
+                    match tokio::time::timeout(Duration::from_secs(2), kv.put(req)).await {
+                        Ok(Ok(r)) => Event {
+                            tag: tag.clone(),
+                            start,
+                            end: Some(Instant::now()),
+                            op: Op::Put {
+                                value,
+                                rev: r.into_inner().header.map(|h| h.revision),
+                            },
+                        },
+                        _ => Event {
+                            tag: tag.clone(),
+                            start,
+                            end: None,
+                            op: Op::Put { value, rev: None },
+                        },
+                    }
+                } else {
+                    let req = RangeRequest {
+                        key: b"lin".to_vec(),
+                        ..Default::default()
+                    };
+                    match tokio::time::timeout(Duration::from_secs(2), kv.range(req)).await {
+                        Ok(Ok(r)) => Event {
+                            tag: tag.clone(),
+                            start,
+                            end: Some(Instant::now()),
+                            op: Op::Get {
+                                seen: r.into_inner().kvs.first().map(|kv| {
+                                    (String::from_utf8_lossy(&kv.value).into_owned(), kv.mod_revision)
+                                }),
+                            },
+                        },
+                        _ => Event {
+                            tag: tag.clone(),
+                            start,
+                            end: None,
+                            op: Op::Get { seen: None },
+                        },
+                    }
+                };
+                if ev.end.is_none() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                history.lock().unwrap().push(ev);
+            }
+        }));
+    }
+    let t0 = Instant::now();
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let leader = tokio::task::block_in_place(|| c.leader()).expect("a leader");
+        eprintln!("{} ms: killing leader member {leader}", t0.elapsed().as_millis());
+        c.members[leader].kill9();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::task::block_in_place(|| {
+            c.spawn(leader);
+            c.wait_ready(leader);
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in clients {
+        t.await.unwrap();
+    }
+    let history = history.lock().unwrap().clone();
+    let (writes, reads) = linearizable::check(&history).unwrap_or_else(|e| {
+        if let Ok(path) = std::env::var("RETCD_LIN_DUMP") {
+            let mut sorted = history.clone();
+            sorted.sort_by_key(|e| e.start);
+            let text: Vec<String> = sorted
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{:>6} {:>6} {} {:?}",
+                        e.start.duration_since(t0).as_millis(),
+                        e.end
+                            .map(|x| x.duration_since(t0).as_millis() as i64)
+                            .unwrap_or(-1),
+                        e.tag,
+                        e.op
+                    )
+                })
+                .collect();
+            let _ = std::fs::write(path, text.join("\n"));
+        }
+        panic!("not linearizable: {e}")
+    });
+    assert!(
+        writes >= 20 && reads >= 20,
+        "too little happened: {writes} writes, {reads} reads"
+    );
+    eprintln!(
+        "linearizable: {writes} writes and {reads} reads checked ({} operations)",
+        history.len()
+    );
 }
