@@ -126,6 +126,10 @@ pub struct PutArgs {
     /// Maximum requests per second (0 = unlimited).
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// Watchers on keys that are never written, kept open during the run (what idle
+    /// watchers cost writers).
+    #[arg(long, default_value_t = 0)]
+    pub idle_watchers: u64,
 }
 
 impl Default for PutArgs {
@@ -137,6 +141,7 @@ impl Default for PutArgs {
             sequential_keys: false,
             key_space_size: 1,
             rate: 0.0,
+            idle_watchers: 0,
         }
     }
 }

@@ -98,6 +98,7 @@ pub fn suite(quick: bool) -> Vec<Row> {
             sequential_keys: true,
             key_space_size: n,
             rate: 0.0,
+            idle_watchers: 0,
         }),
     });
     let n = q(100_000, 20_000);
@@ -113,6 +114,7 @@ pub fn suite(quick: bool) -> Vec<Row> {
             sequential_keys: false,
             key_space_size: 1,
             rate: 0.0,
+            idle_watchers: 0,
         }),
     });
     rows.push(Row {
@@ -127,6 +129,22 @@ pub fn suite(quick: bool) -> Vec<Row> {
             sequential_keys: true,
             key_space_size: n,
             rate: 0.0,
+            idle_watchers: 0,
+        }),
+    });
+    rows.push(Row {
+        id: "put-idle-watchers",
+        label: format!("put 10×100, {} distinct keys, 1000 idle watchers", human_count(n)),
+        conns: 10,
+        clients: 100,
+        work: Work::Put(PutArgs {
+            total: n,
+            key_size: 8,
+            val_size: val,
+            sequential_keys: true,
+            key_space_size: n,
+            rate: 0.0,
+            idle_watchers: 1000,
         }),
     });
     for (id, c, name) in [

@@ -221,6 +221,8 @@ fn put_op(key: Vec<u8>, value: Vec<u8>) -> RequestOp {
 /// `put`: Put requests on varint keys.
 pub async fn put(ctx: &Ctx, a: &PutArgs) -> Result<Report, BenchError> {
     check_key_space(a.key_size, a.key_space_size)?;
+    // kept alive until the puts are done
+    let _idle = idle_watchers(ctx, a.idle_watchers).await?;
     let value = Arc::new(random_bytes(a.val_size as usize, 1));
     let kvs: Arc<Vec<_>> = Arc::new((0..ctx.clients as usize).map(|c| ctx.conns.kv(c)).collect());
     let conns = ctx.conns.clone();
@@ -237,6 +239,61 @@ pub async fn put(ctx: &Ctx, a: &PutArgs) -> Result<Report, BenchError> {
     })
     .await;
     finish("put", d)
+}
+
+/// Opens `n` watchers on keys that are never written (`idle/<i>`), spread over the
+/// connections, 100 per stream; returns their streams (dropping them closes the watchers).
+async fn idle_watchers(
+    ctx: &Ctx,
+    n: u64,
+) -> Result<
+    Vec<(
+        mpsc::Sender<WatchRequest>,
+        tonic::Streaming<retcd_api::etcdserverpb::WatchResponse>,
+    )>,
+    BenchError,
+> {
+    let mut out = Vec::new();
+    let mut made = 0u64;
+    let mut s = 0usize;
+    while made < n {
+        let batch = (n - made).min(100);
+        let mut client = ctx.conns.watch(s);
+        let (tx, rx) = mpsc::channel::<WatchRequest>(128);
+        let create = |i: u64| WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                key: format!("idle/{i}").into_bytes(),
+                ..Default::default()
+            })),
+        };
+        // the first create is queued before the call so the response headers come back
+        tx.send(create(made))
+            .await
+            .map_err(|_| BenchError::Failed("watch stream closed".into()))?;
+        let mut stream = client
+            .watch(ctx.conns.req(ReceiverStream::new(rx)))
+            .await
+            .map_err(|st| BenchError::from_status("watch", st))?
+            .into_inner();
+        for i in 1..batch {
+            tx.send(create(made + i))
+                .await
+                .map_err(|_| BenchError::Failed("watch stream closed".into()))?;
+        }
+        let mut created = 0;
+        while created < batch {
+            match stream.message().await {
+                Ok(Some(r)) if r.created => created += 1,
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(BenchError::Failed("watch stream ended".into())),
+                Err(st) => return Err(BenchError::from_status("watch", st)),
+            }
+        }
+        made += batch;
+        s += 1;
+        out.push((tx, stream));
+    }
+    Ok(out)
 }
 
 fn range_request(a: &RangeArgs) -> RangeRequest {
