@@ -89,10 +89,84 @@ struct Watcher {
     tx: mpsc::Sender<WatchBatch>,
 }
 
+/// The synced watchers, indexed like etcd's `watcherGroup`: single-key watchers by key, the
+/// others (ranges, from-key) in a list, so a revision only visits the watchers it may
+/// concern. A synced watcher has every event up to `notified_rev`; its `next_rev` is only
+/// kept up to date when it gets an event (or when it waits for a future start revision),
+/// so its real next revision is `max(next_rev, notified_rev + 1)`.
+#[derive(Default)]
+struct SyncedGroup {
+    watchers: HashMap<u64, Watcher>,
+    by_key: HashMap<Vec<u8>, Vec<u64>>,
+    ranges: Vec<u64>,
+}
+
+impl SyncedGroup {
+    fn insert(&mut self, id: u64, w: Watcher) {
+        match &w.opts.range.end {
+            None => self.by_key.entry(w.opts.range.key.clone()).or_default().push(id),
+            Some(_) => self.ranges.push(id),
+        }
+        self.watchers.insert(id, w);
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Watcher> {
+        let w = self.watchers.remove(&id)?;
+        match &w.opts.range.end {
+            None => {
+                if let Some(ids) = self.by_key.get_mut(&w.opts.range.key) {
+                    ids.retain(|i| *i != id);
+                    if ids.is_empty() {
+                        self.by_key.remove(&w.opts.range.key);
+                    }
+                }
+            }
+            Some(_) => self.ranges.retain(|i| *i != id),
+        }
+        Some(w)
+    }
+
+    /// The watchers that may want some of `events`.
+    fn candidates(&self, events: &[Event]) -> Vec<u64> {
+        let mut ids = self.ranges.clone();
+        for ev in events {
+            if let Some(v) = self.by_key.get(&ev.kv.key) {
+                ids.extend_from_slice(v);
+            }
+        }
+        if events.len() > 1 {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        ids
+    }
+
+    fn len(&self) -> usize {
+        self.watchers.len()
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.watchers.contains_key(&id)
+    }
+
+    /// Empties the group; each watcher's `next_rev` made real from `notified_rev`.
+    fn drain(&mut self, notified_rev: i64) -> Vec<(u64, Watcher)> {
+        self.by_key.clear();
+        self.ranges.clear();
+        self.watchers
+            .drain()
+            .map(|(id, mut w)| {
+                w.next_rev = w.next_rev.max(notified_rev + 1);
+                (id, w)
+            })
+            .collect()
+    }
+}
+
 #[derive(Default)]
 struct State {
     next_id: u64,
-    synced: HashMap<u64, Watcher>,
+    synced: SyncedGroup,
     unsynced: HashMap<u64, Watcher>,
     /// Last revision handed to `notify`; everything up to it is committed.
     notified_rev: i64,
@@ -173,7 +247,7 @@ impl WatchableStore {
     /// Removes a watcher; no batch is sent to it afterwards.
     pub fn cancel(&self, id: WatcherId) -> bool {
         let mut st = self.lock();
-        st.synced.remove(&id.0).is_some() || st.unsynced.remove(&id.0).is_some()
+        st.synced.remove(id.0).is_some() || st.unsynced.remove(&id.0).is_some()
     }
 
     /// Number of (synced, unsynced) watchers.
@@ -186,7 +260,7 @@ impl WatchableStore {
     /// (so every event up to it is already in its channel), else `None`.
     pub fn progress_revision(&self, id: WatcherId) -> Option<i64> {
         let st = self.lock();
-        st.synced.contains_key(&id.0).then_some(st.notified_rev)
+        st.synced.contains(id.0).then_some(st.notified_rev)
     }
 
     /// The last revision delivered to synced watchers.
@@ -204,13 +278,16 @@ impl WatchableStore {
         st.notified_rev = rev;
         let mut victims = Vec::new();
         let mut closed = Vec::new();
-        for (id, w) in st.synced.iter_mut() {
+        let candidates = st.synced.candidates(events);
+        for id in candidates {
+            let Some(w) = st.synced.watchers.get_mut(&id) else {
+                continue;
+            };
             if w.next_rev > rev {
                 continue;
             }
             let evs: Vec<Event> = events.iter().filter(|e| w.opts.wants(e)).cloned().collect();
             if evs.is_empty() {
-                w.next_rev = rev + 1;
                 continue;
             }
             match w.tx.try_send(WatchBatch {
@@ -221,17 +298,17 @@ impl WatchableStore {
                 Ok(()) => w.next_rev = rev + 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     w.next_rev = rev;
-                    victims.push(*id);
+                    victims.push(id);
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => closed.push(*id),
+                Err(mpsc::error::TrySendError::Closed(_)) => closed.push(id),
             }
         }
         for id in closed {
-            st.synced.remove(&id);
+            st.synced.remove(id);
         }
         if !victims.is_empty() {
             for id in victims {
-                if let Some(w) = st.synced.remove(&id) {
+                if let Some(w) = st.synced.remove(id) {
                     st.unsynced.insert(id, w);
                 }
             }
@@ -244,8 +321,9 @@ impl WatchableStore {
     /// it was, up to `rev` (or is told its start revision was compacted).
     pub fn restored(&self, rev: i64) {
         let mut st = self.lock();
+        let notified = st.notified_rev;
+        let synced = st.synced.drain(notified);
         st.notified_rev = rev;
-        let synced: Vec<(u64, Watcher)> = st.synced.drain().collect();
         st.unsynced.extend(synced);
         self.inner.wake.notify_one();
     }
