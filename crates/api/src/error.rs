@@ -250,11 +250,11 @@ impl From<EtcdError> for Status {
 
 /// The status for an RPC that retcd does not implement yet.
 ///
-/// `service_method` is `package.Service/Method`, `issue` the tracking issue:
-/// `unimplemented("etcdserverpb.Lease/LeaseGrant", "5")` gives code
+/// `service_method` is `package.Service/Method`, `issue` the number of the open issue that
+/// brings it: `unimplemented("etcdserverpb.Auth/AuthEnable", 8)` gives code
 /// `Unimplemented` with message
-/// `retcd: etcdserverpb.Lease/LeaseGrant is not implemented yet (see issue 5)`.
-pub fn unimplemented(service_method: &str, issue: &str) -> Status {
+/// `retcd: etcdserverpb.Auth/AuthEnable is not implemented yet (see issue 8)`.
+pub fn unimplemented(service_method: &str, issue: u32) -> Status {
     EtcdError::Unimplemented(format!(
         "retcd: {service_method} is not implemented yet (see issue {issue})"
     ))
@@ -650,11 +650,11 @@ mod tests {
 
     #[test]
     fn unimplemented_helper() {
-        let status = unimplemented("etcdserverpb.Lease/LeaseGrant", "5");
+        let status = unimplemented("etcdserverpb.Auth/AuthEnable", 8);
         assert_eq!(status.code(), Code::Unimplemented);
         assert_eq!(
             status.message(),
-            "retcd: etcdserverpb.Lease/LeaseGrant is not implemented yet (see issue 5)"
+            "retcd: etcdserverpb.Auth/AuthEnable is not implemented yet (see issue 8)"
         );
     }
 }

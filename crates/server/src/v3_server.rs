@@ -27,6 +27,14 @@ const APP_LEASE_TTL: &str = "etcdserverpb.Lease/LeaseTimeToLive";
 /// A new member asks an existing one for the members before it starts.
 pub const APP_MEMBER_LIST: &str = retcd_raft_node::JOIN_INFO_METHOD;
 
+/// What the local lessor said to a keep-alive.
+enum Renewed {
+    /// The lease's TTL; `None`: it is gone.
+    Ttl(Option<i64>),
+    /// This member is not the primary lessor: the leader answers.
+    NotPrimary,
+}
+
 fn unexpected() -> Status {
     EtcdError::Internal("unexpected apply result".into()).into()
 }
@@ -167,7 +175,11 @@ impl EtcdServer {
         match method {
             APP_LEASE_RENEW => {
                 let r = LeaseKeepAliveRequest::decode(data).map_err(internal)?;
-                let ttl = self.lease_renew_local(r.id).await?;
+                // a member that is asked is the leader; if it no longer is, say so
+                let ttl = match self.lease_renew_local(r.id).await? {
+                    Renewed::Ttl(ttl) => ttl,
+                    Renewed::NotPrimary => return Err(EtcdError::NotLeader.into()),
+                };
                 Ok(LeaseKeepAliveResponse {
                     header: None,
                     id: r.id,
@@ -190,8 +202,9 @@ impl EtcdServer {
     /// etcd's `LeaseRenew`: the lease's TTL, `None` when it is gone. Served by the leader;
     /// a follower asks the leader.
     pub async fn lease_renew(&self, id: i64) -> Result<Option<i64>, Status> {
-        match self.lease_renew_local(id).await {
-            Err(st) if st.message() == EtcdError::NotLeader.to_string() => {
+        match self.lease_renew_local(id).await? {
+            Renewed::Ttl(ttl) => Ok(ttl),
+            Renewed::NotPrimary => {
                 let data = self
                     .raft
                     .call_leader(APP_LEASE_RENEW, LeaseKeepAliveRequest { id }.encode_to_vec())
@@ -199,13 +212,12 @@ impl EtcdServer {
                 let r = LeaseKeepAliveResponse::decode(data.as_slice()).map_err(internal)?;
                 Ok((r.ttl > 0).then_some(r.ttl))
             }
-            other => other,
         }
     }
 
     /// etcd's lessor `Renew` on this member (the primary). An expired lease whose revoke is
     /// on its way waits for the revoke (then: gone).
-    async fn lease_renew_local(&self, id: i64) -> Result<Option<i64>, Status> {
+    async fn lease_renew_local(&self, id: i64) -> Result<Renewed, Status> {
         let deadline = tokio::time::Instant::now() + request_timeout(&self.cfg);
         loop {
             let notified = self.leases.changed.notified();
@@ -227,9 +239,10 @@ impl EtcdServer {
                         };
                         self.propose(req).await?;
                     }
-                    return Ok(Some(ttl));
+                    return Ok(Renewed::Ttl(Some(ttl)));
                 }
-                Err(LeaseError::NotFound) => return Ok(None),
+                Err(LeaseError::NotFound) => return Ok(Renewed::Ttl(None)),
+                Err(LeaseError::NotPrimary) => return Ok(Renewed::NotPrimary),
                 Err(LeaseError::Expired) => {
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
                         return Err(EtcdError::Timeout.into());
