@@ -625,6 +625,8 @@ async fn run_watch(ctx: &Ctx, workload: &str, p: WatchPlan) -> Result<Report, Be
     let put_seen: Arc<Vec<AtomicU64>> = Arc::new((0..p.put_total).map(|_| AtomicU64::new(0)).collect());
     let put_last: Arc<Vec<AtomicU64>> = Arc::new((0..p.put_total).map(|_| AtomicU64::new(0)).collect());
     let received = Arc::new(AtomicU64::new(0));
+    // responses that carried events (how much the server batched)
+    let event_responses = Arc::new(AtomicU64::new(0));
     let all_in = Arc::new(tokio::sync::Notify::new());
 
     // 1. open the streams and create the watchers, timing each creation
@@ -699,11 +701,12 @@ async fn run_watch(ctx: &Ctx, workload: &str, p: WatchPlan) -> Result<Report, Be
     let mut event_lats_all = Vec::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     for mut stream in streams {
-        let (put_seen, put_last, received, all_in) = (
+        let (put_seen, put_last, received, all_in, responses) = (
             put_seen.clone(),
             put_last.clone(),
             received.clone(),
             all_in.clone(),
+            event_responses.clone(),
         );
         let mut stop = stop_rx.clone();
         event_tasks.push(tokio::spawn(async move {
@@ -717,6 +720,9 @@ async fn run_watch(ctx: &Ctx, workload: &str, p: WatchPlan) -> Result<Report, Be
                     _ = stop.wait_for(|v| *v) => break,
                 };
                 let now = epoch.elapsed().as_nanos() as u64;
+                if !r.events.is_empty() {
+                    responses.fetch_add(1, Ordering::Relaxed);
+                }
                 for ev in r.events {
                     let Some((sent, put)) = ev.kv.as_ref().and_then(|kv| read_stamp(&kv.value)) else {
                         continue;
@@ -806,6 +812,10 @@ async fn run_watch(ctx: &Ctx, workload: &str, p: WatchPlan) -> Result<Report, Be
     extra.insert("watchers".into(), json!(total_watchers));
     extra.insert("expected_events".into(), json!(expected_events));
     extra.insert("received_events".into(), json!(got));
+    extra.insert(
+        "event_responses".into(),
+        json!(event_responses.load(Ordering::Relaxed)),
+    );
     let main = if workload == "watch-latency" {
         reached_all.clone()
     } else {

@@ -766,8 +766,8 @@ impl Backend for Applier {
             self.last_durable = Instant::now();
         }
         // Committed and visible: feed the watchers, revision by revision.
-        for (rev, events) in &changed {
-            self.watchable.notify(*rev, events);
+        for (rev, events) in changed {
+            self.watchable.notify(rev, events);
         }
         if revoked {
             self.leases.changed.notify_waiters();

@@ -3,31 +3,38 @@
 //! writer wait for a watcher.
 //!
 //! It must not depend on gRPC or the server; it speaks MVCC [`Event`]s and hands batches to
-//! per-watcher bounded channels.
+//! the bounded send queue ([`StreamSink`]) of the stream each watcher belongs to.
 //!
 //! # Watcher groups
 //! - **synced**: caught up. The apply path calls [`WatchableStore::notify`] once per
-//!   committed revision; matching events go straight into the watcher's channel with
-//!   `try_send`. A full channel never blocks: the watcher becomes a *victim* and moves to
-//!   unsynced with `next_rev` at the undelivered revision.
+//!   committed revision; matching events go straight into the watcher's stream queue (the
+//!   revision's events are shared, not copied, between watchers that want all of them). A
+//!   full queue never blocks: the watcher becomes a *victim* and moves to unsynced with
+//!   `next_rev` at the undelivered revision.
 //! - **unsynced**: started in the past, or victims. A dedicated sync thread reads their
-//!   missing events from the backend in pages of whole revisions, up to the last *notified*
-//!   revision (never past it, so nothing is delivered twice), and moves a watcher back to
-//!   synced, under the lock, once it has everything up to that revision.
+//!   missing events from the backend in pages of whole revisions — one read per page for
+//!   all of them, as etcd's `syncWatchers` — up to the last *notified* revision (never past
+//!   it, so nothing is delivered twice), and moves a watcher back to synced, under the lock,
+//!   once it has everything up to that revision.
 //! - A watcher whose `next_rev` fell below the compaction revision gets one compacted batch
 //!   and is removed (etcd cancels such watches).
+
+mod sink;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use retcd_mvcc::{Event, EventType, MvccError, Store};
-use tokio::sync::mpsc;
+
+use sink::PushError;
+pub use sink::{Delivery, StreamSink};
 
 /// Events for one watcher: all events of the revisions it covers (never a partial revision).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchBatch {
-    pub events: Vec<Event>,
+    /// Shared between the watchers that get the same events.
+    pub events: Arc<[Event]>,
     /// The revision the response header reports.
     pub revision: i64,
     /// Non-zero: the watcher's start revision was compacted; it is canceled.
@@ -80,13 +87,25 @@ impl WatchOptions {
             _ => self.range.contains(&ev.kv.key),
         }
     }
+
+    /// The events of `all` this watcher wants, sharing `all` when it wants every one.
+    fn select(&self, all: &Arc<[Event]>) -> Option<Arc<[Event]>> {
+        let n = all.iter().filter(|e| self.wants(e)).count();
+        if n == 0 {
+            None
+        } else if n == all.len() {
+            Some(all.clone())
+        } else {
+            Some(all.iter().filter(|e| self.wants(e)).cloned().collect())
+        }
+    }
 }
 
 struct Watcher {
     opts: WatchOptions,
     /// First revision not yet delivered.
     next_rev: i64,
-    tx: mpsc::Sender<WatchBatch>,
+    sink: StreamSink,
 }
 
 /// The synced watchers, indexed like etcd's `watcherGroup`: single-key watchers by key, the
@@ -145,10 +164,6 @@ impl SyncedGroup {
         self.watchers.len()
     }
 
-    fn contains(&self, id: u64) -> bool {
-        self.watchers.contains_key(&id)
-    }
-
     /// Empties the group; each watcher's `next_rev` made real from `notified_rev`.
     fn drain(&mut self, notified_rev: i64) -> Vec<(u64, Watcher)> {
         self.by_key.clear();
@@ -180,8 +195,20 @@ struct Inner {
 }
 
 /// Handle to a registered watcher.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WatcherId(u64);
+
+impl WatcherId {
+    /// The store's number for the watcher (unique for the store's lifetime, increasing).
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// A watcher id from its number (for tests of code that handles deliveries).
+    pub fn from_raw(id: u64) -> WatcherId {
+        WatcherId(id)
+    }
+}
 
 /// The watchable store. Cloning shares it.
 #[derive(Clone)]
@@ -189,7 +216,7 @@ pub struct WatchableStore {
     inner: Arc<Inner>,
 }
 
-/// Events read per backend page when catching a watcher up.
+/// Events read per backend page when catching watchers up.
 const SYNC_PAGE_EVENTS: usize = 1000;
 /// How often the sync thread retries victims even without new writes.
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
@@ -217,14 +244,10 @@ impl WatchableStore {
         lock(&self.inner)
     }
 
-    /// Registers a watcher. `start_rev <= 0`: only changes after the current revision.
-    /// Returns its id and the current revision (for the `created` response).
-    pub fn watch(
-        &self,
-        opts: WatchOptions,
-        start_rev: i64,
-        tx: mpsc::Sender<WatchBatch>,
-    ) -> (WatcherId, i64) {
+    /// Registers a watcher delivering into `sink`. `start_rev <= 0`: only changes after the
+    /// current revision. Returns its id and the current revision (for the `created`
+    /// response).
+    pub fn watch(&self, opts: WatchOptions, start_rev: i64, sink: &StreamSink) -> (WatcherId, i64) {
         let mut st = self.lock();
         st.next_id += 1;
         let id = st.next_id;
@@ -234,7 +257,11 @@ impl WatchableStore {
         } else {
             (start_rev, false)
         };
-        let w = Watcher { opts, next_rev, tx };
+        let w = Watcher {
+            opts,
+            next_rev,
+            sink: sink.clone(),
+        };
         if synced {
             st.synced.insert(id, w);
         } else {
@@ -244,7 +271,7 @@ impl WatchableStore {
         (WatcherId(id), cur)
     }
 
-    /// Removes a watcher; no batch is sent to it afterwards.
+    /// Removes a watcher; nothing is queued for it afterwards.
     pub fn cancel(&self, id: WatcherId) -> bool {
         let mut st = self.lock();
         st.synced.remove(id.0).is_some() || st.unsynced.remove(&id.0).is_some()
@@ -256,11 +283,15 @@ impl WatchableStore {
         (st.synced.len(), st.unsynced.len())
     }
 
-    /// For a progress notification: the last notified revision if the watcher is synced
-    /// (so every event up to it is already in its channel), else `None`.
-    pub fn progress_revision(&self, id: WatcherId) -> Option<i64> {
+    /// etcd's `RequestProgress` for one watcher: if it is synced, queues a
+    /// [`Delivery::Progress`] with the last notified revision behind every event it has
+    /// been given (so the claim is true when the client reads it). Returns whether it did.
+    pub fn request_progress(&self, id: WatcherId) -> bool {
         let st = self.lock();
-        st.synced.contains(id.0).then_some(st.notified_rev)
+        match st.synced.watchers.get(&id.0) {
+            Some(w) => w.sink.push_progress(id, st.notified_rev).is_ok(),
+            None => false,
+        }
     }
 
     /// The last revision delivered to synced watchers.
@@ -270,15 +301,19 @@ impl WatchableStore {
 
     /// Called by the apply path after the backend commit, once per revision, in order, with
     /// that revision's changes. Never blocks on a watcher.
-    pub fn notify(&self, rev: i64, events: &[Event]) {
+    pub fn notify(&self, rev: i64, events: Vec<Event>) {
         let mut st = self.lock();
         if rev <= st.notified_rev {
             return;
         }
         st.notified_rev = rev;
+        let candidates = st.synced.candidates(&events);
+        if candidates.is_empty() {
+            return;
+        }
+        let all: Arc<[Event]> = events.into();
         let mut victims = Vec::new();
         let mut closed = Vec::new();
-        let candidates = st.synced.candidates(events);
         for id in candidates {
             let Some(w) = st.synced.watchers.get_mut(&id) else {
                 continue;
@@ -286,21 +321,21 @@ impl WatchableStore {
             if w.next_rev > rev {
                 continue;
             }
-            let evs: Vec<Event> = events.iter().filter(|e| w.opts.wants(e)).cloned().collect();
-            if evs.is_empty() {
+            let Some(events) = w.opts.select(&all) else {
                 continue;
-            }
-            match w.tx.try_send(WatchBatch {
-                events: evs,
+            };
+            let batch = WatchBatch {
+                events,
                 revision: rev,
                 compact_revision: 0,
-            }) {
+            };
+            match w.sink.push_batch(WatcherId(id), batch) {
                 Ok(()) => w.next_rev = rev + 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(PushError::Full) => {
                     w.next_rev = rev;
                     victims.push(id);
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => closed.push(id),
+                Err(PushError::Closed) => closed.push(id),
             }
         }
         for id in closed {
@@ -341,77 +376,141 @@ fn lock(inner: &Inner) -> MutexGuard<'_, State> {
     inner.state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One catch-up step for an unsynced watcher, done without the lock.
-enum Step {
-    /// Delivered up to `next_rev - 1`.
-    Progress {
-        next_rev: i64,
-    },
-    /// The channel is full: retry later from `next_rev`.
-    Blocked {
-        next_rev: i64,
-    },
-    Compacted,
-    Closed,
+/// An unsynced watcher taking part in one catch-up round.
+struct Catching {
+    id: u64,
+    /// The `next_rev` this round expects it to still have (it is skipped if the watcher was
+    /// canceled, or removed and re-added, meanwhile).
+    next_rev: i64,
+    /// Its queue was full this round: it waits for the next one.
+    blocked: bool,
 }
 
-fn catch_up(
-    store: &Store,
-    opts: &WatchOptions,
-    mut next_rev: i64,
-    target: i64,
-    tx: &mpsc::Sender<WatchBatch>,
-) -> Step {
-    let view = store.read();
-    while next_rev <= target {
-        let (events, cont) = match view.events(next_rev, SYNC_PAGE_EVENTS) {
+/// One catch-up round (etcd's `syncWatchers`): every unsynced watcher is brought towards the
+/// last notified revision, reading each backend page once for all of them. Returns whether
+/// some watcher was blocked by a full queue.
+fn sync_round(inner: &Inner) -> bool {
+    let (target, mut round) = {
+        let st = lock(inner);
+        let round: Vec<Catching> = st
+            .unsynced
+            .iter()
+            .map(|(id, w)| Catching {
+                id: *id,
+                next_rev: w.next_rev,
+                blocked: false,
+            })
+            .collect();
+        (st.notified_rev, round)
+    };
+    let view = inner.store.read();
+    let compact_rev = inner.store.compact_revision();
+    let mut any_full = false;
+    // Watchers whose next revision was compacted get one compaction notice and go.
+    {
+        let mut st = lock(inner);
+        for c in round.iter_mut().filter(|c| c.next_rev < compact_rev) {
+            c.blocked = true;
+            let Some(w) = st.unsynced.get(&c.id).filter(|w| w.next_rev == c.next_rev) else {
+                continue;
+            };
+            let batch = WatchBatch {
+                events: Arc::from(Vec::new()),
+                revision: target,
+                compact_revision: compact_rev,
+            };
+            match w.sink.push_batch(WatcherId(c.id), batch) {
+                Err(PushError::Full) => any_full = true,
+                Ok(()) | Err(PushError::Closed) => {
+                    st.unsynced.remove(&c.id);
+                }
+            }
+        }
+    }
+    while let Some(from) = round
+        .iter()
+        .filter(|c| !c.blocked && c.next_rev <= target)
+        .map(|c| c.next_rev)
+        .min()
+    {
+        let (events, cont) = match view.events(from, SYNC_PAGE_EVENTS) {
             Ok(r) => r,
             Err(MvccError::Compacted) => {
-                let batch = WatchBatch {
-                    events: vec![],
-                    revision: target,
-                    compact_revision: store.compact_revision(),
-                };
-                return match tx.try_send(batch) {
-                    Ok(()) => Step::Compacted,
-                    Err(mpsc::error::TrySendError::Full(_)) => Step::Blocked { next_rev },
-                    Err(mpsc::error::TrySendError::Closed(_)) => Step::Closed,
-                };
+                // compacted since `compact_rev` was read: the next round tells them
+                return true;
             }
             Err(e) => {
-                tracing::error!("watch sync: reading events from {next_rev}: {e}");
-                return Step::Blocked { next_rev };
+                tracing::error!("watch sync: reading events from {from}: {e}");
+                return true;
             }
         };
-        let mut page_end = cont.min(target + 1);
-        let evs: Vec<Event> = events
+        // The page covers revisions [from, page_end).
+        let page_end = if cont <= from {
+            target + 1
+        } else {
+            cont.min(target + 1)
+        };
+        let page: Vec<Event> = events
             .into_iter()
-            .filter(|e| e.kv.mod_revision <= target && opts.wants(e))
+            .filter(|e| e.kv.mod_revision <= target)
             .collect();
-        if cont <= next_rev {
-            // nothing more in the backend snapshot
-            page_end = target + 1;
-        }
-        if !evs.is_empty() {
-            match tx.try_send(WatchBatch {
-                events: evs,
-                revision: target,
-                compact_revision: 0,
-            }) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => return Step::Blocked { next_rev },
-                Err(mpsc::error::TrySendError::Closed(_)) => return Step::Closed,
+        let page: Arc<[Event]> = page.into();
+        // Suffixes of the page shared by the watchers that want all of it from their
+        // next revision on (typically many watchers of one key, all behind together).
+        let mut suffixes: HashMap<usize, Arc<[Event]>> = HashMap::new();
+        let mut st = lock(inner);
+        for c in round.iter_mut().filter(|c| !c.blocked && c.next_rev < page_end) {
+            let Some(w) = st.unsynced.get_mut(&c.id).filter(|w| w.next_rev == c.next_rev) else {
+                c.blocked = true;
+                continue;
+            };
+            let at = page.partition_point(|e| e.kv.mod_revision < c.next_rev);
+            let suffix = &page[at..];
+            let wanted = suffix.iter().filter(|e| w.opts.wants(e)).count();
+            if wanted > 0 {
+                let events: Arc<[Event]> = if wanted == suffix.len() {
+                    suffixes.entry(at).or_insert_with(|| suffix.into()).clone()
+                } else {
+                    suffix.iter().filter(|e| w.opts.wants(e)).cloned().collect()
+                };
+                let batch = WatchBatch {
+                    events,
+                    revision: target,
+                    compact_revision: 0,
+                };
+                match w.sink.push_batch(WatcherId(c.id), batch) {
+                    Ok(()) => {}
+                    Err(PushError::Full) => {
+                        c.blocked = true;
+                        any_full = true;
+                        continue;
+                    }
+                    Err(PushError::Closed) => {
+                        st.unsynced.remove(&c.id);
+                        c.blocked = true;
+                        continue;
+                    }
+                }
             }
+            c.next_rev = page_end;
+            w.next_rev = page_end;
         }
-        next_rev = page_end;
     }
-    Step::Progress { next_rev }
+    // Caught up with everything notified so far: rejoin the synced group.
+    let mut st = lock(inner);
+    let notified = st.notified_rev;
+    for c in round.iter().filter(|c| !c.blocked && c.next_rev > notified) {
+        if st.unsynced.get(&c.id).is_some_and(|w| w.next_rev == c.next_rev)
+            && let Some(w) = st.unsynced.remove(&c.id)
+        {
+            st.synced.insert(c.id, w);
+        }
+    }
+    any_full
 }
 
 fn sync_loop(inner: &Inner) {
     loop {
-        let work: Vec<(u64, WatchOptions, i64, mpsc::Sender<WatchBatch>)>;
-        let target;
         {
             let mut st = lock(inner);
             if st.stopped {
@@ -426,42 +525,12 @@ fn sync_loop(inner: &Inner) {
                 if st.stopped {
                     return;
                 }
-            }
-            target = st.notified_rev;
-            work = st
-                .unsynced
-                .iter()
-                .map(|(id, w)| (*id, w.opts.clone(), w.next_rev, w.tx.clone()))
-                .collect();
-        }
-        let mut blocked = false;
-        for (id, opts, next_rev, tx) in work {
-            let step = catch_up(&inner.store, &opts, next_rev, target, &tx);
-            let mut st = lock(inner);
-            match step {
-                Step::Progress { next_rev } => {
-                    if let Some(w) = st.unsynced.get_mut(&id) {
-                        w.next_rev = next_rev;
-                        // Caught up with everything notified so far: rejoin the synced group.
-                        if next_rev > st.notified_rev
-                            && let Some(w) = st.unsynced.remove(&id)
-                        {
-                            st.synced.insert(id, w);
-                        }
-                    }
-                }
-                Step::Blocked { next_rev } => {
-                    blocked = true;
-                    if let Some(w) = st.unsynced.get_mut(&id) {
-                        w.next_rev = next_rev;
-                    }
-                }
-                Step::Compacted | Step::Closed => {
-                    st.unsynced.remove(&id);
+                if st.unsynced.is_empty() {
+                    continue;
                 }
             }
         }
-        if blocked {
+        if sync_round(inner) {
             // Give slow consumers time; never spin.
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -490,17 +559,27 @@ mod tests {
                 .unwrap();
             let res = t.end();
             b.commit(false).unwrap();
-            w.notify(res.rev, &res.changes);
+            w.notify(res.rev, res.changes);
         }
     }
 
-    fn drain(rx: &mut mpsc::Receiver<WatchBatch>, want: usize) -> Vec<i64> {
+    /// The next batch queued in `sink`, if any (progress items skipped).
+    pub(crate) fn try_recv(sink: &StreamSink) -> Option<WatchBatch> {
+        loop {
+            match sink.drain(1).pop()? {
+                Delivery::Batch(_, b) => return Some(b),
+                Delivery::Progress(..) => continue,
+            }
+        }
+    }
+
+    fn drain(sink: &StreamSink, want: usize) -> Vec<i64> {
         let mut revs = Vec::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while revs.len() < want && std::time::Instant::now() < deadline {
-            match rx.try_recv() {
-                Ok(b) => revs.extend(b.events.iter().map(|e| e.kv.mod_revision)),
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            match try_recv(sink) {
+                Some(b) => revs.extend(b.events.iter().map(|e| e.kv.mod_revision)),
+                None => std::thread::sleep(Duration::from_millis(5)),
             }
         }
         revs
@@ -512,8 +591,8 @@ mod tests {
         let (store, _) = Store::open(&dir.path().join("db"), StoreConfig::default()).unwrap();
         let w = WatchableStore::new(store.clone()).unwrap();
         write(&store, &w, 0, 30); // revisions 2..=31
-        let (tx, mut rx) = mpsc::channel(4);
-        w.watch(opts(b"k1", b""), 5, tx);
+        let sink = StreamSink::new(4);
+        w.watch(opts(b"k1", b""), 5, &sink);
         let writer = {
             let (store, w) = (store.clone(), w.clone());
             std::thread::spawn(move || write(&store, &w, 30, 300))
@@ -524,7 +603,7 @@ mod tests {
             .map(|i| i + 2)
             .filter(|r| *r >= 5)
             .collect();
-        let got = drain(&mut rx, expect.len());
+        let got = drain(&sink, expect.len());
         writer.join().unwrap();
         assert_eq!(got, expect);
         w.stop();
@@ -535,13 +614,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open(&dir.path().join("db"), StoreConfig::default()).unwrap();
         let w = WatchableStore::new(store.clone()).unwrap();
-        let (tx, mut rx) = mpsc::channel(1);
-        w.watch(opts(b"k", &[0]), 0, tx);
+        let sink = StreamSink::new(1);
+        w.watch(opts(b"k", &[0]), 0, &sink);
         // Nobody reads while 200 revisions are written: notify must not wait.
         write(&store, &w, 0, 200);
         let (_, unsynced) = w.watcher_counts();
         assert_eq!(unsynced, 1, "the full watcher is parked as a victim");
-        let got = drain(&mut rx, 200);
+        let got = drain(&sink, 200);
         assert_eq!(got, (2..202).collect::<Vec<i64>>());
         w.stop();
     }
@@ -556,11 +635,11 @@ mod tests {
         let job = b.compact(8).unwrap();
         b.commit(false).unwrap();
         store.run_compaction(job).unwrap();
-        let (tx, mut rx) = mpsc::channel(4);
-        w.watch(opts(b"k1", b""), 3, tx);
+        let sink = StreamSink::new(4);
+        w.watch(opts(b"k1", b""), 3, &sink);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let batch = loop {
-            if let Ok(b) = rx.try_recv() {
+            if let Some(b) = try_recv(&sink) {
                 break b;
             }
             assert!(std::time::Instant::now() < deadline);
@@ -624,7 +703,7 @@ mod model_tests {
     struct Probe {
         start: i64,
         range: WatchRange,
-        rx: mpsc::Receiver<WatchBatch>,
+        sink: StreamSink,
     }
 
     proptest! {
@@ -668,11 +747,11 @@ mod model_tests {
                             1 => WatchRange::from_request(&key(k), &key(k + 2)),
                             _ => WatchRange::from_request(b"k", &[0]),
                         };
-                        let (tx, rx) = mpsc::channel(2);
+                        let sink = StreamSink::new(2);
                         let opts = WatchOptions { range: range.clone(), no_put: false, no_delete: false };
-                        let (_, cur) = w.watch(opts, start, tx);
+                        let (_, cur) = w.watch(opts, start, &sink);
                         let start = if start <= 0 { cur + 1 } else { start };
-                        probes.push(Probe { start, range, rx });
+                        probes.push(Probe { start, range, sink });
                     }
                 }
                 if writes.is_empty() {
@@ -698,7 +777,7 @@ mod model_tests {
                 }
                 let res = t.end();
                 b.commit(false).unwrap();
-                w.notify(res.rev, &res.changes);
+                w.notify(res.rev, res.changes);
                 if !evs.is_empty() {
                     rev += 1;
                     prop_assert_eq!(res.rev, rev);
@@ -709,7 +788,7 @@ mod model_tests {
             // watcher that catches up after such a compaction never sees those deletes: they
             // are optional, everything else must arrive exactly once and in order.
             let vanishable = |e: &Ev| !e.0 && compactions.contains(&e.2);
-            for mut p in probes {
+            for p in probes {
                 let expect: Vec<Ev> = history
                     .iter()
                     .filter(|e| e.2 >= p.start && p.range.contains(&e.1))
@@ -728,17 +807,17 @@ mod model_tests {
                     if have >= must && quiet_since.elapsed() > Duration::from_millis(200) {
                         break;
                     }
-                    match p.rx.try_recv() {
-                        Ok(b) => {
+                    match super::tests::try_recv(&p.sink) {
+                        Some(b) => {
                             quiet_since = std::time::Instant::now();
                             if b.compact_revision != 0 {
                                 canceled = true;
                             }
-                            got.extend(b.events.into_iter().map(|e| {
-                                (e.kind == EventType::Put, e.kv.key, e.kv.mod_revision, e.kv.value)
+                            got.extend(b.events.iter().map(|e| {
+                                (e.kind == EventType::Put, e.kv.key.clone(), e.kv.mod_revision, e.kv.value.clone())
                             }));
                         }
-                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                        None => std::thread::sleep(Duration::from_millis(2)),
                     }
                 }
                 let strip = |v: &[Ev]| v.iter().filter(|e| !vanishable(e)).cloned().collect::<Vec<Ev>>();

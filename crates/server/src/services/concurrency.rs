@@ -12,8 +12,7 @@ use retcd_api::etcdserverpb::{
     TxnRequest, TxnResponse, compare, range_request, request_op, response_op,
 };
 use retcd_api::mvccpb;
-use retcd_watch::{WatchOptions, WatchRange, WatchableStore};
-use tokio::sync::mpsc;
+use retcd_watch::{Delivery, StreamSink, WatchOptions, WatchRange, WatchableStore};
 use tonic::Status;
 
 use crate::etcdserver::EtcdServer;
@@ -179,7 +178,8 @@ impl Recipes {
     /// Waits for a delete of `key` at or after revision `rev`.
     async fn wait_delete(&self, key: &[u8], rev: i64) -> Result<(), Status> {
         let mut events = self.watch(key, None, rev, true);
-        while let Some(batch) = events.rx.recv().await {
+        loop {
+            let batch = events.recv().await;
             if batch.compact_revision != 0 {
                 return Err(EtcdError::Compacted.into());
             }
@@ -191,13 +191,12 @@ impl Recipes {
                 return Ok(());
             }
         }
-        Err(EtcdError::Internal("lost watcher waiting for delete".into()).into())
     }
 
     /// A watcher on `key` (or the range to `end`) from revision `rev`, canceled when the
     /// returned handle is dropped.
     pub fn watch(&self, key: &[u8], end: Option<&[u8]>, rev: i64, only_deletes: bool) -> WatchHandle {
-        let (tx, rx) = mpsc::channel(16);
+        let sink = StreamSink::new(RECIPE_WATCH_EVENTS);
         let range = WatchRange::from_request(key, end.unwrap_or(&[]));
         let (id, _) = self.w.watch(
             WatchOptions {
@@ -206,21 +205,43 @@ impl Recipes {
                 no_delete: false,
             },
             rev,
-            tx,
+            &sink,
         );
         WatchHandle {
             w: self.w.clone(),
             id,
-            rx,
+            sink,
+            queued: Default::default(),
         }
     }
 }
+
+/// Events queued for a recipe's watcher before it becomes a victim.
+const RECIPE_WATCH_EVENTS: usize = 256;
 
 /// A recipe's watcher; canceled on drop.
 pub struct WatchHandle {
     w: WatchableStore,
     id: retcd_watch::WatcherId,
-    pub rx: mpsc::Receiver<retcd_watch::WatchBatch>,
+    sink: StreamSink,
+    queued: std::collections::VecDeque<retcd_watch::WatchBatch>,
+}
+
+impl WatchHandle {
+    /// The watcher's next batch of events (or its compaction notice).
+    pub async fn recv(&mut self) -> retcd_watch::WatchBatch {
+        loop {
+            if let Some(b) = self.queued.pop_front() {
+                return b;
+            }
+            self.sink.ready().await;
+            for d in self.sink.drain(usize::MAX) {
+                if let Delivery::Batch(_, b) = d {
+                    self.queued.push_back(b);
+                }
+            }
+        }
+    }
 }
 
 impl Drop for WatchHandle {

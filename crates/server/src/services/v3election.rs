@@ -111,9 +111,7 @@ async fn observe(
                 let mut w = r.watch(&prefix, Some(&end), rev, false);
                 let mut found = None;
                 while found.is_none() {
-                    let Some(batch) = w.rx.recv().await else {
-                        return Ok(());
-                    };
+                    let batch = w.recv().await;
                     if batch.compact_revision != 0 {
                         return Err(EtcdError::Compacted.into());
                     }
@@ -140,13 +138,11 @@ async fn observe(
         // follow this leader's key until it is deleted
         let mut w = r.watch(&kv.key, None, header.revision + 1, false);
         'leader: loop {
-            let Some(batch) = w.rx.recv().await else {
-                return Ok(());
-            };
+            let batch = w.recv().await;
             if batch.compact_revision != 0 {
                 return Err(EtcdError::Compacted.into());
             }
-            for ev in &batch.events {
+            for ev in batch.events.iter() {
                 if ev.kind == EventType::Delete {
                     break 'leader;
                 }

@@ -1,9 +1,9 @@
 //! etcdserverpb.Watch: one bidirectional stream carries many watchers (etcd's
-//! `serverWatchStream`). A receive loop handles create/cancel/progress requests; every
-//! watcher has a bounded channel from the watchable store and a forwarder task that turns its
-//! batches into responses on the stream's bounded send queue. A client that does not read
-//! only fills its own queues: the store then parks its watchers as victims and writers never
-//! wait.
+//! `serverWatchStream`). A receive loop handles create/cancel/progress requests; the
+//! stream's watchers all deliver into one bounded stream queue ([`StreamSink`]) that a
+//! single send loop turns into responses on the bounded send queue — two tasks per stream,
+//! however many watchers it has. A client that does not read only fills its own queues:
+//! the store then parks its watchers as victims and writers never wait.
 //!
 //! Two etcd behaviours at the point where responses leave the stream:
 //! - `fragment`: a watcher that asked for it gets responses of at least etcd's send limit
@@ -14,7 +14,7 @@
 //!   closed with `etcdserver: no leader` when the member loses its leader for
 //!   [`MAX_NO_LEADER_CNT`] election timeouts ([`LeaderMonitor`], etcd's `monitorLeader`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,9 +29,8 @@ use retcd_api::etcdserverpb::watch_server::Watch;
 use retcd_api::etcdserverpb::{WatchRequest, WatchResponse, watch_create_request};
 use retcd_api::mvccpb;
 use retcd_mvcc::{EventType, RangeOptions, Store};
-use retcd_watch::{WatchBatch, WatchOptions, WatchRange, WatchableStore, WatcherId};
+use retcd_watch::{Delivery, StreamSink, WatchOptions, WatchRange, WatchableStore, WatcherId};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -39,8 +38,16 @@ use crate::etcdserver::EtcdServer;
 
 /// Responses queued per stream before the forwarders wait for the client.
 const STREAM_QUEUE: usize = 128;
-/// Batches queued per watcher before it becomes a victim.
-const WATCHER_QUEUE: usize = 64;
+/// Events queued in a stream's queue before its watchers become victims (etcd's
+/// per-stream channel holds 128 responses).
+const SINK_EVENTS: usize = 4096;
+/// Control messages queued before the receive loop waits.
+const CONTROL_QUEUE: usize = 128;
+/// Deliveries taken from the stream queue at once.
+const DRAIN_MAX: usize = 4096;
+/// Events, and pieces, waiting in a stream's staging before it stops taking more.
+const STAGE_EVENTS: usize = 16_384;
+const STAGE_PIECES: usize = 4096;
 /// At most this many events, and about this many key and value bytes, are merged into one
 /// response from queued revisions (clients' default receive limit is 4 MiB).
 const MERGE_EVENTS: usize = 1000;
@@ -240,11 +247,6 @@ impl Stream for OutStream {
     }
 }
 
-struct StreamWatcher {
-    id: WatcherId,
-    forwarder: JoinHandle<()>,
-}
-
 /// The previous value of each event's key (for `prev_kv`), read at `mod_revision - 1`.
 fn with_prev_kv(store: &Store, events: &mut [mvccpb::Event]) {
     let view = store.read();
@@ -269,7 +271,7 @@ fn with_prev_kv(store: &Store, events: &mut [mvccpb::Event]) {
     }
 }
 
-fn to_pb(e: retcd_mvcc::Event) -> mvccpb::Event {
+fn to_pb(e: &retcd_mvcc::Event) -> mvccpb::Event {
     let kind = match e.kind {
         EventType::Put => mvccpb::event::EventType::Put,
         EventType::Delete => mvccpb::event::EventType::Delete,
@@ -277,130 +279,345 @@ fn to_pb(e: retcd_mvcc::Event) -> mvccpb::Event {
     mvccpb::Event {
         r#type: kind as i32,
         kv: Some(mvccpb::KeyValue {
-            key: e.kv.key,
+            key: e.kv.key.clone(),
             create_revision: e.kv.create_revision,
             mod_revision: e.kv.mod_revision,
             version: e.kv.version,
-            value: e.kv.value,
+            value: e.kv.value.clone(),
             lease: e.kv.lease,
         }),
         prev_kv: None,
     }
 }
 
-/// Forwards one watcher's batches to the stream until either side goes away.
-struct Forwarder {
-    s: Arc<EtcdServer>,
-    w: WatchableStore,
-    wid: WatcherId,
+/// What the receive loop tells the send loop, in order.
+enum Control {
+    /// A watcher was registered: its `created` response, then its events.
+    Created {
+        wid: WatcherId,
+        watcher: SendWatcher,
+        resp: WatchResponse,
+    },
+    /// A watcher was canceled (already removed from the store): its last response.
+    Canceled { wid: WatcherId, resp: WatchResponse },
+    /// A response not tied to a registered watcher (refused creates, progress).
+    Response(WatchResponse),
+}
+
+/// What the send loop keeps per watcher.
+struct SendWatcher {
     watch_id: i64,
     prev_kv: bool,
     /// Split large responses (etcd's `fragment`).
     fragment: bool,
-    /// Send an empty response with the current revision when the watcher was idle this long.
-    progress: Option<std::time::Duration>,
+    progress_notify: bool,
+    /// Got something since the last progress tick (then no progress notification is due).
+    sent_since_tick: bool,
 }
 
-fn spawn_forwarder(
-    f: Forwarder,
-    mut rx: mpsc::Receiver<WatchBatch>,
-    out: mpsc::Sender<Outgoing>,
-) -> JoinHandle<()> {
-    let Forwarder {
-        s,
-        w,
-        wid,
-        watch_id,
-        prev_kv,
-        fragment,
-        progress,
-    } = f;
-    tokio::spawn(async move {
-        let period = progress.unwrap_or(std::time::Duration::from_secs(3600));
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        let mut sent_since_tick = false;
-        // a batch taken from the queue while merging that must go out on its own
-        let mut held: Option<WatchBatch> = None;
-        loop {
-            let batch = if let Some(b) = held.take() {
-                b
-            } else {
-                tokio::select! {
-                b = rx.recv() => match b {
-                    Some(b) => b,
-                    None => return,
-                },
-                _ = ticker.tick(), if progress.is_some() => {
-                    // Only a synced watcher with nothing queued may claim a revision.
-                    if !std::mem::take(&mut sent_since_tick)
-                        && let Some(rev) = w.progress_revision(wid)
-                        && rx.is_empty()
-                    {
-                        let resp = WatchResponse { header: s.header(rev), watch_id, ..Default::default() };
-                        if out.send(resp.into()).await.is_err() {
-                            return;
-                        }
-                    }
-                    continue;
-                }
-                }
-            };
-            sent_since_tick = true;
-            // Revisions already queued behind this one go out in the same response (as etcd
-            // does when a watcher catches up): fewer responses, wake-ups and encodings when
-            // the client is behind. A compaction notice always travels alone.
-            let mut batch = batch;
-            let size = |b: &WatchBatch| -> usize {
-                b.events.iter().map(|e| e.kv.key.len() + e.kv.value.len()).sum()
-            };
-            let mut bytes = size(&batch);
-            while batch.compact_revision == 0 && batch.events.len() < MERGE_EVENTS && bytes < MERGE_BYTES {
-                match rx.try_recv() {
-                    Ok(next) if next.compact_revision == 0 => {
-                        bytes += size(&next);
-                        batch.events.extend(next.events);
-                        batch.revision = next.revision;
-                    }
-                    Ok(next) => {
-                        // send what we have, then the compaction notice
-                        held = Some(next);
-                        break;
-                    }
-                    Err(_) => break,
-                }
+/// One response waiting in a stream's staging queue.
+enum Piece {
+    /// Events of one or more whole revisions for one watcher.
+    Events {
+        wid: WatcherId,
+        parts: Vec<Arc<[retcd_mvcc::Event]>>,
+        revision: i64,
+        events: usize,
+        bytes: usize,
+    },
+    /// The watcher's start revision was compacted: it is canceled.
+    Compacted { wid: WatcherId, compact_revision: i64 },
+    /// A progress notification for one synced watcher.
+    Progress { wid: WatcherId, revision: i64 },
+    /// A response from the receive loop (created, canceled, refused, stream progress).
+    Control(WatchResponse),
+}
+
+/// The responses of one stream waiting for room on the send queue, in order (etcd's
+/// `sendLoop` buffers too). While the client keeps up, each piece leaves at once; while it
+/// is behind, a watcher's later batches are merged into its piece still waiting (as etcd
+/// merges a catching-up watcher's events), up to [`MERGE_EVENTS`] events or
+/// [`MERGE_BYTES`] bytes, so a slow reader gets fewer, larger responses instead of a
+/// growing backlog. Merging never moves an event across a compaction notice, a progress
+/// notification or a control response.
+#[derive(Default)]
+struct Staging {
+    pieces: VecDeque<Piece>,
+    /// Sequence number of `pieces[0]`.
+    head: u64,
+    /// Each watcher's waiting `Events` piece still open for merging, by sequence number.
+    open: HashMap<WatcherId, u64>,
+    /// Events waiting (what bounds the staging).
+    events: usize,
+}
+
+impl Staging {
+    fn push_piece(&mut self, p: Piece) {
+        self.pieces.push_back(p);
+    }
+
+    fn push(&mut self, d: Delivery) {
+        match d {
+            Delivery::Batch(wid, b) if b.compact_revision != 0 => {
+                self.open.remove(&wid);
+                self.push_piece(Piece::Compacted {
+                    wid,
+                    compact_revision: b.compact_revision,
+                });
             }
-            let mut events: Vec<mvccpb::Event> = batch.events.into_iter().map(to_pb).collect();
-            if prev_kv && !events.is_empty() {
-                let store = s.store.clone();
-                events = match tokio::task::spawn_blocking(move || {
-                    with_prev_kv(&store, &mut events);
-                    events
-                })
-                .await
+            Delivery::Batch(wid, b) => {
+                let size: usize = b.events.iter().map(|e| e.kv.key.len() + e.kv.value.len()).sum();
+                self.events += b.events.len();
+                if let Some(&seq) = self.open.get(&wid)
+                    && let Some(Piece::Events {
+                        parts,
+                        revision,
+                        events,
+                        bytes,
+                        ..
+                    }) = self.pieces.get_mut((seq - self.head) as usize)
+                    && *events < MERGE_EVENTS
+                    && *bytes < MERGE_BYTES
                 {
-                    Ok(ev) => ev,
-                    Err(_) => return,
-                };
+                    *events += b.events.len();
+                    *bytes += size;
+                    *revision = b.revision;
+                    parts.push(b.events);
+                    return;
+                }
+                self.open.insert(wid, self.head + self.pieces.len() as u64);
+                self.push_piece(Piece::Events {
+                    wid,
+                    events: b.events.len(),
+                    bytes: size,
+                    revision: b.revision,
+                    parts: vec![b.events],
+                });
             }
-            let compacted = batch.compact_revision != 0;
-            let mut header = s.header(batch.revision);
-            if compacted && let Some(h) = header.as_mut() {
-                // etcd's compaction cancel carries no revision.
-                h.revision = 0;
-            }
-            let resp = WatchResponse {
-                header,
-                watch_id,
-                compact_revision: batch.compact_revision,
-                canceled: compacted,
-                events,
-                ..Default::default()
-            };
-            if out.send(Outgoing { resp, fragment }).await.is_err() || compacted {
-                return;
+            Delivery::Progress(wid, revision) => {
+                self.open.remove(&wid);
+                self.push_piece(Piece::Progress { wid, revision });
             }
         }
-    })
+    }
+
+    /// A control response; a stream-wide one (watch id -1: progress for every watcher)
+    /// closes every open piece, so no later event overtakes it.
+    fn push_control(&mut self, resp: WatchResponse) {
+        if resp.watch_id == -1 {
+            self.open.clear();
+        }
+        self.push_piece(Piece::Control(resp));
+    }
+
+    fn pop(&mut self) -> Option<Piece> {
+        let p = self.pieces.pop_front()?;
+        let seq = self.head;
+        self.head += 1;
+        if let Piece::Events { wid, events, .. } = &p {
+            self.events -= events;
+            if self.open.get(wid) == Some(&seq) {
+                self.open.remove(wid);
+            }
+        }
+        Some(p)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+}
+
+/// The stream's send loop (etcd's `serverWatchStream.sendLoop`): turns control messages
+/// and the stream queue's deliveries into responses on the bounded send queue. While the
+/// client does not read, the send queue and then the staging fill up, this loop stops
+/// draining the stream queue, and the store parks the stream's watchers as victims:
+/// writers never wait.
+struct SendLoop {
+    s: Arc<EtcdServer>,
+    w: WatchableStore,
+    sink: StreamSink,
+    watchers: HashMap<WatcherId, SendWatcher>,
+    /// The last watcher created on this stream; deliveries for a newer one wait in
+    /// `pending` for its `created` response, for an older unknown one are dropped (it was
+    /// canceled).
+    last_created: Option<WatcherId>,
+    pending: HashMap<WatcherId, Vec<Delivery>>,
+    staging: Staging,
+}
+
+#[cfg(test)]
+impl Piece {
+    fn wid_for_test(&self) -> Option<WatcherId> {
+        match self {
+            Piece::Events { wid, .. } | Piece::Compacted { wid, .. } | Piece::Progress { wid, .. } => {
+                Some(*wid)
+            }
+            Piece::Control(_) => None,
+        }
+    }
+}
+
+impl SendLoop {
+    async fn run(
+        mut self,
+        mut ctrl: mpsc::Receiver<Control>,
+        out: mpsc::Sender<Outgoing>,
+        progress: Duration,
+    ) {
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + progress, progress);
+        loop {
+            let room = self.staging.events < STAGE_EVENTS && self.staging.pieces.len() < STAGE_PIECES;
+            let ok = tokio::select! {
+                biased;
+                c = ctrl.recv(), if room => match c {
+                    Some(c) => {
+                        self.control(c);
+                        true
+                    }
+                    None => false,
+                },
+                permit = out.reserve(), if !self.staging.is_empty() => match permit {
+                    Ok(permit) => match self.staging.pop() {
+                        Some(piece) => match self.response(piece).await {
+                            Some(Some(o)) => {
+                                permit.send(o);
+                                true
+                            }
+                            Some(None) => true,
+                            None => false,
+                        },
+                        None => true,
+                    },
+                    Err(_) => false,
+                },
+                _ = self.sink.ready(), if room => {
+                    for d in self.sink.drain(DRAIN_MAX) {
+                        self.stage(d);
+                    }
+                    true
+                }
+                _ = ticker.tick() => {
+                    self.progress_tick();
+                    true
+                }
+                _ = out.closed() => false,
+            };
+            if !ok {
+                break;
+            }
+        }
+        self.sink.close();
+    }
+
+    /// etcd's progress ticker: every watcher that asked for progress notifications and
+    /// got nothing since the last tick is offered one (queued behind its events, and only
+    /// if it is synced).
+    fn progress_tick(&mut self) {
+        for (wid, sw) in &mut self.watchers {
+            if sw.progress_notify && !std::mem::take(&mut sw.sent_since_tick) {
+                self.w.request_progress(*wid);
+            }
+        }
+    }
+
+    fn control(&mut self, c: Control) {
+        match c {
+            Control::Created { wid, watcher, resp } => {
+                self.watchers.insert(wid, watcher);
+                self.last_created = Some(wid);
+                self.staging.push_control(resp);
+                for d in self.pending.remove(&wid).unwrap_or_default() {
+                    self.staging.push(d);
+                }
+            }
+            Control::Canceled { wid, resp } => {
+                // Its waiting pieces are dropped when they reach the front.
+                self.watchers.remove(&wid);
+                self.pending.remove(&wid);
+                self.staging.open.remove(&wid);
+                self.staging.push_control(resp);
+            }
+            Control::Response(resp) => self.staging.push_control(resp),
+        }
+    }
+
+    fn stage(&mut self, d: Delivery) {
+        let wid = match &d {
+            Delivery::Batch(wid, _) | Delivery::Progress(wid, _) => *wid,
+        };
+        if self.watchers.contains_key(&wid) {
+            self.staging.push(d);
+        } else if self.last_created.is_none_or(|last| wid > last) {
+            self.pending.entry(wid).or_default().push(d);
+        }
+    }
+
+    /// The response for a piece: `Some(None)` when there is nothing to send (its watcher
+    /// was canceled meanwhile), `None` when the stream is done.
+    async fn response(&mut self, piece: Piece) -> Option<Option<Outgoing>> {
+        let wid = match &piece {
+            Piece::Control(resp) => {
+                return Some(Some(Outgoing {
+                    resp: resp.clone(),
+                    fragment: false,
+                }));
+            }
+            Piece::Events { wid, .. } | Piece::Compacted { wid, .. } | Piece::Progress { wid, .. } => *wid,
+        };
+        let Some(sw) = self.watchers.get_mut(&wid) else {
+            return Some(None);
+        };
+        sw.sent_since_tick = true;
+        let (watch_id, prev_kv, fragment) = (sw.watch_id, sw.prev_kv, sw.fragment);
+        let resp = match piece {
+            Piece::Events { parts, revision, .. } => {
+                let mut events: Vec<mvccpb::Event> = parts.iter().flat_map(|p| p.iter().map(to_pb)).collect();
+                if prev_kv && !events.is_empty() {
+                    let store = self.s.store.clone();
+                    events = tokio::task::spawn_blocking(move || {
+                        with_prev_kv(&store, &mut events);
+                        events
+                    })
+                    .await
+                    .ok()?;
+                }
+                WatchResponse {
+                    header: self.s.header(revision),
+                    watch_id,
+                    events,
+                    ..Default::default()
+                }
+            }
+            Piece::Compacted { compact_revision, .. } => {
+                // The store removed the watcher: etcd cancels it with this response.
+                self.watchers.remove(&wid);
+                let mut header = self.s.header(0);
+                if let Some(h) = header.as_mut() {
+                    // etcd's compaction cancel carries no revision.
+                    h.revision = 0;
+                }
+                WatchResponse {
+                    header,
+                    watch_id,
+                    compact_revision,
+                    canceled: true,
+                    ..Default::default()
+                }
+            }
+            Piece::Progress { revision, .. } => {
+                // A progress notification is not "something sent".
+                sw.sent_since_tick = false;
+                WatchResponse {
+                    header: self.s.header(revision),
+                    watch_id,
+                    ..Default::default()
+                }
+            }
+            Piece::Control(_) => unreachable!("answered above"),
+        };
+        Some(Some(Outgoing { resp, fragment }))
+    }
 }
 
 #[tonic::async_trait]
@@ -414,110 +631,48 @@ impl Watch for WatchService {
         let lost = self.leader.admit(request.metadata())?;
         let mut inbound = request.into_inner();
         let (out_tx, out_rx) = mpsc::channel::<Outgoing>(STREAM_QUEUE);
+        let (ctrl, ctrl_rx) = mpsc::channel::<Control>(CONTROL_QUEUE);
+        let sink = StreamSink::new(SINK_EVENTS);
         let s = self.s.clone();
         let w = self.w.clone();
-        let progress_interval = self.progress_interval;
+        let send_loop = SendLoop {
+            s: s.clone(),
+            w: w.clone(),
+            sink: sink.clone(),
+            watchers: HashMap::new(),
+            last_created: None,
+            pending: HashMap::new(),
+            staging: Staging::default(),
+        };
+        tokio::spawn(send_loop.run(ctrl_rx, out_tx, self.progress_interval));
         tokio::spawn(async move {
-            let mut watchers: HashMap<i64, StreamWatcher> = HashMap::new();
+            // watch id -> store id of this stream's watchers
+            let mut watchers: HashMap<i64, WatcherId> = HashMap::new();
             let mut next_watch_id: i64 = 0;
             loop {
-                // The response side ends (client gone, or a `hasleader` stream lost its
+                // The send side ends (client gone, or a `hasleader` stream lost its
                 // leader): stop reading requests too.
                 let msg = tokio::select! {
                     m = inbound.next() => m,
-                    _ = out_tx.closed() => None,
+                    _ = ctrl.closed() => None,
                 };
                 let Some(Ok(req)) = msg else { break };
-                match req.request_union {
-                    Some(RequestUnion::CreateRequest(c)) => {
-                        let key: &[u8] = if c.key.is_empty() { &[0] } else { &c.key };
-                        if !c.range_end.is_empty() && c.range_end != [0] && key >= c.range_end.as_slice() {
-                            let resp = WatchResponse {
-                                header: s.header(0),
-                                watch_id: -1,
-                                created: true,
-                                canceled: true,
-                                cancel_reason: "mvcc: watcher range is empty".into(),
-                                ..Default::default()
-                            };
-                            if out_tx.send(resp.into()).await.is_err() {
-                                break;
-                            }
-                            continue;
-                        }
-                        // etcd: watch id 0 asks the server to pick the next free one.
-                        let id = if c.watch_id != 0 {
-                            c.watch_id
-                        } else {
-                            while watchers.contains_key(&next_watch_id) {
-                                next_watch_id += 1;
-                            }
-                            next_watch_id += 1;
-                            next_watch_id - 1
-                        };
-                        if watchers.contains_key(&id) {
-                            let resp = WatchResponse {
-                                header: s.header(0),
-                                watch_id: id,
-                                created: true,
-                                canceled: true,
-                                cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream".into(),
-                                ..Default::default()
-                            };
-                            if out_tx.send(resp.into()).await.is_err() {
-                                break;
-                            }
-                            continue;
-                        }
-                        let opts = WatchOptions {
-                            range: WatchRange::from_request(&c.key, &c.range_end),
-                            no_put: c
-                                .filters
-                                .contains(&(watch_create_request::FilterType::Noput as i32)),
-                            no_delete: c
-                                .filters
-                                .contains(&(watch_create_request::FilterType::Nodelete as i32)),
-                        };
-                        let (btx, brx) = mpsc::channel(WATCHER_QUEUE);
-                        // Register first so no revision after `rev` is missed, but send
-                        // `created` before the forwarder can send any event.
-                        let (wid, rev) = w.watch(opts, c.start_revision, btx);
-                        let created = WatchResponse {
-                            header: s.header(rev),
-                            watch_id: id,
-                            created: true,
-                            ..Default::default()
-                        };
-                        if out_tx.send(created.into()).await.is_err() {
-                            w.cancel(wid);
-                            break;
-                        }
-                        let f = Forwarder {
-                            s: s.clone(),
-                            w: w.clone(),
-                            wid,
-                            watch_id: id,
-                            prev_kv: c.prev_kv,
-                            fragment: c.fragment,
-                            progress: c.progress_notify.then_some(progress_interval),
-                        };
-                        let forwarder = spawn_forwarder(f, brx, out_tx.clone());
-                        watchers.insert(id, StreamWatcher { id: wid, forwarder });
-                    }
+                let c = match req.request_union {
+                    Some(RequestUnion::CreateRequest(c)) => c,
                     Some(RequestUnion::CancelRequest(c)) => {
-                        if let Some(sw) = watchers.remove(&c.watch_id) {
-                            w.cancel(sw.id);
-                            sw.forwarder.abort();
+                        if let Some(wid) = watchers.remove(&c.watch_id) {
+                            w.cancel(wid);
                             let resp = WatchResponse {
                                 header: s.header(0),
                                 watch_id: c.watch_id,
                                 canceled: true,
                                 ..Default::default()
                             };
-                            if out_tx.send(resp.into()).await.is_err() {
+                            if ctrl.send(Control::Canceled { wid, resp }).await.is_err() {
                                 break;
                             }
                         }
+                        continue;
                     }
                     Some(RequestUnion::ProgressRequest(_)) => {
                         // Not tied to a watcher: every watcher on the stream may take it.
@@ -526,16 +681,87 @@ impl Watch for WatchService {
                             watch_id: -1,
                             ..Default::default()
                         };
-                        if out_tx.send(resp.into()).await.is_err() {
+                        if ctrl.send(Control::Response(resp)).await.is_err() {
                             break;
                         }
+                        continue;
                     }
-                    None => {}
+                    None => continue,
+                };
+                let key: &[u8] = if c.key.is_empty() { &[0] } else { &c.key };
+                if !c.range_end.is_empty() && c.range_end != [0] && key >= c.range_end.as_slice() {
+                    let resp = WatchResponse {
+                        header: s.header(0),
+                        watch_id: -1,
+                        created: true,
+                        canceled: true,
+                        cancel_reason: "mvcc: watcher range is empty".into(),
+                        ..Default::default()
+                    };
+                    if ctrl.send(Control::Response(resp)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                // etcd: watch id 0 asks the server to pick the next free one.
+                let id = if c.watch_id != 0 {
+                    c.watch_id
+                } else {
+                    while watchers.contains_key(&next_watch_id) {
+                        next_watch_id += 1;
+                    }
+                    next_watch_id += 1;
+                    next_watch_id - 1
+                };
+                if watchers.contains_key(&id) {
+                    let resp = WatchResponse {
+                        header: s.header(0),
+                        watch_id: id,
+                        created: true,
+                        canceled: true,
+                        cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream".into(),
+                        ..Default::default()
+                    };
+                    if ctrl.send(Control::Response(resp)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                let opts = WatchOptions {
+                    range: WatchRange::from_request(&c.key, &c.range_end),
+                    no_put: c
+                        .filters
+                        .contains(&(watch_create_request::FilterType::Noput as i32)),
+                    no_delete: c
+                        .filters
+                        .contains(&(watch_create_request::FilterType::Nodelete as i32)),
+                };
+                // Registered first so no revision after `rev` is missed; the send loop
+                // holds back its events until it has sent `created`.
+                let (wid, rev) = w.watch(opts, c.start_revision, &sink);
+                watchers.insert(id, wid);
+                let created = Control::Created {
+                    wid,
+                    watcher: SendWatcher {
+                        watch_id: id,
+                        prev_kv: c.prev_kv,
+                        fragment: c.fragment,
+                        progress_notify: c.progress_notify,
+                        sent_since_tick: false,
+                    },
+                    resp: WatchResponse {
+                        header: s.header(rev),
+                        watch_id: id,
+                        created: true,
+                        ..Default::default()
+                    },
+                };
+                if ctrl.send(created).await.is_err() {
+                    break;
                 }
             }
-            for (_, sw) in watchers {
-                w.cancel(sw.id);
-                sw.forwarder.abort();
+            for wid in watchers.into_values() {
+                w.cancel(wid);
             }
         });
         let out = OutStream {
@@ -619,6 +845,94 @@ mod tests {
                 return out;
             }
         }
+    }
+
+    fn batch(revs: &[i64]) -> retcd_watch::WatchBatch {
+        let events: Vec<retcd_mvcc::Event> = revs
+            .iter()
+            .map(|r| retcd_mvcc::Event {
+                kind: EventType::Put,
+                kv: retcd_mvcc::KeyValue {
+                    key: b"k".to_vec(),
+                    create_revision: 1,
+                    mod_revision: *r,
+                    version: 1,
+                    value: b"v".to_vec(),
+                    lease: 0,
+                },
+            })
+            .collect();
+        retcd_watch::WatchBatch {
+            revision: *revs.last().unwrap_or(&0),
+            events: events.into(),
+            compact_revision: 0,
+        }
+    }
+
+    /// What the staging hands out, as (watcher, kind, revisions).
+    fn drain_staging(st: &mut Staging) -> Vec<(u64, &'static str, Vec<i64>)> {
+        let mut out = Vec::new();
+        while let Some(p) = st.pop() {
+            out.push(match p {
+                Piece::Events { wid, parts, .. } => (
+                    wid.raw(),
+                    "events",
+                    parts
+                        .iter()
+                        .flat_map(|p| p.iter().map(|e| e.kv.mod_revision))
+                        .collect(),
+                ),
+                Piece::Compacted { compact_revision, .. } => (0, "compacted", vec![compact_revision]),
+                Piece::Progress { revision, .. } => (0, "progress", vec![revision]),
+                Piece::Control(r) => (0, "control", vec![r.watch_id]),
+            });
+        }
+        assert_eq!(st.events, 0, "every staged event was handed out");
+        out
+    }
+
+    #[test]
+    fn staging_merges_a_watchers_batches_but_never_across_a_notice() {
+        let (a, b) = (WatcherId::from_raw(1), WatcherId::from_raw(2));
+        let mut st = Staging::default();
+        st.push(Delivery::Batch(a, batch(&[2])));
+        st.push(Delivery::Batch(b, batch(&[2])));
+        st.push(Delivery::Batch(a, batch(&[3, 3])));
+        st.push(Delivery::Batch(b, batch(&[3, 3])));
+        // a progress notice for `a` closes its piece: later events go after it
+        st.push(Delivery::Progress(a, 3));
+        st.push(Delivery::Batch(a, batch(&[4])));
+        st.push(Delivery::Batch(b, batch(&[4])));
+        // a stream-wide control response closes every piece
+        st.push_control(WatchResponse {
+            watch_id: -1,
+            ..Default::default()
+        });
+        st.push(Delivery::Batch(a, batch(&[5])));
+        st.push(Delivery::Batch(b, batch(&[5])));
+        assert_eq!(
+            drain_staging(&mut st),
+            vec![
+                (1, "events", vec![2, 3, 3]),
+                (2, "events", vec![2, 3, 3, 4]),
+                (0, "progress", vec![3]),
+                (1, "events", vec![4]),
+                (0, "control", vec![-1]),
+                (1, "events", vec![5]),
+                (2, "events", vec![5]),
+            ]
+        );
+        // a piece already handed out is never merged into
+        st.push(Delivery::Batch(a, batch(&[6])));
+        assert_eq!(st.pop().map(|p| p.wid_for_test()), Some(Some(a)));
+        st.push(Delivery::Batch(a, batch(&[7])));
+        assert_eq!(drain_staging(&mut st), vec![(1, "events", vec![7])]);
+        // a merged piece stops growing at MERGE_EVENTS
+        for r in 0..(MERGE_EVENTS as i64 + 1) {
+            st.push(Delivery::Batch(a, batch(&[r])));
+        }
+        let sizes: Vec<usize> = drain_staging(&mut st).iter().map(|p| p.2.len()).collect();
+        assert_eq!(sizes, vec![MERGE_EVENTS, 1]);
     }
 
     #[test]
