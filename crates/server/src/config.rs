@@ -56,21 +56,11 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
 ];
 
 /// Flags of features that are not built yet and that must not silently be ignored (ignoring
-/// them would serve clear text where the operator asked for TLS).
+/// them would accept peers or clients the operator meant to refuse).
 const REFUSED_FLAGS: &[&str] = &[
-    "cert-file",
-    "key-file",
-    "client-cert-auth",
-    "trusted-ca-file",
-    "client-crl-file",
-    "auto-tls",
-    "peer-cert-file",
-    "peer-key-file",
-    "peer-client-cert-auth",
-    "peer-trusted-ca-file",
-    "peer-auto-tls",
-    "cipher-suites",
-    "tls-min-version",
+    "peer-cert-allowed-cn",
+    "peer-cert-allowed-hostname",
+    "client-cert-allowed-hostname",
     "discovery",
     "discovery-srv",
     "proxy",
@@ -223,6 +213,8 @@ pub struct Flags {
     /// Path to the server configuration file (etcd's YAML keys). Flags and env are ignored when set.
     #[arg(long = "config-file", env = "ETCD_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsFlags,
 }
 
 /// etcd's YAML configuration file (same keys as the flags).
@@ -271,6 +263,9 @@ struct FileConfig {
     #[serde(rename = "experimental-lease-checkpoint-interval")]
     experimental_lease_checkpoint_interval: Option<String>,
     logger: Option<String>,
+    /// (before `other`, which gets the keys nothing else takes)
+    #[serde(flatten)]
+    tls: crate::tls::TlsFileConfig,
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
 }
@@ -301,6 +296,8 @@ pub struct Config {
     pub force_new_cluster: bool,
     /// `Some(interval)` when lease checkpointing is on.
     pub lease_checkpoint_interval: Option<std::time::Duration>,
+    /// Client and peer TLS (checked; the files are read at start).
+    pub tls: crate::tls::TlsSettings,
     /// Warnings to log once logging is up (ignored flags, ...).
     pub warnings: Vec<String>,
 }
@@ -325,12 +322,12 @@ fn check_urls(flag: &str, urls: &[String]) -> Result<(), ConfigError> {
         return Err(ConfigError::Invalid(format!("--{flag} must not be empty")));
     }
     for u in urls {
-        if u.starts_with("https://") || u.starts_with("unixs://") {
+        if u.starts_with("unixs://") {
             return Err(ConfigError::Invalid(format!(
-                "--{flag}: TLS URL {u:?} is not supported yet (TLS and mutual TLS are a separate issue)"
+                "--{flag}: TLS over unix sockets ({u:?}) is not supported"
             )));
         }
-        if !(u.starts_with("http://") || u.starts_with("unix://")) {
+        if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("unix://")) {
             return Err(ConfigError::Invalid(format!(
                 "--{flag}: URL scheme must be http, https, unix or unixs: {u}"
             )));
@@ -411,7 +408,7 @@ fn strip_ignored(args: Vec<String>) -> Result<(Vec<String>, Vec<String>), Config
         };
         if REFUSED_FLAGS.contains(&name) {
             return Err(ConfigError::Invalid(format!(
-                "--{name} is not supported yet by retcd (TLS, discovery and proxy are separate issues)"
+                "--{name} is not supported yet by retcd (certificate name checks, discovery and proxy are separate issues)"
             )));
         }
         if let Some((_, takes_value)) = IGNORED_FLAGS.iter().find(|(n, _)| *n == name) {
@@ -470,6 +467,7 @@ impl Config {
             take!(force_new_cluster);
             take!(experimental_lease_checkpoint_interval);
             take!(logger);
+            f.tls.apply_file(fc.tls);
             if fc.data_dir.is_some() {
                 f.data_dir = fc.data_dir;
             }
@@ -493,6 +491,10 @@ impl Config {
         check_urls("advertise-client-urls", &advertise_client_urls)?;
         check_urls("listen-peer-urls", &listen_peer_urls)?;
         check_urls("initial-advertise-peer-urls", &initial_advertise_peer_urls)?;
+        let (tls, tls_warnings) =
+            crate::tls::TlsSettings::resolve(&f.tls, &listen_client_urls, &listen_peer_urls)
+                .map_err(ConfigError::Invalid)?;
+        warnings.extend(tls_warnings);
         let initial_cluster = match &f.initial_cluster {
             Some(s) => parse_initial_cluster(s)?,
             None => [(f.name.clone(), initial_advertise_peer_urls.clone())]
@@ -579,6 +581,7 @@ impl Config {
             lease_checkpoint_interval: f
                 .experimental_enable_lease_checkpoint
                 .then_some(lease_checkpoint_interval),
+            tls,
             warnings,
         })
     }
@@ -620,7 +623,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.name, "x");
         assert_eq!(c.warnings.len(), 2);
-        assert!(Config::from_args(args(&["--cert-file", "a.pem"])).is_err());
+        assert!(Config::from_args(args(&["--discovery", "https://d"])).is_err());
         assert!(Config::from_args(args(&["--no-such-flag"])).is_err());
     }
 
