@@ -12,6 +12,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -215,8 +216,11 @@ pub struct TlsConnector {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How long a server may take to speak first after the handshake.
+const SERVER_PREFACE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl tower_service::Service<Uri> for TlsConnector {
-    type Response = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+    type Response = TokioIo<Prefixed<tokio_rustls::client::TlsStream<TcpStream>>>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
@@ -229,10 +233,81 @@ impl tower_service::Service<Uri> for TlsConnector {
         Box::pin(async move {
             let tcp = TcpStream::connect((c.host.as_str(), c.port)).await?;
             tcp.set_nodelay(true)?;
-            let tls = tokio_rustls::TlsConnector::from(c.config)
+            let mut tls = tokio_rustls::TlsConnector::from(c.config)
                 .connect(c.server_name, tcp)
                 .await?;
-            Ok(TokioIo::new(tls))
+            // With TLS 1.3 the server checks the client's certificate after the client has
+            // finished its handshake: a refusal only arrives as an alert on the first read.
+            // An HTTP/2 server speaks first (its SETTINGS), so wait for that, as Go's gRPC waits
+            // for the server preface before it calls a connection ready; the bytes read are
+            // handed to HTTP/2 first. (Bounded by the endpoint's connect timeout, if any.)
+            let mut first = vec![0u8; 16 * 1024];
+            let n = tokio::time::timeout(SERVER_PREFACE_TIMEOUT, tls.read(&mut first))
+                .await
+                .map_err(|_| "the server sent nothing after the TLS handshake")??;
+            if n == 0 {
+                return Err("the server closed the connection after the TLS handshake".into());
+            }
+            first.truncate(n);
+            Ok(TokioIo::new(Prefixed {
+                prefix: first,
+                pos: 0,
+                inner: tls,
+            }))
         })
+    }
+}
+
+/// A stream whose first bytes were already read (`prefix`); reads return them first.
+pub struct Prefixed<S> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos < this.prefix.len() {
+            let n = (this.prefix.len() - this.pos).min(buf.remaining());
+            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
+            this.pos += n;
+            if this.pos == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
