@@ -249,13 +249,14 @@ async fn run(cfg: Config) -> Result<(), String> {
         let router = tonic::transport::Server::builder().add_service(raft.peer_service());
         // https peer URLs: TLS only (a plain-text connection never reaches the service)
         let tls_config = tls.peer.clone().filter(|_| url.starts_with("https://"));
+        let allowed_cn = cfg.tls.peer_allowed_cn.clone();
         tracing::info!(address = %url, tls = tls_config.is_some(), "serving peer traffic");
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|v| *v).await;
             };
             if let Some(config) = tls_config {
-                let incoming = retcd_tls::incoming(listener, config);
+                let incoming = tls::peer_incoming(listener, config, allowed_cn);
                 return router.serve_with_incoming_shutdown(incoming, shutdown).await;
             }
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

@@ -68,6 +68,13 @@ pub struct TlsFlags {
     /// Path to the peer certificate revocation list file.
     #[arg(long = "peer-crl-file", env = "ETCD_PEER_CRL_FILE", default_value = "")]
     pub peer_crl_file: String,
+    /// Required CN for client certs connecting to the peer endpoint.
+    #[arg(
+        long = "peer-cert-allowed-cn",
+        env = "ETCD_PEER_CERT_ALLOWED_CN",
+        default_value = ""
+    )]
+    pub peer_cert_allowed_cn: String,
     /// Comma-separated list of supported TLS cipher suites between client/server and peers
     /// (Go's names; empty: rustls' defaults).
     #[arg(long = "cipher-suites", env = "ETCD_CIPHER_SUITES", default_value = "")]
@@ -96,6 +103,8 @@ pub struct SecurityFileConfig {
     auto_tls: Option<bool>,
     #[serde(rename = "crl-file")]
     crl_file: Option<String>,
+    #[serde(rename = "allowed-cn")]
+    allowed_cn: Option<String>,
 }
 
 /// The TLS keys of etcd's YAML config file.
@@ -132,6 +141,7 @@ impl TlsFlags {
             set(&mut self.peer_crl_file, p.crl_file);
             set(&mut self.peer_client_cert_auth, p.client_cert_auth);
             set(&mut self.peer_auto_tls, p.auto_tls);
+            set(&mut self.peer_cert_allowed_cn, p.allowed_cn);
         }
         set(&mut self.cipher_suites, f.cipher_suites.map(|v| v.join(",")));
         set(&mut self.tls_min_version, f.tls_min_version);
@@ -169,6 +179,8 @@ pub struct TlsSettings {
     pub cipher_suites: Vec<String>,
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
+    /// `--peer-cert-allowed-cn`: peers must present a certificate with this Common Name.
+    pub peer_allowed_cn: Option<String>,
 }
 
 fn path(s: &str) -> Option<PathBuf> {
@@ -225,6 +237,13 @@ impl TlsSettings {
             listen_peer_urls,
             &mut warnings,
         )?;
+        let peer_allowed_cn = (!f.peer_cert_allowed_cn.is_empty()).then(|| f.peer_cert_allowed_cn.clone());
+        if peer_allowed_cn.is_some() && peer.https && !peer.client_cert_auth {
+            return Err(
+                "--peer-cert-allowed-cn needs --peer-client-cert-auth (peers are only asked for certificates then)"
+                    .into(),
+            );
+        }
         Ok((
             TlsSettings {
                 client,
@@ -232,6 +251,7 @@ impl TlsSettings {
                 cipher_suites,
                 min_version,
                 max_version,
+                peer_allowed_cn,
             },
             warnings,
         ))
@@ -406,6 +426,38 @@ fn server_options(s: &TlsSettings, side: &SideSettings, cert: PathBuf, key: Path
     }
 }
 
+/// TLS connections on a peer listener: with `--peer-cert-allowed-cn`, only peers whose
+/// (verified) certificate has that Common Name get through, as etcd checks it; the others are
+/// closed and logged like any refused handshake.
+pub fn peer_incoming(
+    listener: tokio::net::TcpListener,
+    config: Arc<ServerConfig>,
+    allowed_cn: Option<String>,
+) -> impl tokio_stream::Stream<
+    Item = std::io::Result<retcd_tls::tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+> {
+    let incoming = retcd_tls::incoming(listener, config);
+    tokio_stream::StreamExt::filter(incoming, move |conn| {
+        let (Some(want), Ok(stream)) = (&allowed_cn, conn) else {
+            return true;
+        };
+        let (tcp, session) = stream.get_ref();
+        let cn = session
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| common_name(c.as_ref()));
+        if cn.as_deref() == Some(want.as_str()) {
+            return true;
+        }
+        tracing::warn!(
+            remote_addr = %tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+            error = %format!("client certificate authentication failed: CN {:?} is not the allowed {want:?}", cn.unwrap_or_default()),
+            "rejected connection"
+        );
+        false
+    })
+}
+
 /// The Common Name of the client certificate the request's connection was verified with:
 /// `Some` only over TLS with `--client-cert-auth` (only then are certificates asked for and
 /// verified) and when the certificate has a non-empty CN. With auth enabled, etcd takes this
@@ -541,7 +593,18 @@ mod tests {
         );
         assert!(Config::from_args(args(&["--tls-min-version", "TLS1.3"])).is_ok());
         assert!(Config::from_args(args(&["--tls-min-version", "TLS1.0"])).is_err());
-        assert!(Config::from_args(args(&["--peer-cert-allowed-cn", "x"])).is_err());
+        let mut a = peer.to_vec();
+        a.extend(["--peer-auto-tls", "--peer-cert-allowed-cn", "m1"]);
+        assert!(
+            Config::from_args(args(&a))
+                .unwrap_err()
+                .to_string()
+                .contains("--peer-client-cert-auth")
+        );
+        assert!(
+            Config::from_args(args(&["--peer-client-cert-auth", "--peer-cert-allowed-cn", "m1"])).is_ok()
+        );
+        assert!(Config::from_args(args(&["--peer-cert-allowed-hostname", "x"])).is_err());
     }
 
     #[test]

@@ -628,3 +628,92 @@ fn three_members_with_peer_mutual_tls() {
         assert!(n == 0 || buf[0] == 0x15, "plain text answered: {:?}", &buf[..n]);
     }
 }
+
+/// `--peer-cert-allowed-cn`: a peer connection whose (CA-signed) certificate has another CN is
+/// closed right after the handshake; the allowed CN gets the HTTP/2 server's greeting.
+#[test]
+fn peer_cert_allowed_cn() {
+    let mut pki = Pki::new();
+    let member = pki.ca.issue("member", "member", &["127.0.0.1"]);
+    let intruder = pki.ca.issue("intruder", "intruder", &["127.0.0.1"]);
+    let ports = Ports::reserve();
+    let peer = format!("https://127.0.0.1:{}", ports.peer());
+    let dir = tempfile::tempdir().unwrap();
+    let log = File::create(dir.path().join("server.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_retcd"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args([
+            "--listen-client-urls",
+            &ports.client_url(),
+            "--advertise-client-urls",
+            &ports.client_url(),
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", &format!("default={peer}")])
+        .args([
+            "--peer-cert-file",
+            &s(&member.cert),
+            "--peer-key-file",
+            &s(&member.key),
+        ])
+        .args([
+            "--peer-client-cert-auth",
+            "--peer-trusted-ca-file",
+            &s(&pki.ca.cert),
+        ])
+        .args(["--peer-cert-allowed-cn", "member"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(child);
+    let deadline = Instant::now() + common::READY_TIMEOUT;
+    while !etcdctl_with(&ports.client_url(), "1s", "2s", &["get", "probe"], None).success() {
+        assert!(Instant::now() < deadline, "retcd not ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let greeted = |who: &Issued| {
+        let cfg = retcd_tls::client_config(&retcd_tls::ClientTlsOptions {
+            ca_file: Some(pki.ca.cert.clone()),
+            cert_file: Some(who.cert.clone()),
+            key_file: Some(who.key.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let port = ports.peer();
+        rt.block_on(async move {
+            use tokio::io::AsyncReadExt;
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let name = retcd_tls::rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let Ok(mut tls) = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await else {
+                return false;
+            };
+            let mut buf = [0u8; 64];
+            matches!(
+                tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await,
+                Ok(Ok(n)) if n > 0
+            )
+        })
+    };
+    assert!(greeted(&member));
+    assert!(!greeted(&intruder));
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    assert!(log.contains("client certificate authentication failed"), "{log}");
+}
