@@ -279,9 +279,9 @@ fn side(
     urls: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<SideSettings, String> {
-    let (flag, name) = match which {
-        Side::Client => ("--", "client"),
-        Side::Peer => ("--peer-", "peer"),
+    let (flag, name, crl_flag) = match which {
+        Side::Client => ("--", "client", "--client-crl-file"),
+        Side::Peer => ("--peer-", "peer", "--peer-crl-file"),
     };
     let https: Vec<&String> = urls.iter().filter(|u| u.starts_with("https://")).collect();
     let has_certs = !f.cert.is_empty() || !f.key.is_empty();
@@ -329,7 +329,7 @@ fn side(
     }
     if !f.crl.is_empty() && !f.cert_auth {
         warnings.push(format!(
-            "{flag}crl-file has no effect without {flag}client-cert-auth (no {name} certificates are asked for)"
+            "{crl_flag} has no effect without {flag}client-cert-auth (no {name} certificates are asked for)"
         ));
     }
     Ok(SideSettings {
