@@ -327,7 +327,10 @@ fn side(
             "{flag}client-cert-auth needs {flag}trusted-ca-file: the CA {name} certificates must be signed by"
         ));
     }
-    if !f.crl.is_empty() && !f.cert_auth {
+    // As etcd 3.4 (`TLSInfo.ServerConfig`): a trusted CA file alone also makes the listener
+    // require and verify client certificates.
+    let cert_auth = f.cert_auth || !f.ca.is_empty();
+    if !f.crl.is_empty() && !cert_auth {
         warnings.push(format!(
             "{crl_flag} has no effect without {flag}client-cert-auth (no {name} certificates are asked for)"
         ));
@@ -337,7 +340,7 @@ fn side(
         cert_file: path(f.cert),
         key_file: path(f.key),
         trusted_ca_file: path(f.ca),
-        client_cert_auth: f.cert_auth,
+        client_cert_auth: cert_auth,
         crl_file: path(f.crl),
         auto_tls: auto,
         hosts: urls.iter().map(|u| host_port(u)).collect(),
@@ -459,9 +462,9 @@ pub fn peer_incoming(
 }
 
 /// The Common Name of the client certificate the request's connection was verified with:
-/// `Some` only over TLS with `--client-cert-auth` (only then are certificates asked for and
-/// verified) and when the certificate has a non-empty CN. With auth enabled, etcd takes this
-/// as the user name when the request carries no token.
+/// `Some` only over TLS with `--client-cert-auth` or `--trusted-ca-file` (only then are
+/// certificates asked for and verified) and when the certificate has a non-empty CN. With
+/// auth enabled, etcd takes this as the user name when the request carries no token.
 ///
 /// The chain comes from tonic's connection info for rustls streams (`peer_certs`); the first
 /// certificate is the client's own. As Go's `pkix.Name`, the last CN attribute counts.
@@ -543,6 +546,14 @@ mod tests {
         .unwrap();
         assert!(c.tls.client.client_cert_auth);
         assert_eq!(c.tls.client.crl_file, Some(PathBuf::from("crl.pem")));
+        // a trusted CA alone asks for client certificates too, as in etcd 3.4
+        let c = with_https(&[
+            "--cert-file=c.pem",
+            "--key-file=k.pem",
+            "--trusted-ca-file=ca.pem",
+        ])
+        .unwrap();
+        assert!(c.tls.client.client_cert_auth);
     }
 
     #[test]

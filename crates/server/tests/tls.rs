@@ -268,6 +268,17 @@ fn mutual_tls_refuses_clients_without_a_good_certificate() {
     assert!(node.log().contains("rejected connection"));
 }
 
+/// As etcd 3.4: `--trusted-ca-file` without `--client-cert-auth` also requires client
+/// certificates.
+#[test]
+fn trusted_ca_alone_requires_client_certificates() {
+    let pki = Pki::new();
+    let mut flags = pki.server_flags();
+    flags.extend(["--trusted-ca-file".into(), s(&pki.ca.cert)]);
+    let node = Node::start(ServerKind::Retcd, &flags, &pki.client_flags(&pki.alice));
+    assert!(!node.ctl(&pki.cacert_flag(), &["get", "k"]).success());
+}
+
 #[test]
 fn retcdctl_with_certificates() {
     let pki = Pki::new();
