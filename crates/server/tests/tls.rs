@@ -616,13 +616,23 @@ fn three_members_with_peer_mutual_tls() {
         let out = ctl(i, &["get", "replicated", "--print-value-only"]);
         assert_eq!(out.stdout.trim(), "over-tls", "member m{i}: {}", out.stderr);
     }
-    // exactly one leader, and every member lists the three https peer URLs
-    let leaders = (0..3)
-        .filter(|&i| ctl(i, &["endpoint", "status"]).stdout.split(", ").nth(4) == Some("true"))
-        .count();
-    assert_eq!(leaders, 1);
-    let list = ctl(2, &["member", "list"]).stdout;
-    assert_eq!(list.matches("https://127.0.0.1:").count(), 6, "{list}");
+    // exactly one leader, and every member lists the three https peer URLs (and, once all
+    // have published themselves, their https client URLs)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let leaders = (0..3)
+            .filter(|&i| ctl(i, &["endpoint", "status"]).stdout.split(", ").nth(4) == Some("true"))
+            .count();
+        let list = ctl(2, &["member", "list"]).stdout;
+        if leaders == 1 && list.matches("https://127.0.0.1:").count() == 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leaders: {leaders}, member list:\n{list}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     for (_, d) in &members.0 {
         let log = std::fs::read_to_string(d.path().join("server.log")).unwrap_or_default();
         assert!(!log.contains("rejected connection"), "{log}");
