@@ -111,6 +111,10 @@ pub enum EtcdError {
     InvalidAuthMgmt,
     #[error("etcdserver: revision of auth store is old")]
     AuthOldRevision,
+    /// etcd's maintenance calls that need root (Hash, HashKV, Defragment, Snapshot) answer
+    /// with the auth package's own error, not the `etcdserver:` one.
+    #[error("auth: permission denied")]
+    MaintenanceAuthDenied,
 
     // --- leadership, availability, timeouts ---
     #[error("etcdserver: no leader")]
@@ -235,6 +239,7 @@ impl EtcdError {
             DeadlineExceeded => Code::DeadlineExceeded,
 
             ElectionNotLeader | ElectionNoLeader | ElectionMissingLeaderKey => Code::Unknown,
+            MaintenanceAuthDenied => Code::Unknown,
 
             Unimplemented(_) => Code::Unimplemented,
             Internal(_) => Code::Internal,
@@ -455,6 +460,7 @@ mod tests {
                 Code::InvalidArgument,
                 "etcdserver: revision of auth store is old",
             ),
+            (MaintenanceAuthDenied, Code::Unknown, "auth: permission denied"),
             (ElectionNotLeader, Code::Unknown, "election: not leader"),
             (ElectionNoLeader, Code::Unknown, "election: no leader"),
             (
@@ -537,7 +543,7 @@ mod tests {
     }
 
     /// Number of variants of `EtcdError`.
-    const VARIANTS: usize = 68;
+    const VARIANTS: usize = 69;
 
     /// Compile-time guard: adding a variant breaks this match until the
     /// variant is also added here, as a reminder to add it to `table()` and
@@ -610,6 +616,7 @@ mod tests {
             | ElectionNotLeader
             | ElectionNoLeader
             | ElectionMissingLeaderKey
+            | MaintenanceAuthDenied
             | Unimplemented(_)
             | Internal(_) => true,
         }

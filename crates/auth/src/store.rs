@@ -537,12 +537,16 @@ impl AuthStore {
     }
 
     /// etcd's `IsAdminPermitted`, for user/role/auth management and other admin requests:
-    /// always allowed when auth is disabled; otherwise the user must exist
-    /// (`UserNotFound`, also for a request without credentials) and hold the role `root`
-    /// (`PermissionDenied`). Like etcd 3.4 it does not compare revisions.
+    /// always allowed when auth is disabled; otherwise a request without credentials gets
+    /// `UserEmpty` (what etcd 3.4 answers, checked against it), the user must exist
+    /// (`UserNotFound`) and hold the role `root` (`PermissionDenied`). Like etcd 3.4 it does
+    /// not compare revisions.
     pub fn is_admin_permitted(&self, info: &AuthInfo) -> Result<(), AuthError> {
         if !self.enabled {
             return Ok(());
+        }
+        if info.username.is_empty() {
+            return Err(AuthError::UserEmpty);
         }
         let u = self.users.get(&info.username).ok_or(AuthError::UserNotFound)?;
         if has_root_role(u) {

@@ -351,6 +351,26 @@ impl Store {
         self.inner.consistent_term.load(Ordering::Acquire)
     }
 
+    /// Every blob stored by [`Batch::set_meta`] whose name starts with `prefix`, as
+    /// (name, blob) in name order (committed state).
+    pub fn metas_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MvccError> {
+        let rtx = self.inner.db.begin_read()?;
+        let meta = rtx.open_table(META_TABLE)?;
+        let from = app_meta_name(prefix);
+        let mut out = Vec::new();
+        for item in meta.range(from.as_str()..)? {
+            let (k, v) = item?;
+            let Some(name) = k.value().strip_prefix(crate::backend::META_APP_PREFIX) else {
+                break;
+            };
+            if !name.starts_with(prefix) {
+                break;
+            }
+            out.push((name.to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     /// A blob stored by [`Batch::set_meta`] (committed state).
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, MvccError> {
         let rtx = self.inner.db.begin_read()?;
@@ -542,6 +562,18 @@ mod tests {
         assert_eq!(store.consistent_term(), 3);
         assert_eq!(store.meta("raft").unwrap(), Some(b"state".to_vec()));
         assert_eq!(store.meta("other").unwrap(), None);
+        let mut b = store.begin_batch().unwrap();
+        for (n, v) in [("u/a", "1"), ("u/b", "2"), ("uu", "3"), ("t", "4")] {
+            b.set_meta(n, v.as_bytes()).unwrap();
+        }
+        b.delete_meta("u/a").unwrap();
+        b.delete_meta("u/none").unwrap();
+        b.commit(true).unwrap();
+        assert_eq!(
+            store.metas_with_prefix("u/").unwrap(),
+            vec![("u/b".to_string(), b"2".to_vec())]
+        );
+        assert_eq!(store.metas_with_prefix("u").unwrap().len(), 2);
         assert_eq!(all(&store), vec![(b"a".to_vec(), b"1".to_vec())]);
         let kv = store
             .read()

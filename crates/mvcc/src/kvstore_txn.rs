@@ -318,6 +318,14 @@ impl<'a> Batch<'a> {
         })
     }
 
+    /// Removes the blob stored under `name` (nothing if there is none).
+    pub fn delete_meta(&mut self, name: &str) -> Result<(), MvccError> {
+        self.write(|wtx| {
+            wtx.open_table(META_TABLE)?.remove(app_meta_name(name).as_str())?;
+            Ok(())
+        })
+    }
+
     /// Runs a direct write on the redb transaction; a failure poisons the batch (it can
     /// no longer be committed).
     fn write(&mut self, f: impl FnOnce(&WriteTransaction) -> Result<(), MvccError>) -> Result<(), MvccError> {

@@ -18,10 +18,12 @@ use retcd_api::etcdserverpb::{
     TxnRequest, TxnResponse, compare, range_request, request_op, response_op,
 };
 use retcd_api::mvccpb;
+use retcd_auth::{AuthError, AuthInfo, AuthWrite};
 use retcd_mvcc::{Batch, CompactionJob, MvccError, RangeOptions, RangeResult, ReadTxn, Store, TxnWrite};
 use retcd_raft_node::{ApplyBatch, ApplyReply, Backend};
 use tokio::sync::oneshot;
 
+use crate::auth::AuthHub;
 use crate::lease::{LeaseHub, lease_error};
 use crate::raft_request::InternalRaftRequest;
 
@@ -43,6 +45,21 @@ pub enum Applied {
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint,
+    Auth(AuthApplied),
+}
+
+/// What an applied auth request answers (the services build the responses).
+#[derive(Debug)]
+pub enum AuthApplied {
+    Done,
+    Status {
+        enabled: bool,
+        revision: u64,
+    },
+    Token(String),
+    /// User or role names.
+    Names(Vec<String>),
+    Perms(Vec<retcd_auth::Permission>),
 }
 
 fn fatal(e: MvccError) -> io::Error {
@@ -557,6 +574,7 @@ pub struct Applier {
     leases: Arc<LeaseHub>,
     /// Proposers waiting for their entries' results on this member.
     wait: Arc<crate::wait::Wait>,
+    auth: Arc<AuthHub>,
 }
 
 impl Applier {
@@ -567,6 +585,7 @@ impl Applier {
         watchable: retcd_watch::WatchableStore,
         leases: Arc<LeaseHub>,
         wait: Arc<crate::wait::Wait>,
+        auth: Arc<AuthHub>,
     ) -> io::Result<Applier> {
         let compactor = Compactor::start(store.clone())?;
         if let Some(job) = resume {
@@ -584,7 +603,157 @@ impl Applier {
             watchable,
             leases,
             wait,
+            auth,
         })
+    }
+
+    /// etcd's `authApplierV3` checks for key writes, made when applied (so a permission
+    /// change committed before the write counts): puts need write access (and to every
+    /// key of the lease they attach to), deletes write access to their range, `prev_kv`
+    /// read access too, txns all that for every compare and every op of both branches,
+    /// lease revokes write access to every attached key.
+    fn check_permissions(&self, req: &InternalRaftRequest, who: &AuthInfo) -> Result<(), EtcdError> {
+        let st = self.auth.lock();
+        if !st.is_enabled() {
+            return Ok(());
+        }
+        let lease_keys = |id: i64| -> Vec<Vec<u8>> {
+            if id == 0 {
+                return Vec::new();
+            }
+            self.leases.lock().revoke_keys(id).unwrap_or_default()
+        };
+        let check_put = |p: &PutRequest| -> Result<(), EtcdError> {
+            st.is_put_permitted(who, &p.key)?;
+            for k in lease_keys(p.lease) {
+                st.is_put_permitted(who, &k)?;
+            }
+            if p.prev_kv {
+                st.is_read_permitted(who, &p.key, &[])?;
+            }
+            Ok(())
+        };
+        let check_delete = |d: &DeleteRangeRequest| -> Result<(), EtcdError> {
+            st.is_delete_range_permitted(who, &d.key, &d.range_end)?;
+            if d.prev_kv {
+                st.is_read_permitted(who, &d.key, &d.range_end)?;
+            }
+            Ok(())
+        };
+        if let Some(p) = &req.put {
+            check_put(p)?;
+        }
+        if let Some(d) = &req.delete_range {
+            check_delete(d)?;
+        }
+        if let Some(t) = &req.txn {
+            let read = |k: &[u8], e: &[u8]| st.is_read_permitted(who, k, e).map_err(EtcdError::from);
+            crate::auth::check_txn(t, &read, &check_put, &check_delete)?;
+        }
+        if let Some(r) = &req.lease_revoke {
+            for k in lease_keys(r.id) {
+                st.is_put_permitted(who, &k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies an auth request (etcd's `applierV3` auth methods behind `authApplierV3`'s
+    /// admin check); `None` if `req` is not one.
+    fn apply_auth(
+        &self,
+        batch: &mut Batch<'_>,
+        req: &mut InternalRaftRequest,
+        who: &AuthInfo,
+        index: u64,
+    ) -> Result<Option<Result<AuthApplied, EtcdError>>, io::Error> {
+        let mut st = self.auth.lock();
+        let admin = || st.is_admin_permitted(who);
+        let r: Result<(Vec<AuthWrite>, AuthApplied), AuthError> = if req.auth_enable.take().is_some() {
+            admin()
+                .and_then(|()| st.auth_enable())
+                .map(|w| (w, AuthApplied::Done))
+        } else if req.auth_disable.take().is_some() {
+            admin().map(|()| (st.auth_disable(), AuthApplied::Done))
+        } else if req.auth_status.take().is_some() {
+            admin().map(|()| {
+                (
+                    Vec::new(),
+                    AuthApplied::Status {
+                        enabled: st.is_enabled(),
+                        revision: st.revision(),
+                    },
+                )
+            })
+        } else if let Some(a) = req.authenticate.take() {
+            st.authenticate(&a.name, &a.simple_token, index, Instant::now())
+                .map(|t| (Vec::new(), AuthApplied::Token(t)))
+        } else if let Some(u) = req.auth_user_add.take() {
+            let no_password = u.options.is_some_and(|o| o.no_password);
+            admin()
+                .and_then(|()| st.user_add(&u.name, u.hashed_password.into_bytes(), no_password))
+                .map(|w| (w, AuthApplied::Done))
+        } else if let Some(u) = req.auth_user_delete.take() {
+            admin()
+                .and_then(|()| st.user_delete(&u.name))
+                .map(|w| (w, AuthApplied::Done))
+        } else if let Some(u) = req.auth_user_change_password.take() {
+            admin()
+                .and_then(|()| st.user_change_password(&u.name, u.hashed_password.into_bytes()))
+                .map(|w| (w, AuthApplied::Done))
+        } else if let Some(u) = req.auth_user_grant_role.take() {
+            admin()
+                .and_then(|()| st.user_grant_role(&u.user, &u.role))
+                .map(|w| (w, AuthApplied::Done))
+        } else if let Some(u) = req.auth_user_revoke_role.take() {
+            admin()
+                .and_then(|()| st.user_revoke_role(&u.name, &u.role))
+                .map(|w| (w, AuthApplied::Done))
+        } else if let Some(u) = req.auth_user_get.take() {
+            // etcd: a user may look at itself
+            match admin() {
+                Err(e) if !st.is_enabled() || u.name != who.username => Err(e),
+                _ => st
+                    .user_get(&u.name)
+                    .map(|roles| (Vec::new(), AuthApplied::Names(roles))),
+            }
+        } else if req.auth_user_list.take().is_some() {
+            admin().map(|()| (Vec::new(), AuthApplied::Names(st.user_list())))
+        } else if req.auth_role_list.take().is_some() {
+            admin().map(|()| (Vec::new(), AuthApplied::Names(st.role_list())))
+        } else if let Some(r) = req.auth_role_add.take() {
+            admin()
+                .and_then(|()| st.role_add(&r.name))
+                .map(|w| (w, AuthApplied::Done))
+        } else if let Some(r) = req.auth_role_delete.take() {
+            admin()
+                .and_then(|()| st.role_delete(&r.role))
+                .map(|w| (w, AuthApplied::Done))
+        } else if let Some(r) = req.auth_role_get.take() {
+            // etcd: a user may look at its own roles
+            match admin() {
+                Err(e) if !st.has_role(&who.username, &r.role) => Err(e),
+                _ => st.role_get(&r.role).map(|p| (Vec::new(), AuthApplied::Perms(p))),
+            }
+        } else if let Some(r) = req.auth_role_grant_permission.take() {
+            admin()
+                .and_then(|()| st.role_grant_permission(&r.name, r.perm))
+                .map(|w| (w, AuthApplied::Done))
+        } else if let Some(r) = req.auth_role_revoke_permission.take() {
+            admin()
+                .and_then(|()| st.role_revoke_permission(&r.role, &r.key, &r.range_end))
+                .map(|w| (w, AuthApplied::Done))
+        } else {
+            return Ok(None);
+        };
+        drop(st);
+        Ok(Some(match r {
+            Ok((writes, applied)) => {
+                crate::auth::persist(batch, &writes).map_err(fatal)?;
+                Ok(applied)
+            }
+            Err(e) => Err(EtcdError::from(e)),
+        }))
     }
 
     fn lease_exists(&self, id: i64) -> bool {
@@ -619,11 +788,26 @@ impl Applier {
     fn apply_request(
         &self,
         batch: &mut Batch<'_>,
-        req: InternalRaftRequest,
+        mut req: InternalRaftRequest,
+        index: u64,
         jobs: &mut Vec<(CompactionJob, oneshot::Sender<()>)>,
         changed: &mut Vec<(i64, Vec<retcd_mvcc::Event>)>,
         revoked: &mut bool,
     ) -> Result<ApplyResult, io::Error> {
+        let who = req
+            .header
+            .as_ref()
+            .map(|h| AuthInfo {
+                username: h.username.clone(),
+                revision: h.auth_revision,
+            })
+            .unwrap_or_default();
+        if let Some(r) = self.apply_auth(batch, &mut req, &who, index)? {
+            return Ok(r.map(Applied::Auth));
+        }
+        if let Err(e) = self.check_permissions(&req, &who) {
+            return Ok(Err(e));
+        }
         if let Some(p) = req.put {
             if p.lease != 0 && !self.lease_exists(p.lease) {
                 return Ok(Err(EtcdError::LeaseNotFound));
@@ -752,7 +936,8 @@ impl Backend for Applier {
                         )
                     })?;
                     let id = req.header.as_ref().map(|h| h.id).unwrap_or(0);
-                    let r = self.apply_request(&mut b, req, &mut jobs, &mut changed, &mut revoked)?;
+                    let r =
+                        self.apply_request(&mut b, req, e.index, &mut jobs, &mut changed, &mut revoked)?;
                     results.push(Some((id, r)));
                 }
             }
@@ -818,6 +1003,7 @@ impl Backend for Applier {
             self.compactor.schedule(job, oneshot::channel().0);
         }
         self.leases.reload(&self.store).map_err(io::Error::other)?;
+        self.auth.reload(&self.store).map_err(fatal)?;
         self.leases.changed.notify_waiters();
         self.watchable.restored(self.store.current_revision());
         self.store.meta(RAFT_APPLIED_META).map_err(fatal)

@@ -41,9 +41,6 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
     ("log-rotation-config-json", true),
     ("wal-dir", true),
     ("max-txn-ops-per-request", true),
-    ("auth-token", true),
-    ("bcrypt-cost", true),
-    ("auth-token-ttl", true),
     ("experimental-initial-corrupt-check", true),
     ("experimental-corrupt-check-time", true),
     ("experimental-enable-v2v3", true),
@@ -199,6 +196,15 @@ pub struct Flags {
         default_value = "5m0s"
     )]
     pub experimental_lease_checkpoint_interval: String,
+    /// How auth tokens are made: `simple`, or `jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256,ttl=5m`.
+    #[arg(long = "auth-token", env = "ETCD_AUTH_TOKEN", default_value = "simple")]
+    pub auth_token: String,
+    /// Seconds a simple token lives without being used.
+    #[arg(long = "auth-token-ttl", env = "ETCD_AUTH_TOKEN_TTL", default_value_t = 300)]
+    pub auth_token_ttl: u64,
+    /// bcrypt cost of password hashes (4..=31).
+    #[arg(long = "bcrypt-cost", env = "ETCD_BCRYPT_COST", default_value_t = 10)]
+    pub bcrypt_cost: u32,
     /// Force to create a new one-member cluster from this member's data (disaster recovery).
     #[arg(
         long = "force-new-cluster",
@@ -262,6 +268,12 @@ struct FileConfig {
     #[serde(rename = "experimental-lease-checkpoint-interval")]
     experimental_lease_checkpoint_interval: Option<String>,
     logger: Option<String>,
+    #[serde(rename = "auth-token")]
+    auth_token: Option<String>,
+    #[serde(rename = "auth-token-ttl")]
+    auth_token_ttl: Option<u64>,
+    #[serde(rename = "bcrypt-cost")]
+    bcrypt_cost: Option<u32>,
     /// (before `other`, which gets the keys nothing else takes)
     #[serde(flatten)]
     tls: crate::tls::TlsFileConfig,
@@ -295,6 +307,10 @@ pub struct Config {
     pub force_new_cluster: bool,
     /// `Some(interval)` when lease checkpointing is on.
     pub lease_checkpoint_interval: Option<std::time::Duration>,
+    /// `--auth-token`, parsed.
+    pub auth_token: retcd_auth::TokenConfig,
+    pub auth_token_ttl: std::time::Duration,
+    pub bcrypt_cost: u32,
     /// Client and peer TLS (checked; the files are read at start).
     pub tls: crate::tls::TlsSettings,
     /// Warnings to log once logging is up (ignored flags, ...).
@@ -466,6 +482,9 @@ impl Config {
             take!(force_new_cluster);
             take!(experimental_lease_checkpoint_interval);
             take!(logger);
+            take!(auth_token);
+            take!(auth_token_ttl);
+            take!(bcrypt_cost);
             f.tls.apply_file(fc.tls);
             if fc.data_dir.is_some() {
                 f.data_dir = fc.data_dir;
@@ -540,6 +559,8 @@ impl Config {
                         f.experimental_watch_progress_notify_interval
                     ))
                 })?;
+        let auth_token = retcd_auth::TokenConfig::parse(&f.auth_token)
+            .map_err(|e| ConfigError::Invalid(format!("--auth-token {:?}: {e}", f.auth_token)))?;
         let lease_checkpoint_interval = parse_go_duration(&f.experimental_lease_checkpoint_interval)
             .filter(|d| !d.is_zero())
             .ok_or_else(|| {
@@ -580,6 +601,9 @@ impl Config {
             lease_checkpoint_interval: f
                 .experimental_enable_lease_checkpoint
                 .then_some(lease_checkpoint_interval),
+            auth_token,
+            auth_token_ttl: std::time::Duration::from_secs(f.auth_token_ttl),
+            bcrypt_cost: retcd_auth::effective_bcrypt_cost(f.bcrypt_cost),
             tls,
             warnings,
         })

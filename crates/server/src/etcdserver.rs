@@ -12,6 +12,7 @@ use retcd_raft_node::{Proposed, RaftNode, RaftNodeError};
 use tonic::Status;
 
 use crate::applier::Applied;
+use crate::auth::AuthHub;
 use crate::config::Config;
 use crate::ids::IdGenerator;
 use crate::lease::LeaseHub;
@@ -37,6 +38,7 @@ pub struct EtcdServer {
     /// Proposers waiting for their applied results.
     pub wait: Arc<Wait>,
     pub leases: Arc<LeaseHub>,
+    pub auth: Arc<AuthHub>,
 }
 
 fn raft_err(e: RaftNodeError) -> Status {
@@ -57,10 +59,10 @@ impl EtcdServer {
         cfg: Config,
         store: Store,
         raft: RaftNode,
-        member_id: u64,
-        cluster_id: u64,
+        (member_id, cluster_id): (u64, u64),
         leases: Arc<LeaseHub>,
         wait: Arc<Wait>,
+        auth: Arc<AuthHub>,
     ) -> Arc<EtcdServer> {
         Arc::new(EtcdServer {
             cfg,
@@ -71,7 +73,27 @@ impl EtcdServer {
             id_gen: IdGenerator::now(member_id),
             leases,
             wait,
+            auth,
         })
+    }
+
+    /// Runs a request's handler as its sender (see [`crate::auth`]): resolves the
+    /// credentials in `md` first. A simple token handed out by another member may not be
+    /// applied here yet: then the member catches up (ReadIndex) and looks again.
+    pub async fn as_caller<T>(
+        &self,
+        md: &tonic::metadata::MetadataMap,
+        f: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let info = match self.auth.info_from(md) {
+            Ok(info) => info,
+            Err(EtcdError::InvalidAuthToken) => {
+                self.linearizable_read().await?;
+                self.auth.info_from(md)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        crate::auth::scoped(info, f).await
     }
 
     /// A response header at `revision` (0: the current revision).
@@ -98,7 +120,12 @@ impl EtcdServer {
     /// waits until this member has applied it; returns the applied result.
     pub async fn propose(&self, mut req: InternalRaftRequest) -> Result<Applied, Status> {
         let id = self.id_gen.next();
-        req.header = Some(RequestHeader { id });
+        let who = crate::auth::current();
+        req.header = Some(RequestHeader {
+            id,
+            username: who.username,
+            auth_revision: who.revision,
+        });
         let data = req.encode_to_vec();
         if data.len() as u64 > self.cfg.max_request_bytes {
             return Err(EtcdError::RequestTooLarge.into());

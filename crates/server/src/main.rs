@@ -20,6 +20,7 @@
 //! It depends on every crate below it (api, mvcc, raft-node); nothing depends on it.
 
 mod applier;
+mod auth;
 mod checks;
 mod config;
 mod etcdserver;
@@ -194,12 +195,26 @@ async fn run(cfg: Config) -> Result<(), String> {
         },
     )?;
     let wait = std::sync::Arc::new(wait::Wait::default());
+    let (token_cfg, token_ttl) = (cfg.auth_token.clone(), cfg.auth_token_ttl);
+    // Checked here (JWT keys readable and matching), so rebuilding it later cannot fail.
+    retcd_auth::TokenProvider::from_config(&token_cfg, token_ttl)
+        .map_err(|e| format!("--auth-token: {e}"))?;
+    let auth = auth::AuthHub::load(
+        &store,
+        move || {
+            retcd_auth::TokenProvider::from_config(&token_cfg, token_ttl)
+                .unwrap_or_else(|_| retcd_auth::TokenProvider::simple(token_ttl))
+        },
+        cfg.bcrypt_cost,
+    )
+    .map_err(|e| format!("cannot load the auth store: {e}"))?;
     let applier = applier::Applier::new(
         store.clone(),
         resume,
         watchable.clone(),
         leases.clone(),
         wait.clone(),
+        auth.clone(),
     )
     .map_err(|e| e.to_string())?;
 
@@ -314,10 +329,10 @@ async fn run(cfg: Config) -> Result<(), String> {
         cfg.clone(),
         store.clone(),
         raft.clone(),
-        member_id,
-        cluster_id,
+        (member_id, cluster_id),
         leases,
         wait,
+        auth,
     );
     let lessor_task = tokio::spawn(lease::run_lessor(server.clone()));
     {
@@ -359,7 +374,7 @@ async fn run(cfg: Config) -> Result<(), String> {
                 leader: services::watch::LeaderMonitor::for_server(&s),
             }))
             .add_service(LeaseServer::new(services::lease::LeaseService { s: s.clone() }))
-            .add_service(AuthServer::new(services::unimplemented::Unbuilt))
+            .add_service(AuthServer::new(services::auth::AuthService { s: s.clone() }))
             .add_service(LockServer::new(services::v3lock::LockService {
                 r: recipes.clone(),
             }))

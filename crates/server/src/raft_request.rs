@@ -2,15 +2,38 @@
 //! `raft_internal.proto` for the requests it holds), protobuf-encoded.
 
 use retcd_api::etcdserverpb::{
-    CompactionRequest, DeleteRangeRequest, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest,
-    PutRequest, TxnRequest,
+    AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleDeleteRequest, AuthRoleGetRequest,
+    AuthRoleGrantPermissionRequest, AuthRoleListRequest, AuthRoleRevokePermissionRequest, AuthStatusRequest,
+    AuthUserAddRequest, AuthUserChangePasswordRequest, AuthUserDeleteRequest, AuthUserGetRequest,
+    AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest, CompactionRequest,
+    DeleteRangeRequest, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest,
+    TxnRequest,
 };
 
-/// etcd's `RequestHeader` (only the id matters here).
+/// etcd's `RequestHeader`: the proposal's id and who sent it (checked when applied).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RequestHeader {
     #[prost(uint64, tag = "1")]
     pub id: u64,
+    /// The sender's user name ("" without credentials).
+    #[prost(string, tag = "2")]
+    pub username: String,
+    /// The auth revision the sender's credentials were checked at.
+    #[prost(uint64, tag = "3")]
+    pub auth_revision: u64,
+}
+
+/// etcd's `InternalAuthenticateRequest`: the password was checked by the member that
+/// received the request; every member records the token it chose.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InternalAuthenticateRequest {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Always empty: the password never enters the log.
+    #[prost(string, tag = "2")]
+    pub password: String,
+    #[prost(string, tag = "3")]
+    pub simple_token: String,
 }
 
 /// One proposal. Exactly one request field is set.
@@ -32,4 +55,38 @@ pub struct InternalRaftRequest {
     pub lease_revoke: Option<LeaseRevokeRequest>,
     #[prost(message, optional, tag = "11")]
     pub lease_checkpoint: Option<LeaseCheckpointRequest>,
+    #[prost(message, optional, tag = "1000")]
+    pub auth_enable: Option<AuthEnableRequest>,
+    #[prost(message, optional, tag = "1011")]
+    pub auth_disable: Option<AuthDisableRequest>,
+    #[prost(message, optional, tag = "1012")]
+    pub authenticate: Option<InternalAuthenticateRequest>,
+    #[prost(message, optional, tag = "1013")]
+    pub auth_status: Option<AuthStatusRequest>,
+    #[prost(message, optional, tag = "1100")]
+    pub auth_user_add: Option<AuthUserAddRequest>,
+    #[prost(message, optional, tag = "1101")]
+    pub auth_user_delete: Option<AuthUserDeleteRequest>,
+    #[prost(message, optional, tag = "1102")]
+    pub auth_user_get: Option<AuthUserGetRequest>,
+    #[prost(message, optional, tag = "1103")]
+    pub auth_user_change_password: Option<AuthUserChangePasswordRequest>,
+    #[prost(message, optional, tag = "1104")]
+    pub auth_user_grant_role: Option<AuthUserGrantRoleRequest>,
+    #[prost(message, optional, tag = "1105")]
+    pub auth_user_revoke_role: Option<AuthUserRevokeRoleRequest>,
+    #[prost(message, optional, tag = "1106")]
+    pub auth_user_list: Option<AuthUserListRequest>,
+    #[prost(message, optional, tag = "1107")]
+    pub auth_role_list: Option<AuthRoleListRequest>,
+    #[prost(message, optional, tag = "1200")]
+    pub auth_role_add: Option<AuthRoleAddRequest>,
+    #[prost(message, optional, tag = "1201")]
+    pub auth_role_delete: Option<AuthRoleDeleteRequest>,
+    #[prost(message, optional, tag = "1202")]
+    pub auth_role_get: Option<AuthRoleGetRequest>,
+    #[prost(message, optional, tag = "1203")]
+    pub auth_role_grant_permission: Option<AuthRoleGrantPermissionRequest>,
+    #[prost(message, optional, tag = "1204")]
+    pub auth_role_revoke_permission: Option<AuthRoleRevokePermissionRequest>,
 }

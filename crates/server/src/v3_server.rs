@@ -65,6 +65,7 @@ macro_rules! propose_for {
 
 impl EtcdServer {
     pub async fn range(&self, r: RangeRequest) -> Result<RangeResponse, Status> {
+        self.auth.check_read(&r.key, &r.range_end)?;
         if !r.serializable {
             self.linearizable_read().await?;
         }
@@ -90,6 +91,7 @@ impl EtcdServer {
     /// serializable); any other goes through raft.
     pub async fn txn(&self, r: TxnRequest) -> Result<TxnResponse, Status> {
         if applier::txn_is_readonly(&r) {
+            self.auth.check_txn_reads(&r)?;
             if !applier::txn_is_serializable(&r) {
                 self.linearizable_read().await?;
             }

@@ -1435,3 +1435,128 @@ fn normalizer_unit_tests() {
     let d = line_diff("a\nb\nc\n", "a\nx\nc\n");
     assert_eq!(d, "  a\n- b\n+ x\n  c\n");
 }
+
+// ---------------------------------------------------------------------------------------
+// Auth (issue 8): users, roles, permissions, and what each command answers for a user
+// with some permissions, without credentials and with a wrong password
+// ---------------------------------------------------------------------------------------
+
+/// Root, role r1 (readwrite [a, b), read c), user u1 with r1, user u2 without roles.
+fn auth_fixture(s: Scenario) -> Scenario {
+    s.run(&["user", "add", "root:rootpw"])
+        .run(&["user", "grant-role", "root", "root"])
+        .run(&["role", "add", "r1"])
+        .run(&["role", "grant-permission", "r1", "readwrite", "a", "b"])
+        .run(&["role", "grant-permission", "r1", "read", "c"])
+        .run(&["user", "add", "u1:pw1"])
+        .run(&["user", "grant-role", "u1", "r1"])
+        .run(&["user", "add", "u2:pw2"])
+}
+
+scenario!(auth_admin_commands, |s| {
+    auth_fixture(s)
+        .run(&["auth", "enable"])
+        .run(&["user", "list", "--user", "root:rootpw"])
+        .run(&["role", "list", "--user", "root:rootpw"])
+        .run(&["user", "get", "u1", "--user", "root:rootpw"])
+        .run(&["user", "get", "u1", "--detail", "--user", "root:rootpw"])
+        .run(&["role", "get", "r1", "--user", "root:rootpw"])
+        .run(&["role", "get", "r1", "-w", "json", "--user", "root:rootpw"])
+        .run(&["role", "revoke-permission", "r1", "c", "--user", "root:rootpw"])
+        .run(&["role", "revoke-permission", "r1", "zz", "--user", "root:rootpw"])
+        .run(&["user", "revoke-role", "u2", "r1", "--user", "root:rootpw"])
+        .run(&["user", "grant-role", "u2", "nope", "--user", "root:rootpw"])
+        .run(&["user", "add", "u1:x", "--user", "root:rootpw"])
+        .run(&["role", "add", "r1", "--user", "root:rootpw"])
+        .run(&["user", "delete", "nobody", "--user", "root:rootpw"])
+        .run(&["role", "delete", "nope", "--user", "root:rootpw"])
+        .run(&["user", "delete", "root", "--user", "root:rootpw"])
+        .run(&["user", "revoke-role", "root", "root", "--user", "root:rootpw"])
+        .run(&["user", "delete", "u2", "--user", "root:rootpw"])
+        .run(&["role", "delete", "r1", "--user", "root:rootpw"])
+        .run(&["user", "get", "u1", "--user", "root:rootpw"])
+        .run(&["auth", "disable", "--user", "root:rootpw"])
+        .run(&["auth", "disable"])
+        .run(&["user", "list"])
+});
+
+scenario!(auth_enable_needs_root, |s| {
+    s.run(&["auth", "enable"])
+        .run(&["user", "add", "root:rootpw"])
+        .run(&["auth", "enable"])
+        .run(&["user", "grant-role", "root", "root"])
+        .run(&["auth", "enable"])
+        .run(&["auth", "enable", "--user", "root:rootpw"])
+        .run(&["user", "list", "--user", "root:wrong"])
+        .run(&["user", "list", "--user", "nobody:pw"])
+        .run(&["get", "a"])
+        .run(&["auth", "disable", "--user", "root:rootpw"])
+});
+
+scenario!(auth_permission_matrix, |s| {
+    let u1 = |s: Scenario, args: &[&str]| {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend(["--user", "u1:pw1"]);
+        s.run(&v)
+    };
+    let mut s = auth_fixture(s).run(&["auth", "enable"]);
+    for args in [
+        &["put", "a", "1"][..],
+        &["get", "a"],
+        &["put", "c", "1"],
+        &["get", "c"],
+        &["put", "z", "1"],
+        &["get", "z"],
+        &["get", "a", "z"],
+        &["get", "a", "--prefix"],
+        &["put", "a", "2", "--prev-kv"],
+        &["del", "a", "--prev-kv"],
+        &["del", "a", "z"],
+        &["compaction", "1"],
+        &["member", "list"],
+        &["member", "add", "x", "--peer-urls=http://127.0.0.1:9"],
+        &["member", "remove", "1234"],
+        &["endpoint", "hashkv"],
+        &["alarm", "list"],
+        &["user", "get", "u1"],
+        &["user", "get", "u2"],
+        &["role", "get", "r1"],
+        &["role", "get", "root"],
+        &["user", "list"],
+        &["role", "list"],
+        &["auth", "disable"],
+        &["lock", "l1"],
+        &["elect", "e1", "p"],
+    ] {
+        s = u1(s, args);
+    }
+    s.txn(
+        &["--user", "u1:pw1"],
+        &["value(\"a\") = \"1\""],
+        &["put a 3"],
+        &["get a"],
+    )
+    .txn(
+        &["--user", "u1:pw1"],
+        &["value(\"z\") = \"1\""],
+        &["put a 3"],
+        &[],
+    )
+    .txn(
+        &["--user", "u1:pw1"],
+        &["value(\"a\") = \"1\""],
+        &["put a 3"],
+        &["put z 1"],
+    )
+    .txn(&["--user", "u1:pw1"], &[], &["get c"], &[])
+    .run(&["get", "a", "--user", "u2:pw2"])
+    .run(&["put", "a", "9"])
+    .run(&["get", "a", "--user", "u1:wrong"])
+    .run(&["get", "", "--from-key", "--user", "root:rootpw"])
+    .run(&["lease", "grant", "100", "--user", "root:rootpw"])
+    .run(&["put", "zz", "1", "--lease={L1}", "--user", "root:rootpw"])
+    .run(&["put", "a", "1", "--lease={L1}", "--user", "u1:pw1"])
+    .run(&["lease", "revoke", "{L1}", "--user", "u1:pw1"])
+    .run(&["lease", "revoke", "{L1}", "--user", "root:rootpw"])
+    .run(&["auth", "disable", "--user", "root:rootpw"])
+});

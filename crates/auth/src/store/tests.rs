@@ -571,7 +571,7 @@ fn is_admin_permitted() {
     s.user_add("alice", b"h".to_vec(), false).unwrap();
     assert_eq!(
         s.is_admin_permitted(&AuthInfo::default()),
-        Err(AuthError::UserNotFound)
+        Err(AuthError::UserEmpty)
     );
     assert_eq!(
         s.is_admin_permitted(&info(&s, "ghost")),

@@ -122,116 +122,135 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
-        let r = request.into_inner();
-        if !valid_peer_urls(&r.peer_ur_ls) {
-            return Err(EtcdError::MemberBadUrls.into());
-        }
-        let members = self.s.members();
-        if members
-            .iter()
-            .any(|m| m.peer_ur_ls.iter().any(|u| r.peer_ur_ls.contains(u)))
-        {
-            return Err(EtcdError::PeerUrlExist.into());
-        }
-        if r.is_learner {
-            if members.iter().filter(|m| m.is_learner).count() >= MAX_LEARNERS {
-                return Err(EtcdError::TooManyLearners.into());
-            }
-        } else if !self.s.ready_to_add_voter(&members) {
-            return Err(EtcdError::MemberNotEnoughStarted.into());
-        }
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let id = added_member_id(&r.peer_ur_ls, secs);
-        if members.iter().any(|m| m.id == id) {
-            return Err(EtcdError::MemberExist.into());
-        }
-        let node = MemberNode {
-            name: String::new(),
-            peer_urls: r.peer_ur_ls.clone(),
-            client_urls: vec![],
-        };
+        let md = request.metadata().clone();
         self.s
-            .raft
-            .change_member(MemberChange::Add {
-                id,
-                node,
-                learner: r.is_learner,
+            .as_caller(&md, async move {
+                self.s.auth.check_admin()?;
+                let r = request.into_inner();
+                if !valid_peer_urls(&r.peer_ur_ls) {
+                    return Err(EtcdError::MemberBadUrls.into());
+                }
+                let members = self.s.members();
+                if members
+                    .iter()
+                    .any(|m| m.peer_ur_ls.iter().any(|u| r.peer_ur_ls.contains(u)))
+                {
+                    return Err(EtcdError::PeerUrlExist.into());
+                }
+                if r.is_learner {
+                    if members.iter().filter(|m| m.is_learner).count() >= MAX_LEARNERS {
+                        return Err(EtcdError::TooManyLearners.into());
+                    }
+                } else if !self.s.ready_to_add_voter(&members) {
+                    return Err(EtcdError::MemberNotEnoughStarted.into());
+                }
+                let secs = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let id = added_member_id(&r.peer_ur_ls, secs);
+                if members.iter().any(|m| m.id == id) {
+                    return Err(EtcdError::MemberExist.into());
+                }
+                let node = MemberNode {
+                    name: String::new(),
+                    peer_urls: r.peer_ur_ls.clone(),
+                    client_urls: vec![],
+                };
+                self.s
+                    .raft
+                    .change_member(MemberChange::Add {
+                        id,
+                        node,
+                        learner: r.is_learner,
+                    })
+                    .await
+                    .map_err(membership_err)?;
+                Ok(Response::new(MemberAddResponse {
+                    header: self.s.member_header(),
+                    member: Some(Member {
+                        id,
+                        name: String::new(),
+                        peer_ur_ls: r.peer_ur_ls,
+                        client_ur_ls: vec![],
+                        is_learner: r.is_learner,
+                    }),
+                    members: self.s.members(),
+                }))
             })
             .await
-            .map_err(membership_err)?;
-        Ok(Response::new(MemberAddResponse {
-            header: self.s.member_header(),
-            member: Some(Member {
-                id,
-                name: String::new(),
-                peer_ur_ls: r.peer_ur_ls,
-                client_ur_ls: vec![],
-                is_learner: r.is_learner,
-            }),
-            members: self.s.members(),
-        }))
     }
 
     async fn member_remove(
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
-        let id = request.into_inner().id;
-        let target = self.s.find_member(id)?;
-        if !target.is_learner {
-            // strict reconfiguration: the started voters left must be a quorum
-            let members = self.s.members();
-            let voters: Vec<&Member> = members.iter().filter(|m| !m.is_learner && m.id != id).collect();
-            let started = voters.iter().filter(|m| !m.name.is_empty()).count();
-            if started <= voters.len() / 2 {
-                return Err(EtcdError::MemberNotEnoughStarted.into());
-            }
-        }
+        let md = request.metadata().clone();
         self.s
-            .raft
-            .change_member(MemberChange::Remove { id })
+            .as_caller(&md, async move {
+                self.s.auth.check_admin()?;
+                let id = request.into_inner().id;
+                let target = self.s.find_member(id)?;
+                if !target.is_learner {
+                    // strict reconfiguration: the started voters left must be a quorum
+                    let members = self.s.members();
+                    let voters: Vec<&Member> =
+                        members.iter().filter(|m| !m.is_learner && m.id != id).collect();
+                    let started = voters.iter().filter(|m| !m.name.is_empty()).count();
+                    if started <= voters.len() / 2 {
+                        return Err(EtcdError::MemberNotEnoughStarted.into());
+                    }
+                }
+                self.s
+                    .raft
+                    .change_member(MemberChange::Remove { id })
+                    .await
+                    .map_err(membership_err)?;
+                Ok(Response::new(MemberRemoveResponse {
+                    header: self.s.member_header(),
+                    members: self.s.members(),
+                }))
+            })
             .await
-            .map_err(membership_err)?;
-        Ok(Response::new(MemberRemoveResponse {
-            header: self.s.member_header(),
-            members: self.s.members(),
-        }))
     }
 
     async fn member_update(
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
-        let r = request.into_inner();
-        if !valid_peer_urls(&r.peer_ur_ls) {
-            return Err(EtcdError::MemberBadUrls.into());
-        }
-        let target = self.s.find_member(r.id)?;
-        if self
-            .s
-            .members()
-            .iter()
-            .any(|m| m.id != r.id && m.peer_ur_ls.iter().any(|u| r.peer_ur_ls.contains(u)))
-        {
-            return Err(EtcdError::PeerUrlExist.into());
-        }
-        let node = MemberNode {
-            name: target.name,
-            peer_urls: r.peer_ur_ls,
-            client_urls: target.client_ur_ls,
-        };
+        let md = request.metadata().clone();
         self.s
-            .raft
-            .change_member(MemberChange::SetNode { id: r.id, node })
+            .as_caller(&md, async move {
+                self.s.auth.check_admin()?;
+                let r = request.into_inner();
+                if !valid_peer_urls(&r.peer_ur_ls) {
+                    return Err(EtcdError::MemberBadUrls.into());
+                }
+                let target = self.s.find_member(r.id)?;
+                if self
+                    .s
+                    .members()
+                    .iter()
+                    .any(|m| m.id != r.id && m.peer_ur_ls.iter().any(|u| r.peer_ur_ls.contains(u)))
+                {
+                    return Err(EtcdError::PeerUrlExist.into());
+                }
+                let node = MemberNode {
+                    name: target.name,
+                    peer_urls: r.peer_ur_ls,
+                    client_urls: target.client_ur_ls,
+                };
+                self.s
+                    .raft
+                    .change_member(MemberChange::SetNode { id: r.id, node })
+                    .await
+                    .map_err(membership_err)?;
+                Ok(Response::new(MemberUpdateResponse {
+                    header: self.s.member_header(),
+                    members: self.s.members(),
+                }))
+            })
             .await
-            .map_err(membership_err)?;
-        Ok(Response::new(MemberUpdateResponse {
-            header: self.s.member_header(),
-            members: self.s.members(),
-        }))
     }
 
     /// etcd 3.5's `linearizable` option: the membership as of a ReadIndex (this member
@@ -240,30 +259,41 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
-        if request.into_inner().linearizable {
-            self.s.linearizable_read().await?;
-        }
-        Ok(Response::new(self.s.member_list()))
+        let md = request.metadata().clone();
+        self.s
+            .as_caller(&md, async move {
+                if request.into_inner().linearizable {
+                    self.s.linearizable_read().await?;
+                }
+                Ok(Response::new(self.s.member_list()))
+            })
+            .await
     }
 
     async fn member_promote(
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        let id = request.into_inner().id;
-        let target = self.s.find_member(id)?;
-        if !target.is_learner {
-            return Err(EtcdError::MemberNotLearner.into());
-        }
+        let md = request.metadata().clone();
         self.s
-            .raft
-            .change_member(MemberChange::Promote { id })
+            .as_caller(&md, async move {
+                self.s.auth.check_admin()?;
+                let id = request.into_inner().id;
+                let target = self.s.find_member(id)?;
+                if !target.is_learner {
+                    return Err(EtcdError::MemberNotLearner.into());
+                }
+                self.s
+                    .raft
+                    .change_member(MemberChange::Promote { id })
+                    .await
+                    .map_err(membership_err)?;
+                Ok(Response::new(MemberPromoteResponse {
+                    header: self.s.member_header(),
+                    members: self.s.members(),
+                }))
+            })
             .await
-            .map_err(membership_err)?;
-        Ok(Response::new(MemberPromoteResponse {
-            header: self.s.member_header(),
-            members: self.s.members(),
-        }))
     }
 }
 

@@ -267,11 +267,12 @@ impl Drop for DeleteOnDrop {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             let r = self.r.clone();
-            tokio::spawn(async move {
+            // as the client whose request was dropped
+            tokio::spawn(crate::auth::scoped(crate::auth::current(), async move {
                 if let Err(e) = r.delete(&key).await {
                     tracing::warn!(key = %String::from_utf8_lossy(&key), error = %e.message(), "could not remove an abandoned waiter's key");
                 }
-            });
+            }));
         }
     }
 }

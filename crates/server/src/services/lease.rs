@@ -29,36 +29,56 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
-        Ok(Response::new(self.s.lease_grant(request.into_inner()).await?))
+        let md = request.metadata().clone();
+        self.s
+            .as_caller(&md, async move {
+                Ok(Response::new(self.s.lease_grant(request.into_inner()).await?))
+            })
+            .await
     }
 
     async fn lease_revoke(
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        Ok(Response::new(self.s.lease_revoke(request.into_inner().id).await?))
+        let md = request.metadata().clone();
+        self.s
+            .as_caller(&md, async move {
+                Ok(Response::new(self.s.lease_revoke(request.into_inner().id).await?))
+            })
+            .await
     }
 
     async fn lease_time_to_live(
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        let mut resp = self.s.lease_time_to_live(request.into_inner()).await?;
-        self.s.fill(&mut resp.header);
-        Ok(Response::new(resp))
+        let md = request.metadata().clone();
+        self.s
+            .as_caller(&md, async move {
+                let mut resp = self.s.lease_time_to_live(request.into_inner()).await?;
+                self.s.fill(&mut resp.header);
+                Ok(Response::new(resp))
+            })
+            .await
     }
 
     async fn lease_leases(
         &self,
-        _request: Request<LeaseLeasesRequest>,
+        request: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
-        let ids = self.s.leases.lock().leases();
-        let mut resp = LeaseLeasesResponse {
-            header: None,
-            leases: ids.into_iter().map(|id| LeaseStatus { id }).collect(),
-        };
-        self.s.fill(&mut resp.header);
-        Ok(Response::new(resp))
+        let md = request.metadata().clone();
+        self.s
+            .as_caller(&md, async move {
+                let ids = self.s.leases.lock().leases();
+                let mut resp = LeaseLeasesResponse {
+                    header: None,
+                    leases: ids.into_iter().map(|id| LeaseStatus { id }).collect(),
+                };
+                self.s.fill(&mut resp.header);
+                Ok(Response::new(resp))
+            })
+            .await
     }
 
     type LeaseKeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;

@@ -47,38 +47,48 @@ const OPS_ISSUE: u32 = 9;
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        let r = request.into_inner();
-        match alarm_request::AlarmAction::try_from(r.action) {
-            // No alarm can be raised yet (space quota and corruption checks come with the
-            // operations issue): the list is empty and there is nothing to disarm.
-            Ok(alarm_request::AlarmAction::Get) | Ok(alarm_request::AlarmAction::Deactivate) => {
-                Ok(Response::new(AlarmResponse {
-                    header: self.s.header(0),
-                    alarms: vec![],
-                }))
-            }
-            _ => Err(unimplemented(
-                "etcdserverpb.Maintenance/Alarm (activate)",
-                OPS_ISSUE,
-            )),
-        }
+        let md = request.metadata().clone();
+        self.s
+            .as_caller(&md, async move {
+                let r = request.into_inner();
+                match alarm_request::AlarmAction::try_from(r.action) {
+                    // No alarm can be raised yet (space quota and corruption checks come with the
+                    // operations issue): the list is empty and there is nothing to disarm.
+                    Ok(alarm_request::AlarmAction::Get) | Ok(alarm_request::AlarmAction::Deactivate) => {
+                        Ok(Response::new(AlarmResponse {
+                            header: self.s.header(0),
+                            alarms: vec![],
+                        }))
+                    }
+                    _ => Err(unimplemented(
+                        "etcdserverpb.Maintenance/Alarm (activate)",
+                        OPS_ISSUE,
+                    )),
+                }
+            })
+            .await
     }
 
-    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        let st = self.s.raft.status();
-        Ok(Response::new(StatusResponse {
-            header: self.s.header(0),
-            version: ETCD_COMPAT_VERSION.to_string(),
-            db_size: self.s.store.db_size() as i64,
-            leader: st.leader.unwrap_or(0),
-            raft_index: st.committed_index,
-            raft_term: st.term,
-            raft_applied_index: st.applied_index,
-            errors: vec![],
-            db_size_in_use: self.s.store.db_size_in_use() as i64,
-            is_learner: false,
-            ..Default::default()
-        }))
+    async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let md = request.metadata().clone();
+        self.s
+            .as_caller(&md, async move {
+                let st = self.s.raft.status();
+                Ok(Response::new(StatusResponse {
+                    header: self.s.header(0),
+                    version: ETCD_COMPAT_VERSION.to_string(),
+                    db_size: self.s.store.db_size() as i64,
+                    leader: st.leader.unwrap_or(0),
+                    raft_index: st.committed_index,
+                    raft_term: st.term,
+                    raft_applied_index: st.applied_index,
+                    errors: vec![],
+                    db_size_in_use: self.s.store.db_size_in_use() as i64,
+                    is_learner: false,
+                    ..Default::default()
+                }))
+            })
+            .await
     }
 
     async fn defragment(
@@ -93,27 +103,37 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        let rev = request.into_inner().revision;
-        let store = self.s.store.clone();
-        let (hash, hashed_rev, compact) = tokio::task::spawn_blocking(move || {
-            let view = store.read();
-            let compact = store.compact_revision();
-            view.hash_kv(rev).map(|(h, r)| (h, r, compact))
-        })
-        .await
-        .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?
-        .map_err(|e| match e {
-            MvccError::Compacted => Status::from(EtcdError::Compacted),
-            MvccError::FutureRev => Status::from(EtcdError::FutureRev),
-            other => Status::from(EtcdError::Internal(other.to_string())),
-        })?;
-        let _ = hashed_rev;
-        Ok(Response::new(HashKvResponse {
-            header: self.s.header(0),
-            hash,
-            compact_revision: compact,
-            ..Default::default()
-        }))
+        let md = request.metadata().clone();
+        self.s
+            .as_caller(&md, async move {
+                // etcd's authMaintenanceServer answers with the auth package's own error
+                self.s
+                    .auth
+                    .check_admin()
+                    .map_err(|_| EtcdError::MaintenanceAuthDenied)?;
+                let rev = request.into_inner().revision;
+                let store = self.s.store.clone();
+                let (hash, hashed_rev, compact) = tokio::task::spawn_blocking(move || {
+                    let view = store.read();
+                    let compact = store.compact_revision();
+                    view.hash_kv(rev).map(|(h, r)| (h, r, compact))
+                })
+                .await
+                .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?
+                .map_err(|e| match e {
+                    MvccError::Compacted => Status::from(EtcdError::Compacted),
+                    MvccError::FutureRev => Status::from(EtcdError::FutureRev),
+                    other => Status::from(EtcdError::Internal(other.to_string())),
+                })?;
+                let _ = hashed_rev;
+                Ok(Response::new(HashKvResponse {
+                    header: self.s.header(0),
+                    hash,
+                    compact_revision: compact,
+                    ..Default::default()
+                }))
+            })
+            .await
     }
 
     type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
@@ -128,34 +148,39 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        let target = request.into_inner().target_id;
-        let st = self.s.raft.status();
-        if !st.is_leader {
-            return Err(EtcdError::NotLeader.into());
-        }
-        let voter = self
-            .s
-            .raft
-            .members()
-            .into_iter()
-            .any(|(id, _, learner)| id == target && !learner);
-        if !voter {
-            return Err(EtcdError::BadLeaderTransferee.into());
-        }
-        if target != self.s.member_id {
-            let timeout = crate::etcdserver::request_timeout(&self.s.cfg);
-            let moved = self
-                .s
-                .raft
-                .move_leader(target, timeout)
-                .await
-                .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?;
-            if !moved {
-                return Err(EtcdError::TimeoutLeaderTransfer.into());
-            }
-        }
-        // etcd 3.4 answers MoveLeader without a header
-        Ok(Response::new(MoveLeaderResponse { header: None }))
+        let md = request.metadata().clone();
+        self.s
+            .as_caller(&md, async move {
+                let target = request.into_inner().target_id;
+                let st = self.s.raft.status();
+                if !st.is_leader {
+                    return Err(EtcdError::NotLeader.into());
+                }
+                let voter = self
+                    .s
+                    .raft
+                    .members()
+                    .into_iter()
+                    .any(|(id, _, learner)| id == target && !learner);
+                if !voter {
+                    return Err(EtcdError::BadLeaderTransferee.into());
+                }
+                if target != self.s.member_id {
+                    let timeout = crate::etcdserver::request_timeout(&self.s.cfg);
+                    let moved = self
+                        .s
+                        .raft
+                        .move_leader(target, timeout)
+                        .await
+                        .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?;
+                    if !moved {
+                        return Err(EtcdError::TimeoutLeaderTransfer.into());
+                    }
+                }
+                // etcd 3.4 answers MoveLeader without a header
+                Ok(Response::new(MoveLeaderResponse { header: None }))
+            })
+            .await
     }
 
     async fn downgrade(

@@ -168,37 +168,55 @@ impl Election for ElectionService {
         &self,
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
-        self.campaign_inner(request.into_inner())
+        let md = request.metadata().clone();
+        self.r
+            .s
+            .as_caller(&md, async move {
+                self.campaign_inner(request.into_inner())
+                    .await
+                    .map(Response::new)
+                    .map_err(as_client_error)
+            })
             .await
-            .map(Response::new)
-            .map_err(as_client_error)
     }
 
     async fn proclaim(
         &self,
         request: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
-        let req = request.into_inner();
-        let leader = req.leader.ok_or(EtcdError::ElectionMissingLeaderKey)?;
-        let header = ElectionService::proclaim(self, &leader, req.value)
+        let md = request.metadata().clone();
+        self.r
+            .s
+            .as_caller(&md, async move {
+                let req = request.into_inner();
+                let leader = req.leader.ok_or(EtcdError::ElectionMissingLeaderKey)?;
+                let header = ElectionService::proclaim(self, &leader, req.value)
+                    .await
+                    .map_err(as_client_error)?;
+                Ok(Response::new(ProclaimResponse { header }))
+            })
             .await
-            .map_err(as_client_error)?;
-        Ok(Response::new(ProclaimResponse { header }))
     }
 
     async fn leader(&self, request: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
-        let prefix = prefix_of(&request.into_inner().name);
-        let resp = self
-            .r
+        let md = request.metadata().clone();
+        self.r
             .s
-            .range(first_create(&prefix))
+            .as_caller(&md, async move {
+                let prefix = prefix_of(&request.into_inner().name);
+                let resp = self
+                    .r
+                    .s
+                    .range(first_create(&prefix))
+                    .await
+                    .map_err(as_client_error)?;
+                let kv = resp.kvs.into_iter().next().ok_or(EtcdError::ElectionNoLeader)?;
+                Ok(Response::new(LeaderResponse {
+                    header: resp.header,
+                    kv: Some(kv),
+                }))
+            })
             .await
-            .map_err(as_client_error)?;
-        let kv = resp.kvs.into_iter().next().ok_or(EtcdError::ElectionNoLeader)?;
-        Ok(Response::new(LeaderResponse {
-            header: resp.header,
-            kv: Some(kv),
-        }))
     }
 
     type ObserveStream = Pin<Box<dyn Stream<Item = Result<LeaderResponse, Status>> + Send>>;
@@ -207,10 +225,11 @@ impl Election for ElectionService {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
+        let who = self.r.s.auth.info_from(request.metadata())?;
         let prefix = prefix_of(&request.into_inner().name);
         let (tx, rx) = mpsc::channel(16);
         let r = self.r.clone();
-        tokio::spawn(async move {
+        tokio::spawn(crate::auth::scoped(who, async move {
             let errors = tx.clone();
             tokio::select! {
                 res = observe(r, prefix, tx) => {
@@ -220,21 +239,27 @@ impl Election for ElectionService {
                 }
                 _ = errors.closed() => {}
             }
-        });
+        }));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
     }
 
     async fn resign(&self, request: Request<ResignRequest>) -> Result<Response<ResignResponse>, Status> {
-        let leader = request
-            .into_inner()
-            .leader
-            .ok_or(EtcdError::ElectionMissingLeaderKey)?;
-        let header = ElectionService::resign(self, &leader)
+        let md = request.metadata().clone();
+        self.r
+            .s
+            .as_caller(&md, async move {
+                let leader = request
+                    .into_inner()
+                    .leader
+                    .ok_or(EtcdError::ElectionMissingLeaderKey)?;
+                let header = ElectionService::resign(self, &leader)
+                    .await
+                    .map_err(as_client_error)?;
+                Ok(Response::new(ResignResponse { header }))
+            })
             .await
-            .map_err(as_client_error)?;
-        Ok(Response::new(ResignResponse { header }))
     }
 }
 

@@ -18,19 +18,31 @@ pub struct LockService {
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
-        self.lock_inner(request.into_inner())
+        let md = request.metadata().clone();
+        self.r
+            .s
+            .as_caller(&md, async move {
+                self.lock_inner(request.into_inner())
+                    .await
+                    .map(Response::new)
+                    .map_err(as_client_error)
+            })
             .await
-            .map(Response::new)
-            .map_err(as_client_error)
     }
 
     async fn unlock(&self, request: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
-        let header = self
-            .r
-            .delete(&request.into_inner().key)
+        let md = request.metadata().clone();
+        self.r
+            .s
+            .as_caller(&md, async move {
+                let header = self
+                    .r
+                    .delete(&request.into_inner().key)
+                    .await
+                    .map_err(as_client_error)?;
+                Ok(Response::new(UnlockResponse { header }))
+            })
             .await
-            .map_err(as_client_error)?;
-        Ok(Response::new(UnlockResponse { header }))
     }
 }
 

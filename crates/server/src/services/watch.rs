@@ -53,6 +53,10 @@ const STAGE_PIECES: usize = 4096;
 const MERGE_EVENTS: usize = 1000;
 const MERGE_BYTES: usize = 1 << 20;
 
+/// The cancel reason of a watch refused by auth (etcd's `ErrGRPCPermissionDenied` as text).
+const WATCH_PERMISSION_DENIED: &str =
+    "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
+
 /// etcd's `maxNoLeaderCnt`: election timeouts without a leader before `hasleader` streams
 /// are closed.
 pub const MAX_NO_LEADER_CNT: u32 = 3;
@@ -629,6 +633,8 @@ impl Watch for WatchService {
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<WatchStream>, Status> {
         let lost = self.leader.admit(request.metadata())?;
+        // etcd resolves the stream's credentials once; each create checks read access
+        let who = self.s.auth.info_from(request.metadata())?;
         let mut inbound = request.into_inner();
         let (out_tx, out_rx) = mpsc::channel::<Outgoing>(STREAM_QUEUE);
         let (ctrl, ctrl_rx) = mpsc::channel::<Control>(CONTROL_QUEUE);
@@ -645,7 +651,7 @@ impl Watch for WatchService {
             staging: Staging::default(),
         };
         tokio::spawn(send_loop.run(ctrl_rx, out_tx, self.progress_interval));
-        tokio::spawn(async move {
+        tokio::spawn(crate::auth::scoped(who, async move {
             // watch id -> store id of this stream's watchers
             let mut watchers: HashMap<i64, WatcherId> = HashMap::new();
             let mut next_watch_id: i64 = 0;
@@ -696,6 +702,21 @@ impl Watch for WatchService {
                         created: true,
                         canceled: true,
                         cancel_reason: "mvcc: watcher range is empty".into(),
+                        ..Default::default()
+                    };
+                    if ctrl.send(Control::Response(resp)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                if s.auth.check_read(&c.key, &c.range_end).is_err() {
+                    // etcd's isWatchPermitted: refused with the gRPC error's text
+                    let resp = WatchResponse {
+                        header: s.header(0),
+                        watch_id: c.watch_id,
+                        created: true,
+                        canceled: true,
+                        cancel_reason: WATCH_PERMISSION_DENIED.into(),
                         ..Default::default()
                     };
                     if ctrl.send(Control::Response(resp)).await.is_err() {
@@ -763,7 +784,7 @@ impl Watch for WatchService {
             for wid in watchers.into_values() {
                 w.cancel(wid);
             }
-        });
+        }));
         let out = OutStream {
             rx: out_rx,
             pending: Vec::new().into_iter(),
@@ -1074,9 +1095,21 @@ mod tests {
         )
         .unwrap();
         let wait = Arc::new(crate::wait::Wait::default());
-        let applier =
-            crate::applier::Applier::new(store.clone(), resume, w.clone(), leases.clone(), wait.clone())
-                .unwrap();
+        let auth = crate::auth::AuthHub::load(
+            &store,
+            || retcd_auth::TokenProvider::simple(Duration::from_secs(300)),
+            4,
+        )
+        .unwrap();
+        let applier = crate::applier::Applier::new(
+            store.clone(),
+            resume,
+            w.clone(),
+            leases.clone(),
+            wait.clone(),
+            auth.clone(),
+        )
+        .unwrap();
         let peer = vec!["http://127.0.0.1:1".to_string()];
         let id = crate::ids::member_id(&peer, "etcd-cluster");
         let member = retcd_raft_node::MemberNode {
@@ -1102,7 +1135,7 @@ mod tests {
         .await
         .unwrap();
         raft.wait_ready(Duration::from_secs(20)).await.unwrap();
-        let s = EtcdServer::new(cfg, store, raft, id, 1, leases, wait);
+        let s = EtcdServer::new(cfg, store, raft, (id, 1), leases, wait, auth);
         let svc = WatchService {
             s: s.clone(),
             w: w.clone(),

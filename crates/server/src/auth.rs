@@ -1,0 +1,216 @@
+//! The server's side of auth (etcd's `auth` hooks in `etcdserver`): the member's
+//! [`AuthStore`] behind a lock, its persistence in the backend's meta table, and who sent a
+//! request.
+//!
+//! - **Who**: every gRPC handler resolves the request's credentials once
+//!   ([`AuthHub::info_from`]: the `token` metadata, else the `authorization` header) and runs
+//!   the request inside [`scoped`], so everything it calls — reads checking permissions,
+//!   proposals carrying the user in their raft header — sees the same [`AuthInfo`] through
+//!   [`current`].
+//! - **Where checked**: reads and watches before they run, on the member that serves them;
+//!   writes, lease revokes and every auth request when applied, from the raft header, so a
+//!   permission change committed before the write is always honoured (etcd's
+//!   `authApplierV3`).
+//! - **Persisted** as app meta blobs in the same backend transaction as the applied index:
+//!   `auth/enabled`, `auth/revision`, `authUsers/<name>` (authpb.User), `authRoles/<name>`
+//!   (authpb.Role).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use prost::Message;
+use retcd_api::EtcdError;
+use retcd_api::etcdserverpb::{DeleteRangeRequest, PutRequest, TxnRequest, request_op};
+use retcd_auth::{AuthInfo, AuthState, AuthStore, AuthWrite, Role, TokenProvider, User};
+use retcd_mvcc::{Batch, MvccError, Store};
+
+const META_ENABLED: &str = "auth/enabled";
+const META_REVISION: &str = "auth/revision";
+const USERS_PREFIX: &str = "authUsers/";
+const ROLES_PREFIX: &str = "authRoles/";
+
+tokio::task_local! {
+    /// The credentials of the request this task is serving.
+    static AUTH: AuthInfo;
+}
+
+/// The credentials of the request being served (none outside a request).
+pub fn current() -> AuthInfo {
+    AUTH.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// Runs `f` as the request of `info`.
+pub async fn scoped<F: Future>(info: AuthInfo, f: F) -> F::Output {
+    AUTH.scope(info, f).await
+}
+
+/// The member's auth store.
+pub struct AuthHub {
+    store: Mutex<AuthStore>,
+    /// `--bcrypt-cost`.
+    pub bcrypt_cost: u32,
+    /// How tokens are made (kept to rebuild the store after a snapshot install).
+    make_tokens: Box<dyn Fn() -> TokenProvider + Send + Sync>,
+}
+
+impl std::fmt::Debug for AuthHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthHub").field("store", &self.store).finish()
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> MvccError {
+    MvccError::Corrupt(format!("auth record {what}: {e}"))
+}
+
+/// The auth state recorded in `store`.
+pub fn load_state(store: &Store) -> Result<AuthState, MvccError> {
+    let enabled = store.meta(META_ENABLED)?.is_some_and(|v| v == [1]);
+    let revision = match store.meta(META_REVISION)? {
+        Some(v) => u64::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| corrupt(META_REVISION, "not 8 bytes"))?,
+        ),
+        None => 0,
+    };
+    let mut users = Vec::new();
+    for (name, blob) in store.metas_with_prefix(USERS_PREFIX)? {
+        users.push(User::decode(blob.as_slice()).map_err(|e| corrupt(&name, e))?);
+    }
+    let mut roles = Vec::new();
+    for (name, blob) in store.metas_with_prefix(ROLES_PREFIX)? {
+        roles.push(Role::decode(blob.as_slice()).map_err(|e| corrupt(&name, e))?);
+    }
+    Ok(AuthState {
+        enabled,
+        revision,
+        users,
+        roles,
+    })
+}
+
+/// Writes what an applied auth change must persist into the applier's batch.
+pub fn persist(batch: &mut Batch<'_>, writes: &[AuthWrite]) -> Result<(), MvccError> {
+    for w in writes {
+        match w {
+            AuthWrite::PutUser(u) => batch.set_meta(
+                &format!("{USERS_PREFIX}{}", String::from_utf8_lossy(&u.name)),
+                &u.encode_to_vec(),
+            )?,
+            AuthWrite::DeleteUser(name) => batch.delete_meta(&format!("{USERS_PREFIX}{name}"))?,
+            AuthWrite::PutRole(r) => batch.set_meta(
+                &format!("{ROLES_PREFIX}{}", String::from_utf8_lossy(&r.name)),
+                &r.encode_to_vec(),
+            )?,
+            AuthWrite::DeleteRole(name) => batch.delete_meta(&format!("{ROLES_PREFIX}{name}"))?,
+            AuthWrite::SetEnabled(on) => batch.set_meta(META_ENABLED, &[u8::from(*on)])?,
+            AuthWrite::SetRevision(rev) => batch.set_meta(META_REVISION, &rev.to_be_bytes())?,
+        }
+    }
+    Ok(())
+}
+
+impl AuthHub {
+    /// The auth store as recorded in `store`.
+    pub fn load(
+        store: &Store,
+        make_tokens: impl Fn() -> TokenProvider + Send + Sync + 'static,
+        bcrypt_cost: u32,
+    ) -> Result<Arc<AuthHub>, MvccError> {
+        let state = load_state(store)?;
+        Ok(Arc::new(AuthHub {
+            store: Mutex::new(AuthStore::load(state, make_tokens())),
+            bcrypt_cost,
+            make_tokens: Box::new(make_tokens),
+        }))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, AuthStore> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The backend was replaced by a snapshot: the auth state is the snapshot's (tokens
+    /// handed out before are forgotten, as on a restart).
+    pub fn reload(&self, store: &Store) -> Result<(), MvccError> {
+        let state = load_state(store)?;
+        *self.lock() = AuthStore::load(state, (self.make_tokens)());
+        Ok(())
+    }
+
+    /// The credentials a request carries: its `token` metadata (or an `authorization`
+    /// header, as the JSON gateway sends it), checked against the store. No token, or auth
+    /// disabled: no user (`AuthInfo::default()`). A token the store does not know:
+    /// `etcdserver: invalid auth token`.
+    pub fn info_from(&self, md: &tonic::metadata::MetadataMap) -> Result<AuthInfo, EtcdError> {
+        let token = md
+            .get("token")
+            .or_else(|| md.get("authorization"))
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| !t.is_empty());
+        let st = self.lock();
+        if !st.is_enabled() {
+            return Ok(AuthInfo::default());
+        }
+        match token {
+            None => Ok(AuthInfo::default()),
+            Some(t) => st.auth_info(t, Instant::now()).map_err(EtcdError::from),
+        }
+    }
+
+    /// etcd's `IsRangePermitted` for the current request.
+    pub fn check_read(&self, key: &[u8], range_end: &[u8]) -> Result<(), EtcdError> {
+        let info = current();
+        self.lock()
+            .is_read_permitted(&info, key, range_end)
+            .map_err(EtcdError::from)
+    }
+
+    /// A read-only txn served here: read access for every compare and range.
+    pub fn check_txn_reads(&self, t: &TxnRequest) -> Result<(), EtcdError> {
+        let info = current();
+        let st = self.lock();
+        if !st.is_enabled() {
+            return Ok(());
+        }
+        let read = |k: &[u8], e: &[u8]| st.is_read_permitted(&info, k, e).map_err(EtcdError::from);
+        let no_write = |_: &PutRequest| Err(EtcdError::PermissionDenied);
+        let no_delete = |_: &DeleteRangeRequest| Err(EtcdError::PermissionDenied);
+        check_txn(t, &read, &no_write, &no_delete)
+    }
+
+    /// etcd's `IsAdminPermitted` for the current request.
+    pub fn check_admin(&self) -> Result<(), EtcdError> {
+        let info = current();
+        self.lock().is_admin_permitted(&info).map_err(EtcdError::from)
+    }
+}
+
+/// Checks of one kind of access (see [`check_txn`]).
+pub type ReadCheck<'a> = &'a dyn Fn(&[u8], &[u8]) -> Result<(), EtcdError>;
+pub type PutCheck<'a> = &'a dyn Fn(&PutRequest) -> Result<(), EtcdError>;
+pub type DeleteCheck<'a> = &'a dyn Fn(&DeleteRangeRequest) -> Result<(), EtcdError>;
+
+/// etcd's `checkTxnReqsPermission`: every compare needs `read` on its range, and every op
+/// of both branches (nested txns included) its own check.
+pub fn check_txn(
+    t: &TxnRequest,
+    read: ReadCheck<'_>,
+    put: PutCheck<'_>,
+    delete: DeleteCheck<'_>,
+) -> Result<(), EtcdError> {
+    for c in &t.compare {
+        read(&c.key, &c.range_end)?;
+    }
+    for op in t.success.iter().chain(&t.failure) {
+        match &op.request {
+            Some(request_op::Request::RequestRange(r)) => read(&r.key, &r.range_end)?,
+            Some(request_op::Request::RequestPut(p)) => put(p)?,
+            Some(request_op::Request::RequestDeleteRange(d)) => delete(d)?,
+            Some(request_op::Request::RequestTxn(t)) => check_txn(t, read, put, delete)?,
+            None => {}
+        }
+    }
+    Ok(())
+}
