@@ -13,6 +13,8 @@
 //! - `client`: the client side: a rustls `ClientConfig` (CA bundle or the system's roots, client
 //!   certificate, skipping verification) and [`Dialer`], which connects tonic channels to
 //!   `https://` URLs through it.
+//! - `test_pki` (feature `test-pki`, for tests only): a throw-away CA issuing certificates and
+//!   CRLs.
 //!
 //! The connections [`incoming`] yields are `tokio_rustls::server::TlsStream<TcpStream>`; tonic's
 //! `Connected` impl for them puts the client's verified certificate chain into every request
