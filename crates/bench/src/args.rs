@@ -22,7 +22,8 @@ pub struct Cli {
 /// Flags shared by every workload (etcd's benchmark root flags).
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
-    /// gRPC endpoints, comma separated (`host:port` or `http://host:port`).
+    /// gRPC endpoints, comma separated (`host:port`, `http://host:port` or `https://host:port`;
+    /// `host:port` is dialed with TLS when --cacert, --cert or --key is given).
     #[arg(long, global = true, value_delimiter = ',', default_value = "127.0.0.1:2379")]
     pub endpoints: Vec<String>,
     /// Total number of gRPC connections.
@@ -37,13 +38,13 @@ pub struct GlobalArgs {
     /// `username:password` for authentication.
     #[arg(long, global = true)]
     pub user: Option<String>,
-    /// CA certificate for TLS (not supported yet: rejected with a clear error).
+    /// CA bundle the servers' certificates must chain to (TLS; default: the system's CAs).
     #[arg(long, global = true)]
     pub cacert: Option<PathBuf>,
-    /// Client certificate for TLS (not supported yet).
+    /// Client certificate for TLS (mutual TLS).
     #[arg(long, global = true)]
     pub cert: Option<PathBuf>,
-    /// Client key for TLS (not supported yet).
+    /// Client key for TLS.
     #[arg(long, global = true)]
     pub key: Option<PathBuf>,
     /// Dial timeout (Go duration: 500ms, 2s, 1m30s); 0 means none.

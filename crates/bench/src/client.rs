@@ -1,6 +1,7 @@
 //! gRPC connections to the cluster: `--conns` HTTP/2 connections over `--endpoints`, with
 //! the optional auth token and leader targeting.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use retcd_api::etcdserverpb::auth_client::AuthClient;
@@ -9,9 +10,11 @@ use retcd_api::etcdserverpb::lease_client::LeaseClient;
 use retcd_api::etcdserverpb::maintenance_client::MaintenanceClient;
 use retcd_api::etcdserverpb::watch_client::WatchClient;
 use retcd_api::etcdserverpb::{AuthenticateRequest, StatusRequest};
+use retcd_tls::rustls::ClientConfig;
+use retcd_tls::{ClientTlsOptions, Dialer};
 use tonic::Request;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::BenchError;
 use crate::args::GlobalArgs;
@@ -24,39 +27,68 @@ pub struct Conns {
     token: Option<MetadataValue<Ascii>>,
 }
 
-/// `host:port` -> `http://host:port`; URLs with a scheme are kept.
-pub fn endpoint_url(ep: &str) -> String {
+/// `host:port` -> `http://host:port` (`https://` with `tls`, as clientv3 dials endpoints
+/// without a scheme when TLS is configured); URLs with a scheme are kept.
+pub fn endpoint_url(ep: &str, tls: bool) -> String {
     if ep.contains("://") {
         ep.to_string()
+    } else if tls {
+        format!("https://{ep}")
     } else {
         format!("http://{ep}")
     }
 }
 
-fn endpoint(url: &str, g: &GlobalArgs) -> Result<Endpoint, BenchError> {
-    if url.starts_with("https://") || url.starts_with("unixs://") {
-        return Err(BenchError::Setup(format!(
-            "{url}: TLS is not supported by retcd-bench yet"
-        )));
+/// The TLS client configuration for `--cacert --cert --key` (or the system's CAs for
+/// `https://` endpoints given without them); `None` when no endpoint needs TLS.
+fn tls_config(g: &GlobalArgs, urls: &[String]) -> Result<Option<Arc<ClientConfig>>, BenchError> {
+    if !tls_flags(g) && !urls.iter().any(|u| u.starts_with("https://")) {
+        return Ok(None);
     }
-    let mut e = Endpoint::from_shared(url.to_string())
-        .map_err(|e| BenchError::Setup(format!("bad endpoint {url:?}: {e}")))?
-        .tcp_nodelay(true)
-        // Big ranges (a full scan of 1M keys) need more than HTTP/2's 64 KiB default window
-        // to not be bound by window updates.
-        .initial_stream_window_size(8 << 20)
-        .initial_connection_window_size(32 << 20);
-    if !g.dial_timeout.is_zero() {
-        e = e.connect_timeout(g.dial_timeout);
-    }
-    // No channel-wide timeout: it would also cut long-lived watch and keep-alive streams.
-    // The driver times out each unary request instead (`--request-timeout`).
-    Ok(e)
+    retcd_tls::client_config(&ClientTlsOptions {
+        ca_file: g.cacert.clone(),
+        cert_file: g.cert.clone(),
+        key_file: g.key.clone(),
+        ..Default::default()
+    })
+    .map(Some)
+    .map_err(|e| BenchError::Setup(e.to_string()))
 }
 
-async fn dial(url: &str, g: &GlobalArgs) -> Result<Channel, BenchError> {
-    let e = endpoint(url, g)?;
-    let fut = e.connect();
+fn tls_flags(g: &GlobalArgs) -> bool {
+    g.cacert.is_some() || g.cert.is_some() || g.key.is_some()
+}
+
+fn endpoint(url: &str, g: &GlobalArgs, tls: Option<&Arc<ClientConfig>>) -> Result<Dialer, BenchError> {
+    if url.starts_with("unix") {
+        return Err(BenchError::Setup(format!(
+            "{url}: unix sockets are not supported by retcd-bench"
+        )));
+    }
+    let dial_timeout = g.dial_timeout;
+    let d = Dialer::new(url, tls)
+        .map_err(|e| BenchError::Setup(format!("bad endpoint {url:?}: {e}")))?
+        .configure(|e| {
+            let e = e
+                .tcp_nodelay(true)
+                // Big ranges (a full scan of 1M keys) need more than HTTP/2's 64 KiB default
+                // window to not be bound by window updates.
+                .initial_stream_window_size(8 << 20)
+                .initial_connection_window_size(32 << 20);
+            if dial_timeout.is_zero() {
+                e
+            } else {
+                e.connect_timeout(dial_timeout)
+            }
+        });
+    // No channel-wide timeout: it would also cut long-lived watch and keep-alive streams.
+    // The driver times out each unary request instead (`--request-timeout`).
+    Ok(d)
+}
+
+async fn dial(url: &str, g: &GlobalArgs, tls: Option<&Arc<ClientConfig>>) -> Result<Channel, BenchError> {
+    let d = endpoint(url, g, tls)?;
+    let fut = d.connect();
     let r = if g.dial_timeout.is_zero() {
         fut.await
     } else {
@@ -86,21 +118,21 @@ impl Conns {
     /// Opens `--conns` connections round-robin over the endpoints (or only to the leader
     /// with `--target-leader`) and authenticates when `--user` is given.
     pub async fn connect(g: &GlobalArgs) -> Result<Conns, BenchError> {
-        if g.cacert.is_some() || g.cert.is_some() || g.key.is_some() {
-            return Err(BenchError::Setup(
-                "TLS (--cacert/--cert/--key) is not supported by retcd-bench yet".into(),
-            ));
-        }
         if g.endpoints.is_empty() {
             return Err(BenchError::Setup("no --endpoints".into()));
         }
-        let mut urls: Vec<String> = g.endpoints.iter().map(|e| endpoint_url(e.trim())).collect();
+        let mut urls: Vec<String> = g
+            .endpoints
+            .iter()
+            .map(|e| endpoint_url(e.trim(), tls_flags(g)))
+            .collect();
+        let tls = tls_config(g, &urls)?;
         if g.target_leader {
-            urls = vec![find_leader(&urls, g).await?];
+            urls = vec![find_leader(&urls, g, tls.as_ref()).await?];
         }
         let mut channels = Vec::with_capacity(g.conns as usize);
         for i in 0..g.conns as usize {
-            channels.push(dial(&urls[i % urls.len()], g).await?);
+            channels.push(dial(&urls[i % urls.len()], g, tls.as_ref()).await?);
         }
         let mut c = Conns {
             channels,
@@ -168,10 +200,14 @@ impl Conns {
     }
 }
 
-async fn find_leader(urls: &[String], g: &GlobalArgs) -> Result<String, BenchError> {
+async fn find_leader(
+    urls: &[String],
+    g: &GlobalArgs,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<String, BenchError> {
     let mut last = String::from("no endpoint answered");
     for url in urls {
-        let ch = match dial(url, g).await {
+        let ch = match dial(url, g, tls).await {
             Ok(c) => c,
             Err(e) => {
                 last = e.to_string();
@@ -202,17 +238,18 @@ mod tests {
 
     #[test]
     fn endpoint_urls() {
-        assert_eq!(endpoint_url("127.0.0.1:2379"), "http://127.0.0.1:2379");
-        assert_eq!(endpoint_url("http://h:1"), "http://h:1");
+        assert_eq!(endpoint_url("127.0.0.1:2379", false), "http://127.0.0.1:2379");
+        assert_eq!(endpoint_url("127.0.0.1:2379", true), "https://127.0.0.1:2379");
+        assert_eq!(endpoint_url("http://h:1", true), "http://h:1");
     }
 
     #[tokio::test]
-    async fn tls_flags_are_rejected_clearly() {
+    async fn unreadable_tls_files_fail_the_setup() {
         let g = GlobalArgs {
-            cacert: Some("/ca.pem".into()),
+            cacert: Some("/nonexistent/ca.pem".into()),
             ..Default::default()
         };
         let e = Conns::connect(&g).await.err().unwrap();
-        assert!(e.to_string().contains("TLS"), "{e}");
+        assert!(e.to_string().contains("open /nonexistent/ca.pem"), "{e}");
     }
 }

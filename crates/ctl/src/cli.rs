@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::client::Settings;
+use crate::client::{Settings, TlsSettings};
 use crate::error::CtlError;
 use crate::gofmt;
 use crate::output::{Format, Out};
@@ -23,6 +23,17 @@ pub fn go_bool(s: &str) -> Result<bool, String> {
             "strconv.ParseBool: parsing {}: invalid syntax",
             gofmt::quote(s.as_bytes())
         )),
+    }
+}
+
+/// A boolean global flag (or its `ETCDCTL_*` variable): `default` when absent; a value Go
+/// cannot parse fails as etcdctl's flag parsing does.
+fn flag_bool(v: &Option<String>, name: &str, default: bool) -> Result<bool, String> {
+    match v {
+        None => Ok(default),
+        Some(s) => {
+            go_bool(s).map_err(|e| format!("Error: invalid argument {s:?} for \"--{name}\" flag: {e}"))
+        }
     }
 }
 
@@ -168,6 +179,17 @@ impl Global {
                 keepalive_timeout: dur(&self.keepalive_timeout, 6000),
                 user: self.user.filter(|u| !u.is_empty()),
                 password: self.password.filter(|p| !p.is_empty()),
+                tls: TlsSettings {
+                    cacert: self.cacert.filter(|s| !s.is_empty()),
+                    cert: self.cert.filter(|s| !s.is_empty()),
+                    key: self.key.filter(|s| !s.is_empty()),
+                    insecure_transport: flag_bool(&self.insecure_transport, "insecure-transport", true)?,
+                    insecure_skip_verify: flag_bool(
+                        &self.insecure_skip_tls_verify,
+                        "insecure-skip-tls-verify",
+                        false,
+                    )?,
+                },
             },
             out: Out {
                 format,

@@ -4,15 +4,19 @@
 
 use std::future::Future;
 use std::io::{BufRead, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use retcd_api::etcdserverpb::{
     AuthenticateRequest, auth_client::AuthClient, cluster_client::ClusterClient, kv_client::KvClient,
     lease_client::LeaseClient, maintenance_client::MaintenanceClient, watch_client::WatchClient,
 };
+use retcd_tls::Dialer;
+use retcd_tls::rustls::ClientConfig;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use crate::error::{CtlError, deadline_exceeded, grpc_string};
@@ -28,6 +32,59 @@ pub struct Settings {
     pub keepalive_timeout: Duration,
     pub user: Option<String>,
     pub password: Option<String>,
+    pub tls: TlsSettings,
+}
+
+/// etcdctl's secure-connection flags (`--cacert --cert --key --insecure-transport
+/// --insecure-skip-tls-verify`, or their `ETCDCTL_*` variables).
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cacert: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    /// `--insecure-transport` (default true): endpoints without a scheme are dialed in plain
+    /// text unless a certificate file is given.
+    pub insecure_transport: bool,
+    pub insecure_skip_verify: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            cacert: None,
+            cert: None,
+            key: None,
+            insecure_transport: true,
+            insecure_skip_verify: false,
+        }
+    }
+}
+
+impl TlsSettings {
+    /// clientv3 gets a TLS configuration (used for endpoints without a scheme, and the one
+    /// `--insecure-skip-tls-verify` applies to): a TLS file is given or
+    /// `--insecure-transport=false`.
+    fn configured(&self) -> bool {
+        self.cacert.is_some() || self.cert.is_some() || self.key.is_some() || !self.insecure_transport
+    }
+
+    /// The TLS configuration to dial `urls` with (`None` if no endpoint is TLS and no TLS
+    /// option is given). An `https://` endpoint without any option gets the system's CAs and
+    /// full verification, as with etcdctl. Unreadable files fail as in etcdctl (exit 128).
+    fn client_config(&self, urls: &[String]) -> Result<Option<Arc<ClientConfig>>, CtlError> {
+        if !self.configured() && !urls.iter().any(|u| u.starts_with("https://")) {
+            return Ok(None);
+        }
+        retcd_tls::client_config(&retcd_tls::ClientTlsOptions {
+            ca_file: self.cacert.as_ref().map(PathBuf::from),
+            cert_file: self.cert.as_ref().map(PathBuf::from),
+            key_file: self.key.as_ref().map(PathBuf::from),
+            insecure_skip_verify: self.configured() && self.insecure_skip_verify,
+            ..Default::default()
+        })
+        .map(Some)
+        .map_err(|e| CtlError::BadArgs(e.to_string()))
+    }
 }
 
 /// Adds the auth token (if any) to every request.
@@ -53,14 +110,18 @@ pub struct Client {
     target: String,
 }
 
-/// `127.0.0.1:2379` or `http://127.0.0.1:2379` → (url for tonic, endpoint without scheme).
-fn endpoint_url(ep: &str) -> Result<(String, String), CtlError> {
-    if let Some(rest) = ep.strip_prefix("http://") {
+/// `127.0.0.1:2379`, `http://127.0.0.1:2379` or `https://127.0.0.1:2379` → (url to dial,
+/// endpoint without scheme). Without a scheme the endpoint is dialed with TLS when `tls` is
+/// configured (as clientv3 does).
+fn endpoint_url(ep: &str, tls: &TlsSettings) -> Result<(String, String), CtlError> {
+    if let Some(rest) = ep.strip_prefix("http://").or_else(|| ep.strip_prefix("https://")) {
         Ok((ep.to_string(), rest.to_string()))
-    } else if ep.starts_with("https://") || ep.starts_with("unix") {
+    } else if ep.starts_with("unix") {
         Err(CtlError::BadConnection(format!(
-            "retcdctl does not support endpoint {ep} yet (TLS and unix sockets)"
+            "retcdctl does not support endpoint {ep} (unix sockets)"
         )))
+    } else if tls.configured() {
+        Ok((format!("https://{ep}"), ep.to_string()))
     } else {
         Ok((format!("http://{ep}"), ep.to_string()))
     }
@@ -114,27 +175,39 @@ impl Client {
     ) -> Result<Client, CtlError> {
         let first = endpoints
             .first()
-            .map(|e| endpoint_url(e))
+            .map(|e| endpoint_url(e, &settings.tls))
             .transpose()?
             .map(|(_, e)| e)
             .unwrap_or_default();
         let target = if direct {
-            format!("passthrough:///{first}")
+            // clientv3 dials the endpoint as given (scheme included) for direct calls
+            format!(
+                "passthrough:///{}",
+                endpoints.first().map(String::as_str).unwrap_or_default()
+            )
         } else {
             format!("endpoint://client-{}/{first}", client_uuid())
         };
+        let urls = endpoints
+            .iter()
+            .map(|e| endpoint_url(e, &settings.tls))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = settings
+            .tls
+            .client_config(&urls.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>())?;
         let deadline = Instant::now() + settings.command_timeout;
         let mut last_err = String::from("latest balancer error: all SubConns are in TransientFailure");
         loop {
-            for ep in endpoints {
-                let (url, bare) = endpoint_url(ep)?;
-                let endpoint = Endpoint::from_shared(url)
+            for (url, bare) in &urls {
+                let dialer = Dialer::new(url, tls.as_ref())
                     .map_err(|e| CtlError::BadConnection(e.to_string()))?
-                    .connect_timeout(settings.dial_timeout)
-                    .http2_keep_alive_interval(settings.keepalive_time)
-                    .keep_alive_timeout(settings.keepalive_timeout);
+                    .configure(|e| {
+                        e.connect_timeout(settings.dial_timeout)
+                            .http2_keep_alive_interval(settings.keepalive_time)
+                            .keep_alive_timeout(settings.keepalive_timeout)
+                    });
                 let left = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(left, endpoint.connect()).await {
+                match tokio::time::timeout(left, dialer.connect()).await {
                     Ok(Ok(channel)) => {
                         let mut client = Client {
                             channel,
@@ -146,10 +219,7 @@ impl Client {
                         return Ok(client);
                     }
                     Ok(Err(e)) if direct => {
-                        last_err = format!(
-                            "latest balancer error: connection error: desc = \"transport: Error while dialing {}\"",
-                            dial_error(&bare, &e)
-                        );
+                        last_err = format!("latest balancer error: {}", dial_error(bare, &e));
                     }
                     _ => {}
                 }
@@ -233,20 +303,42 @@ impl Client {
     }
 }
 
-/// Go's dial error text for a refused or failed TCP connection.
+/// Go gRPC's balancer error for a failed connection: a refused or failed TCP dial, a failed
+/// TLS handshake (with Go's x509 wording for the usual verification failures), or a server
+/// that closed the connection (it refused our certificate).
 fn dial_error(addr: &str, e: &tonic::transport::Error) -> String {
+    use retcd_tls::rustls::{CertificateError, Error as TlsError};
     use std::error::Error as _;
+    let transport = |desc: String| format!("connection error: desc = \"transport: {desc}\"");
     let mut src = e.source();
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return format!("dial tcp {addr}: connect: connection refused");
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<TlsError>()) {
+                let why = match tls {
+                    TlsError::AlertReceived(_) => return "connection closed".into(),
+                    TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                        "x509: certificate signed by unknown authority".to_string()
+                    }
+                    TlsError::InvalidCertificate(
+                        CertificateError::Expired
+                        | CertificateError::ExpiredContext { .. }
+                        | CertificateError::NotValidYet
+                        | CertificateError::NotValidYetContext { .. },
+                    ) => "x509: certificate has expired or is not yet valid".to_string(),
+                    other => other.to_string(),
+                };
+                return transport(format!("authentication handshake failed: {why}"));
             }
-            return format!("dial tcp {addr}: {io}");
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return transport(format!(
+                    "Error while dialing dial tcp {addr}: connect: connection refused"
+                ));
+            }
+            return transport(format!("Error while dialing dial tcp {addr}: {io}"));
         }
         src = s.source();
     }
-    format!("dial tcp {addr}: {e}")
+    transport(format!("Error while dialing dial tcp {addr}: {e}"))
 }
 
 /// Prints `prompt` on stderr and reads one line (the password) from stdin.

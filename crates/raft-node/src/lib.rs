@@ -22,6 +22,6 @@ mod types;
 
 pub use log_store::LogStore;
 pub use node::{MemberChange, Proposed, RaftNode, RaftNodeConfig, RaftNodeError, RaftStatus};
-pub use peer::{AppHandler, JOIN_INFO_METHOD, call_member};
+pub use peer::{AppHandler, JOIN_INFO_METHOD, PeerTls, call_member};
 pub use state_machine::{ApplyBatch, ApplyEntry, Backend, SnapshotSource};
 pub use types::{ApplyReply, MemberNode};

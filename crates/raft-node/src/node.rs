@@ -11,7 +11,7 @@ use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
 
 use crate::log_store::LogStore;
-use crate::peer::{AppHandler, PeerClients, PeerNetwork, PeerService, pb};
+use crate::peer::{AppHandler, PeerClients, PeerNetwork, PeerService, PeerTls, pb};
 use crate::state_machine::{Backend, StateMachineStore};
 use crate::types::{ApplyReply, MemberNode, RaftRequest, TypeConfig};
 
@@ -147,6 +147,16 @@ impl RaftNode {
     /// Opens the WAL, recovers the state machine and starts raft. A member whose log is empty
     /// bootstraps the initial cluster (etcd's `--initial-cluster-state new`).
     pub async fn start(cfg: RaftNodeConfig, backend: Box<dyn Backend>) -> Result<RaftNode, RaftNodeError> {
+        Self::start_with_tls(cfg, backend, None).await
+    }
+
+    /// [`start`](Self::start), dialing `https://` peer URLs with `peer_tls` (etcd's
+    /// `--peer-cert-file --peer-key-file --peer-trusted-ca-file`, or `--peer-auto-tls`).
+    pub async fn start_with_tls(
+        cfg: RaftNodeConfig,
+        backend: Box<dyn Backend>,
+        peer_tls: Option<PeerTls>,
+    ) -> Result<RaftNode, RaftNodeError> {
         if let Some(me) = cfg.force_new_cluster.clone() {
             force_new_cluster(&cfg, me).await?;
         }
@@ -179,7 +189,7 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| RaftNodeError::Stopped(format!("raft config: {e}")))?;
-        let clients = PeerClients::new(cfg.cluster_id);
+        let clients = PeerClients::new(cfg.cluster_id, peer_tls);
         let network = PeerNetwork {
             clients: clients.clone(),
             source,

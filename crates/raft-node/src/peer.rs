@@ -3,7 +3,8 @@
 //! URLs.
 //!
 //! Outgoing: [`PeerNetwork`] is openraft's network factory; one lazily connected tonic
-//! channel per member, to the first of its peer URLs. A send never blocks the consensus
+//! channel per member, to the first of its peer URLs (TLS for `https://` URLs, with the
+//! member's peer TLS configuration). A send never blocks the consensus
 //! loop beyond the RPC's own timeout (openraft calls these from its replication tasks).
 //! Incoming: [`PeerService`] hands every message to the local `Raft`.
 
@@ -23,7 +24,7 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{RaftNetworkV2, ReadPolicy};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::log_store::{decode_payload, encode_payload};
@@ -218,13 +219,19 @@ fn make_client(ch: Channel, cluster_id: u64) -> Client {
 pub struct PeerClients {
     channels: Arc<Mutex<HashMap<u64, (String, Channel)>>>,
     cluster_id: u64,
+    /// How to dial `https://` peer URLs (the member's peer certificate, the peer CA).
+    tls: Option<PeerTls>,
 }
 
+/// The TLS client configuration members dial each other's `https://` peer URLs with.
+pub type PeerTls = Arc<retcd_tls::rustls::ClientConfig>;
+
 impl PeerClients {
-    pub(crate) fn new(cluster_id: u64) -> PeerClients {
+    pub(crate) fn new(cluster_id: u64, tls: Option<PeerTls>) -> PeerClients {
         PeerClients {
             channels: Default::default(),
             cluster_id,
+            tls,
         }
     }
 
@@ -239,13 +246,15 @@ impl PeerClients {
         {
             return Ok(make_client(ch.clone(), self.cluster_id));
         }
-        let ep = Endpoint::from_shared(url.to_string())
+        let ch = retcd_tls::Dialer::new(url, self.tls.as_ref())
             .map_err(|e| format!("bad peer URL {url}: {e}"))?
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5));
-        let ch = ep.connect_lazy();
+            .configure(|ep| {
+                ep.connect_timeout(Duration::from_secs(1))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(5))
+                    .keep_alive_timeout(Duration::from_secs(5))
+            })
+            .connect_lazy();
         map.insert(target, (url.to_string(), ch.clone()));
         Ok(make_client(ch, self.cluster_id))
     }
@@ -476,13 +485,20 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
 }
 
 /// One application call to the member at `url`, outside any running raft (a new member
-/// asks an existing one about the cluster before it starts).
-pub async fn call_member(url: &str, method: &str, data: Vec<u8>) -> Result<Vec<u8>, Status> {
-    let ep = Endpoint::from_shared(url.to_string())
+/// asks an existing one about the cluster before it starts); `tls` dials `https://` URLs.
+pub async fn call_member(
+    url: &str,
+    method: &str,
+    data: Vec<u8>,
+    tls: Option<&PeerTls>,
+) -> Result<Vec<u8>, Status> {
+    let dialer = retcd_tls::Dialer::new(url, tls)
         .map_err(|e| Status::invalid_argument(format!("bad peer URL {url}: {e}")))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(5));
-    let ch = ep
+        .configure(|ep| {
+            ep.connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(5))
+        });
+    let ch = dialer
         .connect()
         .await
         .map_err(|e| Status::unavailable(format!("{url}: {e}")))?;

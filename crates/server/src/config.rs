@@ -53,21 +53,10 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
 ];
 
 /// Flags of features that are not built yet and that must not silently be ignored (ignoring
-/// them would serve clear text where the operator asked for TLS).
+/// them would accept peers or clients the operator meant to refuse).
 const REFUSED_FLAGS: &[&str] = &[
-    "cert-file",
-    "key-file",
-    "client-cert-auth",
-    "trusted-ca-file",
-    "client-crl-file",
-    "auto-tls",
-    "peer-cert-file",
-    "peer-key-file",
-    "peer-client-cert-auth",
-    "peer-trusted-ca-file",
-    "peer-auto-tls",
-    "cipher-suites",
-    "tls-min-version",
+    "peer-cert-allowed-hostname",
+    "client-cert-allowed-hostname",
     "discovery",
     "discovery-srv",
     "proxy",
@@ -229,6 +218,8 @@ pub struct Flags {
     /// Path to the server configuration file (etcd's YAML keys). Flags and env are ignored when set.
     #[arg(long = "config-file", env = "ETCD_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsFlags,
 }
 
 /// etcd's YAML configuration file (same keys as the flags).
@@ -283,6 +274,9 @@ struct FileConfig {
     auth_token_ttl: Option<u64>,
     #[serde(rename = "bcrypt-cost")]
     bcrypt_cost: Option<u32>,
+    /// (before `other`, which gets the keys nothing else takes)
+    #[serde(flatten)]
+    tls: crate::tls::TlsFileConfig,
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
 }
@@ -317,6 +311,8 @@ pub struct Config {
     pub auth_token: retcd_auth::TokenConfig,
     pub auth_token_ttl: std::time::Duration,
     pub bcrypt_cost: u32,
+    /// Client and peer TLS (checked; the files are read at start).
+    pub tls: crate::tls::TlsSettings,
     /// Warnings to log once logging is up (ignored flags, ...).
     pub warnings: Vec<String>,
 }
@@ -341,12 +337,12 @@ fn check_urls(flag: &str, urls: &[String]) -> Result<(), ConfigError> {
         return Err(ConfigError::Invalid(format!("--{flag} must not be empty")));
     }
     for u in urls {
-        if u.starts_with("https://") || u.starts_with("unixs://") {
+        if u.starts_with("unixs://") {
             return Err(ConfigError::Invalid(format!(
-                "--{flag}: TLS URL {u:?} is not supported yet (TLS and mutual TLS are a separate issue)"
+                "--{flag}: TLS over unix sockets ({u:?}) is not supported"
             )));
         }
-        if !(u.starts_with("http://") || u.starts_with("unix://")) {
+        if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("unix://")) {
             return Err(ConfigError::Invalid(format!(
                 "--{flag}: URL scheme must be http, https, unix or unixs: {u}"
             )));
@@ -427,7 +423,7 @@ fn strip_ignored(args: Vec<String>) -> Result<(Vec<String>, Vec<String>), Config
         };
         if REFUSED_FLAGS.contains(&name) {
             return Err(ConfigError::Invalid(format!(
-                "--{name} is not supported yet by retcd (TLS, discovery and proxy are separate issues)"
+                "--{name} is not supported yet by retcd (certificate name checks, discovery and proxy are separate issues)"
             )));
         }
         if let Some((_, takes_value)) = IGNORED_FLAGS.iter().find(|(n, _)| *n == name) {
@@ -489,6 +485,7 @@ impl Config {
             take!(auth_token);
             take!(auth_token_ttl);
             take!(bcrypt_cost);
+            f.tls.apply_file(fc.tls);
             if fc.data_dir.is_some() {
                 f.data_dir = fc.data_dir;
             }
@@ -512,6 +509,10 @@ impl Config {
         check_urls("advertise-client-urls", &advertise_client_urls)?;
         check_urls("listen-peer-urls", &listen_peer_urls)?;
         check_urls("initial-advertise-peer-urls", &initial_advertise_peer_urls)?;
+        let (tls, tls_warnings) =
+            crate::tls::TlsSettings::resolve(&f.tls, &listen_client_urls, &listen_peer_urls)
+                .map_err(ConfigError::Invalid)?;
+        warnings.extend(tls_warnings);
         let initial_cluster = match &f.initial_cluster {
             Some(s) => parse_initial_cluster(s)?,
             None => [(f.name.clone(), initial_advertise_peer_urls.clone())]
@@ -603,6 +604,7 @@ impl Config {
             auth_token,
             auth_token_ttl: std::time::Duration::from_secs(f.auth_token_ttl),
             bcrypt_cost: retcd_auth::effective_bcrypt_cost(f.bcrypt_cost),
+            tls,
             warnings,
         })
     }
@@ -644,7 +646,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.name, "x");
         assert_eq!(c.warnings.len(), 2);
-        assert!(Config::from_args(args(&["--cert-file", "a.pem"])).is_err());
+        assert!(Config::from_args(args(&["--discovery", "https://d"])).is_err());
         assert!(Config::from_args(args(&["--no-such-flag"])).is_err());
     }
 

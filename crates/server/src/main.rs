@@ -14,6 +14,8 @@
 //! - `raft_request`: the encoded proposal (etcd's InternalRaftRequest).
 //! - `services`: the gRPC services.
 //! - `h2_authority`: connection shim that turns a URL in HTTP/2 `:authority` into host:port.
+//! - `tls`: TLS flags, certificates and configurations for `https://` client and peer URLs;
+//!   the client certificate's Common Name.
 //!
 //! It depends on every crate below it (api, mvcc, raft-node); nothing depends on it.
 
@@ -28,6 +30,7 @@ mod ids;
 mod lease;
 mod raft_request;
 mod services;
+mod tls;
 mod v3_server;
 mod wait;
 
@@ -120,7 +123,8 @@ fn create_dir_secure(p: &Path) -> std::io::Result<()> {
 async fn resolve(url: &str) -> Result<SocketAddr, String> {
     let hostport = url
         .strip_prefix("http://")
-        .ok_or_else(|| format!("unsupported listen URL {url:?} (only http:// for now)"))?
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("unsupported listen URL {url:?} (only http:// and https://)"))?
         .trim_end_matches('/');
     let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host(hostport)
         .await
@@ -147,6 +151,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     let member_dir = cfg.data_dir.join("member");
     create_dir_secure(&member_dir.join("snap")).map_err(|e| format!("cannot create data dir: {e}"))?;
     create_dir_secure(&member_dir.join("wal")).map_err(|e| format!("cannot create data dir: {e}"))?;
+    let tls = tls::prepare(&cfg.tls, &cfg.data_dir)?;
 
     // Bind the client listeners first so a port conflict fails before anything else.
     let mut listeners = Vec::new();
@@ -180,7 +185,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         consistent_index = store.consistent_index(),
         "opened backend"
     );
-    let (member_id, cluster_id, joining) = cluster_ids(&cfg, &store).await?;
+    let (member_id, cluster_id, joining) = cluster_ids(&cfg, &store, tls.peer_dial.as_ref()).await?;
     let watchable = retcd_watch::WatchableStore::new(store.clone()).map_err(|e| e.to_string())?;
     let leases = lease::LeaseHub::restore(
         &store,
@@ -229,7 +234,7 @@ async fn run(cfg: Config) -> Result<(), String> {
             )
         })
         .collect();
-    let raft = RaftNode::start(
+    let raft = RaftNode::start_with_tls(
         RaftNodeConfig {
             id: member_id,
             cluster_id,
@@ -247,6 +252,7 @@ async fn run(cfg: Config) -> Result<(), String> {
             }),
         },
         Box::new(applier),
+        tls.peer_dial.clone(),
     )
     .await
     .map_err(|e| format!("cannot start raft: {e}"))?;
@@ -256,19 +262,26 @@ async fn run(cfg: Config) -> Result<(), String> {
     for (url, listener) in peer_listeners {
         let mut stop = stop_rx.clone();
         let router = tonic::transport::Server::builder().add_service(raft.peer_service());
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let incoming = tokio_stream::StreamExt::map(incoming, |c| {
-            c.inspect(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!("TCP_NODELAY: {e}");
-                }
-            })
-        });
-        tracing::info!(address = %url, "serving peer traffic");
+        // https peer URLs: TLS only (a plain-text connection never reaches the service)
+        let tls_config = tls.peer.clone().filter(|_| url.starts_with("https://"));
+        let allowed_cn = cfg.tls.peer_allowed_cn.clone();
+        tracing::info!(address = %url, tls = tls_config.is_some(), "serving peer traffic");
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|v| *v).await;
             };
+            if let Some(config) = tls_config {
+                let incoming = tls::peer_incoming(listener, config, allowed_cn);
+                return router.serve_with_incoming_shutdown(incoming, shutdown).await;
+            }
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let incoming = tokio_stream::StreamExt::map(incoming, |c| {
+                c.inspect(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!("TCP_NODELAY: {e}");
+                    }
+                })
+            });
             router.serve_with_incoming_shutdown(incoming, shutdown).await
         }));
     }
@@ -368,22 +381,31 @@ async fn run(cfg: Config) -> Result<(), String> {
             .add_service(ElectionServer::new(services::v3election::ElectionService {
                 r: recipes.clone(),
             }));
-        // Every connection goes through the `:authority` shim (etcdctl 3.4 sends URLs there).
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let incoming = tokio_stream::StreamExt::map(incoming, |c| {
-            c.map(|tcp| {
-                // Small gRPC frames must not wait for the peer's delayed ACK (40 ms stalls).
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!("TCP_NODELAY: {e}");
-                }
-                h2_authority::H2AuthorityFix::new(tcp)
-            })
-        });
-        tracing::info!(address = %url, "ready to serve client requests");
+        // https client URLs: TLS only (a plain-text connection never reaches gRPC).
+        let tls_config = tls.client.clone().filter(|_| url.starts_with("https://"));
+        tracing::info!(address = %url, tls = tls_config.is_some(), "ready to serve client requests");
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|v| *v).await;
             };
+            // Every connection goes through the `:authority` shim (etcdctl 3.4 sends URLs
+            // there); over TLS it works on the decrypted stream, after the handshake.
+            if let Some(config) = tls_config {
+                let incoming = retcd_tls::incoming(listener, config);
+                let incoming =
+                    tokio_stream::StreamExt::map(incoming, |c| c.map(h2_authority::H2AuthorityFix::new));
+                return router.serve_with_incoming_shutdown(incoming, shutdown).await;
+            }
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let incoming = tokio_stream::StreamExt::map(incoming, |c| {
+                c.map(|tcp| {
+                    // Small gRPC frames must not wait for the peer's delayed ACK (40 ms stalls).
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!("TCP_NODELAY: {e}");
+                    }
+                    h2_authority::H2AuthorityFix::new(tcp)
+                })
+            });
             router.serve_with_incoming_shutdown(incoming, shutdown).await
         }));
     }
@@ -414,7 +436,11 @@ async fn run(cfg: Config) -> Result<(), String> {
 /// a member of a new cluster derives them from the flags as etcd does; a member added to a
 /// running cluster (`--initial-cluster-state existing`) asks the cluster, finding itself by
 /// its peer URLs. The third value says the member is joining (it must not bootstrap).
-async fn cluster_ids(cfg: &Config, store: &Store) -> Result<(u64, u64, bool), String> {
+async fn cluster_ids(
+    cfg: &Config,
+    store: &Store,
+    peer_tls: Option<&retcd_raft_node::PeerTls>,
+) -> Result<(u64, u64, bool), String> {
     let read = |name: &str| -> Result<Option<u64>, String> {
         match store.meta(name).map_err(|e| e.to_string())? {
             Some(b) => Ok(Some(u64::from_be_bytes(
@@ -430,7 +456,7 @@ async fn cluster_ids(cfg: &Config, store: &Store) -> Result<(u64, u64, bool), St
     }
     let fresh = store.consistent_index() == 0;
     let (member_id, cluster_id, joining) = if cfg.initial_cluster_state == "existing" && fresh {
-        let (m, c) = ids_from_cluster(cfg).await?;
+        let (m, c) = ids_from_cluster(cfg, peer_tls).await?;
         (m, c, true)
     } else {
         let member_ids: Vec<u64> = cfg
@@ -462,7 +488,10 @@ const META_CLUSTER_ID: &str = "cluster_id";
 
 /// Asks the other members of `--initial-cluster` for the cluster's members and finds this
 /// one among them by its peer URLs (etcd's `GetClusterFromRemotePeers`).
-async fn ids_from_cluster(cfg: &Config) -> Result<(u64, u64), String> {
+async fn ids_from_cluster(
+    cfg: &Config,
+    peer_tls: Option<&retcd_raft_node::PeerTls>,
+) -> Result<(u64, u64), String> {
     use prost::Message;
     let mut mine = cfg.initial_advertise_peer_urls.clone();
     mine.sort();
@@ -472,7 +501,7 @@ async fn ids_from_cluster(cfg: &Config) -> Result<(u64, u64), String> {
             continue;
         }
         for url in urls {
-            match retcd_raft_node::call_member(url, v3_server::APP_MEMBER_LIST, Vec::new()).await {
+            match retcd_raft_node::call_member(url, v3_server::APP_MEMBER_LIST, Vec::new(), peer_tls).await {
                 Ok(data) => {
                     let list = retcd_api::etcdserverpb::MemberListResponse::decode(data.as_slice())
                         .map_err(|e| e.to_string())?;

@@ -1,0 +1,724 @@
+//! TLS for the client and peer URLs (issue 8): etcd's flags and config-file keys, their checks,
+//! the rustls configurations made at start (including `--auto-tls` certificates), and the
+//! client certificate's Common Name for the auth layer.
+//!
+//! - Client side: `--cert-file --key-file` serve every `https://` client URL; with
+//!   `--client-cert-auth` clients must present a certificate signed by `--trusted-ca-file` (and
+//!   not revoked in `--client-crl-file`). `http://` URLs stay plain text (one listener each, so
+//!   both may be mixed); an `https://` listener never speaks plain text.
+//! - Peer side: the same with `--peer-*` for `https://` peer URLs; members dial each other's
+//!   `https://` peer URLs presenting their peer certificate and checking the other's against
+//!   `--peer-trusted-ca-file` (with `--peer-auto-tls`, like etcd, without checking).
+//! - `--cipher-suites --tls-min-version --tls-max-version` apply to both.
+//!
+//! The HTTP/2 `:authority` shim (`h2_authority`) runs on the decrypted stream, after the
+//! handshake, so TLS clients get the same leniency as plain-text ones.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use retcd_tls::rustls::ServerConfig;
+use retcd_tls::{ClientTlsOptions, ServerTlsOptions, TlsVersion};
+use serde::Deserialize;
+
+/// etcd's TLS flags (and `ETCD_*` variables).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TlsFlags {
+    /// Path to the client server TLS cert file.
+    #[arg(long = "cert-file", env = "ETCD_CERT_FILE", default_value = "")]
+    pub cert_file: String,
+    /// Path to the client server TLS key file.
+    #[arg(long = "key-file", env = "ETCD_KEY_FILE", default_value = "")]
+    pub key_file: String,
+    /// Enable client cert authentication.
+    #[arg(long = "client-cert-auth", env = "ETCD_CLIENT_CERT_AUTH", default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub client_cert_auth: bool,
+    /// Path to the client certificate revocation list file.
+    #[arg(long = "client-crl-file", env = "ETCD_CLIENT_CRL_FILE", default_value = "")]
+    pub client_crl_file: String,
+    /// Path to the client server TLS trusted CA cert file.
+    #[arg(long = "trusted-ca-file", env = "ETCD_TRUSTED_CA_FILE", default_value = "")]
+    pub trusted_ca_file: String,
+    /// Client TLS using generated certificates.
+    #[arg(long = "auto-tls", env = "ETCD_AUTO_TLS", default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub auto_tls: bool,
+    /// Path to the peer server TLS cert file.
+    #[arg(long = "peer-cert-file", env = "ETCD_PEER_CERT_FILE", default_value = "")]
+    pub peer_cert_file: String,
+    /// Path to the peer server TLS key file.
+    #[arg(long = "peer-key-file", env = "ETCD_PEER_KEY_FILE", default_value = "")]
+    pub peer_key_file: String,
+    /// Enable peer client cert authentication.
+    #[arg(long = "peer-client-cert-auth", env = "ETCD_PEER_CLIENT_CERT_AUTH", default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub peer_client_cert_auth: bool,
+    /// Path to the peer server TLS trusted CA file.
+    #[arg(
+        long = "peer-trusted-ca-file",
+        env = "ETCD_PEER_TRUSTED_CA_FILE",
+        default_value = ""
+    )]
+    pub peer_trusted_ca_file: String,
+    /// Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided.
+    #[arg(long = "peer-auto-tls", env = "ETCD_PEER_AUTO_TLS", default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub peer_auto_tls: bool,
+    /// Path to the peer certificate revocation list file.
+    #[arg(long = "peer-crl-file", env = "ETCD_PEER_CRL_FILE", default_value = "")]
+    pub peer_crl_file: String,
+    /// Required CN for client certs connecting to the peer endpoint.
+    #[arg(
+        long = "peer-cert-allowed-cn",
+        env = "ETCD_PEER_CERT_ALLOWED_CN",
+        default_value = ""
+    )]
+    pub peer_cert_allowed_cn: String,
+    /// Comma-separated list of supported TLS cipher suites between client/server and peers
+    /// (Go's names; empty: rustls' defaults).
+    #[arg(long = "cipher-suites", env = "ETCD_CIPHER_SUITES", default_value = "")]
+    pub cipher_suites: String,
+    /// Minimum TLS version supported by etcd (TLS1.2 or TLS1.3; empty: TLS1.2).
+    #[arg(long = "tls-min-version", env = "ETCD_TLS_MIN_VERSION", default_value = "")]
+    pub tls_min_version: String,
+    /// Maximum TLS version supported by etcd (TLS1.2 or TLS1.3; empty: TLS1.3).
+    #[arg(long = "tls-max-version", env = "ETCD_TLS_MAX_VERSION", default_value = "")]
+    pub tls_max_version: String,
+}
+
+/// etcd's `client-transport-security` / `peer-transport-security` config-file objects.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SecurityFileConfig {
+    #[serde(rename = "cert-file")]
+    cert_file: Option<String>,
+    #[serde(rename = "key-file")]
+    key_file: Option<String>,
+    #[serde(rename = "client-cert-auth")]
+    client_cert_auth: Option<bool>,
+    #[serde(rename = "trusted-ca-file")]
+    trusted_ca_file: Option<String>,
+    #[serde(rename = "auto-tls")]
+    auto_tls: Option<bool>,
+    #[serde(rename = "crl-file")]
+    crl_file: Option<String>,
+    #[serde(rename = "allowed-cn")]
+    allowed_cn: Option<String>,
+}
+
+/// The TLS keys of etcd's YAML config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TlsFileConfig {
+    #[serde(rename = "client-transport-security")]
+    client_transport_security: Option<SecurityFileConfig>,
+    #[serde(rename = "peer-transport-security")]
+    peer_transport_security: Option<SecurityFileConfig>,
+    #[serde(rename = "cipher-suites")]
+    cipher_suites: Option<Vec<String>>,
+    #[serde(rename = "tls-min-version")]
+    tls_min_version: Option<String>,
+    #[serde(rename = "tls-max-version")]
+    tls_max_version: Option<String>,
+}
+
+impl TlsFlags {
+    /// Takes the config file's TLS keys (the file replaces flags, as in etcd).
+    pub fn apply_file(&mut self, f: TlsFileConfig) {
+        if let Some(c) = f.client_transport_security {
+            set(&mut self.cert_file, c.cert_file);
+            set(&mut self.key_file, c.key_file);
+            set(&mut self.trusted_ca_file, c.trusted_ca_file);
+            set(&mut self.client_crl_file, c.crl_file);
+            set(&mut self.client_cert_auth, c.client_cert_auth);
+            set(&mut self.auto_tls, c.auto_tls);
+        }
+        if let Some(p) = f.peer_transport_security {
+            set(&mut self.peer_cert_file, p.cert_file);
+            set(&mut self.peer_key_file, p.key_file);
+            set(&mut self.peer_trusted_ca_file, p.trusted_ca_file);
+            set(&mut self.peer_crl_file, p.crl_file);
+            set(&mut self.peer_client_cert_auth, p.client_cert_auth);
+            set(&mut self.peer_auto_tls, p.auto_tls);
+            set(&mut self.peer_cert_allowed_cn, p.allowed_cn);
+        }
+        set(&mut self.cipher_suites, f.cipher_suites.map(|v| v.join(",")));
+        set(&mut self.tls_min_version, f.tls_min_version);
+        set(&mut self.tls_max_version, f.tls_max_version);
+    }
+}
+
+fn set<T>(slot: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
+}
+
+/// One side's (client or peer) resolved TLS settings.
+#[derive(Debug, Clone, Default)]
+pub struct SideSettings {
+    /// Some listen URL of this side is `https://`.
+    pub https: bool,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub trusted_ca_file: Option<PathBuf>,
+    pub client_cert_auth: bool,
+    pub crl_file: Option<PathBuf>,
+    /// Generate a self-signed certificate (no certificate files given).
+    pub auto_tls: bool,
+    /// `host:port` of the listen URLs (the SANs of a generated certificate).
+    pub hosts: Vec<String>,
+}
+
+/// The resolved TLS settings of the server (checked; files are read at start).
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    pub client: SideSettings,
+    pub peer: SideSettings,
+    pub cipher_suites: Vec<String>,
+    pub min_version: Option<TlsVersion>,
+    pub max_version: Option<TlsVersion>,
+    /// `--peer-cert-allowed-cn`: peers must present a certificate with this Common Name.
+    pub peer_allowed_cn: Option<String>,
+}
+
+fn path(s: &str) -> Option<PathBuf> {
+    (!s.is_empty()).then(|| PathBuf::from(s))
+}
+
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    rest.split('/').next().unwrap_or_default().to_string()
+}
+
+impl TlsSettings {
+    /// Checks the flags against the listen URLs as etcd does; returns the settings and the
+    /// warnings to log (certificates given for plain-text URLs are ignored, ...).
+    pub fn resolve(
+        f: &TlsFlags,
+        listen_client_urls: &[String],
+        listen_peer_urls: &[String],
+    ) -> Result<(TlsSettings, Vec<String>), String> {
+        let mut warnings = Vec::new();
+        let cipher_suites: Vec<String> = f
+            .cipher_suites
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let min_version = TlsVersion::parse(&f.tls_min_version).map_err(|e| e.to_string())?;
+        let max_version = TlsVersion::parse(&f.tls_max_version).map_err(|e| e.to_string())?;
+        // names, version bounds and their combination, as etcd checks them at start
+        retcd_tls::protocol_versions(&cipher_suites, min_version, max_version).map_err(|e| e.to_string())?;
+        let client = side(
+            Side::Client,
+            SideFlags {
+                cert: &f.cert_file,
+                key: &f.key_file,
+                ca: &f.trusted_ca_file,
+                crl: &f.client_crl_file,
+                cert_auth: f.client_cert_auth,
+                auto: f.auto_tls,
+            },
+            listen_client_urls,
+            &mut warnings,
+        )?;
+        let peer = side(
+            Side::Peer,
+            SideFlags {
+                cert: &f.peer_cert_file,
+                key: &f.peer_key_file,
+                ca: &f.peer_trusted_ca_file,
+                crl: &f.peer_crl_file,
+                cert_auth: f.peer_client_cert_auth,
+                auto: f.peer_auto_tls,
+            },
+            listen_peer_urls,
+            &mut warnings,
+        )?;
+        let peer_allowed_cn = (!f.peer_cert_allowed_cn.is_empty()).then(|| f.peer_cert_allowed_cn.clone());
+        if peer_allowed_cn.is_some() && peer.https && !peer.client_cert_auth {
+            return Err(
+                "--peer-cert-allowed-cn needs --peer-client-cert-auth (peers are only asked for certificates then)"
+                    .into(),
+            );
+        }
+        Ok((
+            TlsSettings {
+                client,
+                peer,
+                cipher_suites,
+                min_version,
+                max_version,
+                peer_allowed_cn,
+            },
+            warnings,
+        ))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Client,
+    Peer,
+}
+
+struct SideFlags<'a> {
+    cert: &'a str,
+    key: &'a str,
+    ca: &'a str,
+    crl: &'a str,
+    cert_auth: bool,
+    auto: bool,
+}
+
+fn side(
+    which: Side,
+    f: SideFlags<'_>,
+    urls: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<SideSettings, String> {
+    let (flag, name, crl_flag) = match which {
+        Side::Client => ("--", "client", "--client-crl-file"),
+        Side::Peer => ("--peer-", "peer", "--peer-crl-file"),
+    };
+    let https: Vec<&String> = urls.iter().filter(|u| u.starts_with("https://")).collect();
+    let has_certs = !f.cert.is_empty() || !f.key.is_empty();
+    if has_certs && (f.cert.is_empty() || f.key.is_empty()) {
+        return Err(format!(
+            "KeyFile and CertFile must both be present[key: {}, cert: {}]",
+            f.key, f.cert
+        ));
+    }
+    if f.auto && has_certs {
+        warnings.push(format!("ignoring {name} auto TLS since certs given"));
+    }
+    let auto = f.auto && !has_certs;
+    if https.is_empty() {
+        for u in urls {
+            if has_certs {
+                warnings.push(format!(
+                    "scheme is HTTP while key and cert files are present; ignoring key and cert files ({name}-url {u})"
+                ));
+            }
+            if f.cert_auth {
+                warnings.push(format!(
+                    "scheme is HTTP while {flag}client-cert-auth is enabled; ignoring client cert auth for this URL ({name}-url {u})"
+                ));
+            }
+        }
+        return Ok(SideSettings::default());
+    }
+    if !has_certs && !auto {
+        return Err(match which {
+            Side::Client => format!(
+                "TLS key/cert (--cert-file, --key-file) must be provided for client url {} with HTTPS scheme",
+                https[0]
+            ),
+            Side::Peer => format!(
+                "cannot listen on TLS for {}: KeyFile and CertFile are not presented (--peer-cert-file, --peer-key-file or --peer-auto-tls)",
+                host_port(https[0])
+            ),
+        });
+    }
+    if f.cert_auth && f.ca.is_empty() {
+        return Err(format!(
+            "{flag}client-cert-auth needs {flag}trusted-ca-file: the CA {name} certificates must be signed by"
+        ));
+    }
+    // As etcd 3.4 (`TLSInfo.ServerConfig`): a trusted CA file alone also makes the listener
+    // require and verify client certificates.
+    let cert_auth = f.cert_auth || !f.ca.is_empty();
+    if !f.crl.is_empty() && !cert_auth {
+        warnings.push(format!(
+            "{crl_flag} has no effect without {flag}client-cert-auth (no {name} certificates are asked for)"
+        ));
+    }
+    Ok(SideSettings {
+        https: true,
+        cert_file: path(f.cert),
+        key_file: path(f.key),
+        trusted_ca_file: path(f.ca),
+        client_cert_auth: cert_auth,
+        crl_file: path(f.crl),
+        auto_tls: auto,
+        hosts: urls.iter().map(|u| host_port(u)).collect(),
+    })
+}
+
+/// The rustls configurations the server runs with, made at start.
+#[derive(Default)]
+pub struct Prepared {
+    /// For the `https://` client listeners.
+    pub client: Option<Arc<ServerConfig>>,
+    /// For the `https://` peer listeners.
+    pub peer: Option<Arc<ServerConfig>>,
+    /// For dialing other members' `https://` peer URLs.
+    pub peer_dial: Option<retcd_raft_node::PeerTls>,
+}
+
+/// Reads the certificate files (generating `--auto-tls` ones under `<data-dir>/fixtures`) and
+/// builds the rustls configurations.
+pub fn prepare(s: &TlsSettings, data_dir: &Path) -> Result<Prepared, String> {
+    let mut out = Prepared::default();
+    if s.client.https {
+        let (cert, key) = files(&s.client, data_dir, "client")?;
+        out.client = Some(
+            retcd_tls::server_config(&server_options(s, &s.client, cert, key))
+                .map_err(|e| format!("client TLS: {e}"))?,
+        );
+    }
+    if s.peer.https {
+        let (cert, key) = files(&s.peer, data_dir, "peer")?;
+        out.peer = Some(
+            retcd_tls::server_config(&server_options(s, &s.peer, cert.clone(), key.clone()))
+                .map_err(|e| format!("peer TLS: {e}"))?,
+        );
+        // Members present their peer certificate when they dial each other (etcd uses it as
+        // the client certificate too) and check the other's against the peer CA; generated
+        // certificates are self-signed, so, as etcd, they are not checked.
+        out.peer_dial = Some(
+            retcd_tls::client_config(&ClientTlsOptions {
+                ca_file: s.peer.trusted_ca_file.clone(),
+                cert_file: Some(cert),
+                key_file: Some(key),
+                insecure_skip_verify: s.peer.auto_tls,
+                cipher_suites: s.cipher_suites.clone(),
+                min_version: s.min_version,
+                max_version: s.max_version,
+            })
+            .map_err(|e| format!("peer TLS: {e}"))?,
+        );
+    }
+    Ok(out)
+}
+
+fn files(side: &SideSettings, data_dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), String> {
+    match (&side.cert_file, &side.key_file) {
+        (Some(c), Some(k)) => Ok((c.clone(), k.clone())),
+        _ => {
+            let dir = data_dir.join("fixtures").join(name);
+            let (c, k) =
+                retcd_tls::self_signed(&dir, &side.hosts, name == "peer").map_err(|e| e.to_string())?;
+            tracing::info!(cert = %c.display(), key = %k.display(), "{name} auto TLS: using a self-signed certificate");
+            Ok((c, k))
+        }
+    }
+}
+
+fn server_options(s: &TlsSettings, side: &SideSettings, cert: PathBuf, key: PathBuf) -> ServerTlsOptions {
+    let show = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    tracing::info!(
+        cert = %cert.display(),
+        key = %key.display(),
+        trusted_ca = %show(&side.trusted_ca_file),
+        client_cert_auth = side.client_cert_auth,
+        crl_file = %show(&side.crl_file),
+        "starting with TLS"
+    );
+    ServerTlsOptions {
+        cert_file: cert,
+        key_file: key,
+        trusted_ca_file: side.trusted_ca_file.clone(),
+        client_cert_auth: side.client_cert_auth,
+        crl_file: side.crl_file.clone(),
+        cipher_suites: s.cipher_suites.clone(),
+        min_version: s.min_version,
+        max_version: s.max_version,
+    }
+}
+
+/// TLS connections on a peer listener: with `--peer-cert-allowed-cn`, only peers whose
+/// (verified) certificate has that Common Name get through, as etcd checks it; the others are
+/// closed and logged like any refused handshake.
+pub fn peer_incoming(
+    listener: tokio::net::TcpListener,
+    config: Arc<ServerConfig>,
+    allowed_cn: Option<String>,
+) -> impl tokio_stream::Stream<
+    Item = std::io::Result<retcd_tls::tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+> {
+    let incoming = retcd_tls::incoming(listener, config);
+    tokio_stream::StreamExt::filter(incoming, move |conn| {
+        let (Some(want), Ok(stream)) = (&allowed_cn, conn) else {
+            return true;
+        };
+        let (tcp, session) = stream.get_ref();
+        let cn = session
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| common_name(c.as_ref()));
+        if cn.as_deref() == Some(want.as_str()) {
+            return true;
+        }
+        tracing::warn!(
+            remote_addr = %tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+            error = %format!("client certificate authentication failed: CN {:?} is not the allowed {want:?}", cn.unwrap_or_default()),
+            "rejected connection"
+        );
+        false
+    })
+}
+
+/// The Common Name of the client certificate the request's connection was verified with:
+/// `Some` only over TLS with `--client-cert-auth` or `--trusted-ca-file` (only then are
+/// certificates asked for and verified) and when the certificate has a non-empty CN. With
+/// auth enabled, etcd takes this as the user name when the request carries no token.
+///
+/// The chain comes from tonic's connection info for rustls streams (`peer_certs`); the first
+/// certificate is the client's own. As Go's `pkix.Name`, the last CN attribute counts.
+#[cfg_attr(not(test), allow(dead_code))] // used by the auth layer (issue 8)
+pub fn peer_common_name<T>(req: &tonic::Request<T>) -> Option<String> {
+    let certs = req.peer_certs()?;
+    common_name(certs.first()?.as_ref())
+}
+
+/// The subject Common Name of a DER certificate (`None` if absent, empty or unparsable).
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().last()?;
+    let cn = cn.as_str().ok()?.to_string();
+    (!cn.is_empty()).then_some(cn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use retcd_tls::test_pki::TestCa;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        std::iter::once("retcd")
+            .chain(a.iter().copied())
+            .map(String::from)
+            .collect()
+    }
+
+    const HTTPS: &[&str] = &[
+        "--listen-client-urls",
+        "https://127.0.0.1:2379",
+        "--advertise-client-urls",
+        "https://127.0.0.1:2379",
+    ];
+
+    fn with_https(extra: &[&str]) -> Result<Config, String> {
+        let mut a: Vec<&str> = HTTPS.to_vec();
+        a.extend_from_slice(extra);
+        Config::from_args(args(&a)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn https_client_urls_need_certificates() {
+        assert_eq!(
+            with_https(&[]).unwrap_err(),
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme"
+        );
+        let c = with_https(&["--cert-file", "c.pem", "--key-file", "k.pem"]).unwrap();
+        assert!(c.tls.client.https);
+        assert_eq!(c.tls.client.cert_file, Some(PathBuf::from("c.pem")));
+        assert!(!c.tls.peer.https);
+        let c = with_https(&["--auto-tls"]).unwrap();
+        assert!(c.tls.client.auto_tls);
+        assert_eq!(c.tls.client.hosts, vec!["127.0.0.1:2379"]);
+        assert_eq!(
+            with_https(&["--cert-file", "c.pem"]).unwrap_err(),
+            "KeyFile and CertFile must both be present[key: , cert: c.pem]"
+        );
+        assert!(
+            with_https(&[
+                "--cert-file",
+                "c.pem",
+                "--key-file",
+                "k.pem",
+                "--client-cert-auth"
+            ])
+            .unwrap_err()
+            .contains("--trusted-ca-file")
+        );
+        let c = with_https(&[
+            "--cert-file=c.pem",
+            "--key-file=k.pem",
+            "--client-cert-auth=true",
+            "--trusted-ca-file=ca.pem",
+            "--client-crl-file=crl.pem",
+        ])
+        .unwrap();
+        assert!(c.tls.client.client_cert_auth);
+        assert_eq!(c.tls.client.crl_file, Some(PathBuf::from("crl.pem")));
+        // a trusted CA alone asks for client certificates too, as in etcd 3.4
+        let c = with_https(&[
+            "--cert-file=c.pem",
+            "--key-file=k.pem",
+            "--trusted-ca-file=ca.pem",
+        ])
+        .unwrap();
+        assert!(c.tls.client.client_cert_auth);
+    }
+
+    #[test]
+    fn certificates_for_plain_urls_are_ignored_with_a_warning() {
+        let c = Config::from_args(args(&[
+            "--cert-file",
+            "c.pem",
+            "--key-file",
+            "k.pem",
+            "--client-cert-auth",
+        ]))
+        .unwrap();
+        assert!(!c.tls.client.https);
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("ignoring key and cert files")),
+            "{:?}",
+            c.warnings
+        );
+        assert!(c.warnings.iter().any(|w| w.contains("ignoring client cert auth")));
+    }
+
+    #[test]
+    fn peer_urls_and_ciphers() {
+        let peer = [
+            "--listen-peer-urls",
+            "https://127.0.0.1:2380",
+            "--initial-advertise-peer-urls",
+            "https://127.0.0.1:2380",
+        ];
+        let e = Config::from_args(args(&peer)).unwrap_err().to_string();
+        assert!(e.starts_with("cannot listen on TLS for 127.0.0.1:2380"), "{e}");
+        let mut a = peer.to_vec();
+        a.extend([
+            "--peer-auto-tls",
+            "--cipher-suites",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        ]);
+        let c = Config::from_args(args(&a)).unwrap();
+        assert!(c.tls.peer.https && c.tls.peer.auto_tls);
+        assert_eq!(c.tls.cipher_suites, vec!["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]);
+        assert_eq!(
+            Config::from_args(args(&["--cipher-suites", "FOO"]))
+                .unwrap_err()
+                .to_string(),
+            "unexpected TLS cipher suite \"FOO\""
+        );
+        assert!(Config::from_args(args(&["--tls-min-version", "TLS1.3"])).is_ok());
+        assert!(Config::from_args(args(&["--tls-min-version", "TLS1.0"])).is_err());
+        let mut a = peer.to_vec();
+        a.extend(["--peer-auto-tls", "--peer-cert-allowed-cn", "m1"]);
+        assert!(
+            Config::from_args(args(&a))
+                .unwrap_err()
+                .to_string()
+                .contains("--peer-client-cert-auth")
+        );
+        assert!(
+            Config::from_args(args(&["--peer-client-cert-auth", "--peer-cert-allowed-cn", "m1"])).is_ok()
+        );
+        assert!(Config::from_args(args(&["--peer-cert-allowed-hostname", "x"])).is_err());
+    }
+
+    #[test]
+    fn config_file_transport_security() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(
+            &p,
+            "listen-client-urls: https://127.0.0.1:1\nadvertise-client-urls: https://127.0.0.1:1\n\
+             client-transport-security:\n  cert-file: /c.pem\n  key-file: /k.pem\n  client-cert-auth: true\n  trusted-ca-file: /ca.pem\n\
+             peer-transport-security:\n  auto-tls: true\n\
+             cipher-suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n\
+             tls-min-version: TLS1.2\nenable-v2: false\n",
+        )
+        .unwrap();
+        let c = Config::from_args(args(&["--config-file", p.to_str().unwrap()])).unwrap();
+        assert!(c.tls.client.https && c.tls.client.client_cert_auth);
+        assert_eq!(c.tls.client.trusted_ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(c.tls.cipher_suites.len(), 2);
+        assert_eq!(c.tls.min_version, Some(TlsVersion::Tls12));
+        // the TLS keys are taken; only enable-v2 is left over
+        assert_eq!(
+            c.warnings
+                .iter()
+                .filter(|w| w.contains("config-file key"))
+                .count(),
+            1,
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn auto_tls_certificates_live_in_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = with_https(&["--auto-tls"]).unwrap();
+        let prepared = prepare(&c.tls, dir.path()).unwrap();
+        assert!(prepared.client.is_some() && prepared.peer.is_none() && prepared.peer_dial.is_none());
+        assert!(dir.path().join("fixtures/client/cert.pem").is_file());
+        assert!(dir.path().join("fixtures/client/key.pem").is_file());
+    }
+
+    #[test]
+    fn common_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca = TestCa::new(dir.path(), "ca");
+        let read = |i: &retcd_tls::test_pki::Issued| retcd_tls::load_certs(&i.cert).unwrap().remove(0);
+        assert_eq!(
+            common_name(read(&ca.issue("a", "alice", &[])).as_ref()),
+            Some("alice".into())
+        );
+        assert_eq!(
+            common_name(read(&ca.issue("n", "", &["localhost"])).as_ref()),
+            None
+        );
+        assert_eq!(common_name(b"not a certificate"), None);
+    }
+
+    /// The CN reaches a request the way tonic builds it: from the connection info of a
+    /// rustls server stream that verified the client's certificate.
+    #[tokio::test]
+    async fn peer_common_name_from_a_verified_connection() {
+        use tonic::transport::server::Connected;
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca = TestCa::new(dir.path(), "ca");
+        let server = ca.issue("server", "server", &["127.0.0.1"]);
+        let alice = ca.issue("alice", "alice", &[]);
+        let server_opts = |mtls: bool| ServerTlsOptions {
+            cert_file: server.cert.clone(),
+            key_file: server.key.clone(),
+            trusted_ca_file: Some(ca.cert.clone()),
+            client_cert_auth: mtls,
+            ..Default::default()
+        };
+        for (mtls, want) in [(true, Some("alice".to_string())), (false, None)] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let acceptor =
+                tokio_rustls::TlsAcceptor::from(retcd_tls::server_config(&server_opts(mtls)).unwrap());
+            let client_cfg = retcd_tls::client_config(&ClientTlsOptions {
+                ca_file: Some(ca.cert.clone()),
+                cert_file: Some(alice.cert.clone()),
+                key_file: Some(alice.key.clone()),
+                ..Default::default()
+            })
+            .unwrap();
+            let client = tokio::spawn(async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let name = retcd_tls::rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+                tokio_rustls::TlsConnector::from(client_cfg)
+                    .connect(name, tcp)
+                    .await
+                    .unwrap()
+            });
+            let (tcp, _) = listener.accept().await.unwrap();
+            let stream = acceptor.accept(tcp).await.unwrap();
+            let _client = client.await.unwrap();
+            let mut req = tonic::Request::new(());
+            req.extensions_mut().insert(stream.connect_info());
+            assert_eq!(peer_common_name(&req), want, "client-cert-auth {mtls}");
+            assert!(req.remote_addr().is_some());
+        }
+        // plain text: no certificates at all
+        assert_eq!(peer_common_name(&tonic::Request::new(())), None);
+    }
+}
