@@ -256,9 +256,9 @@ impl From<EtcdError> for Status {
 /// The status for an RPC that retcd does not implement yet.
 ///
 /// `service_method` is `package.Service/Method`, `issue` the number of the open issue that
-/// brings it: `unimplemented("etcdserverpb.Maintenance/Defragment", 9)` gives code
+/// brings it: `unimplemented("example.Svc/Method", 42)` gives code
 /// `Unimplemented` with message
-/// `retcd: etcdserverpb.Maintenance/Defragment is not implemented yet (see issue 9)`.
+/// `retcd: example.Svc/Method is not implemented yet (see issue 42)`.
 pub fn unimplemented(service_method: &str, issue: u32) -> Status {
     EtcdError::Unimplemented(format!(
         "retcd: {service_method} is not implemented yet (see issue {issue})"
@@ -657,11 +657,11 @@ mod tests {
 
     #[test]
     fn unimplemented_helper() {
-        let status = unimplemented("etcdserverpb.Maintenance/Defragment", 9);
+        let status = unimplemented("example.Svc/Method", 42);
         assert_eq!(status.code(), Code::Unimplemented);
         assert_eq!(
             status.message(),
-            "retcd: etcdserverpb.Maintenance/Defragment is not implemented yet (see issue 9)"
+            "retcd: example.Svc/Method is not implemented yet (see issue 42)"
         );
     }
 }

@@ -1,10 +1,51 @@
 //! The redb schema (see `docs/backend.md`): table definitions, meta names and the
 //! conversion of redb errors.
 
-use redb::{ReadableTable, TableDefinition};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::MvccError;
 use crate::revision::RevBytes;
+
+/// The open backend file, replaceable as a whole by a defragmentation (etcd's
+/// `backend.defrag` swaps its bolt DB the same way). Transactions already begun keep the
+/// file they started on; new ones get the current file.
+pub(crate) struct BackendDb {
+    current: RwLock<Arc<Database>>,
+}
+
+impl BackendDb {
+    pub(crate) fn new(db: Database) -> Self {
+        BackendDb {
+            current: RwLock::new(Arc::new(db)),
+        }
+    }
+
+    fn current(&self) -> Arc<Database> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn begin_read(&self) -> Result<ReadTransaction, redb::TransactionError> {
+        self.current().begin_read()
+    }
+
+    pub(crate) fn begin_write(&self) -> Result<WriteTransaction, redb::TransactionError> {
+        self.current().begin_write()
+    }
+
+    /// Makes `db` the backend; returns the previous one (whose drop may write to its file:
+    /// drop it off the caller's latency path).
+    pub(crate) fn replace(&self, db: Database) -> Arc<Database> {
+        std::mem::replace(
+            &mut *self.current.write().unwrap_or_else(PoisonError::into_inner),
+            Arc::new(db),
+        )
+    }
+}
 
 /// `key` table: encoded [`Revision`](crate::Revision) -> record (see `kv.rs`).
 pub(crate) const KEY_TABLE: TableDefinition<&RevBytes, &[u8]> = TableDefinition::new("key");

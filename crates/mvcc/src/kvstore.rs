@@ -26,8 +26,8 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::MvccError;
 use crate::backend::{
-    KEY_TABLE, LEASE_TABLE, META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, META_TABLE,
-    META_TERM, app_meta_name, read_i64, read_u64,
+    BackendDb, KEY_TABLE, LEASE_TABLE, META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT,
+    META_TABLE, META_TERM, app_meta_name, read_i64, read_u64,
 };
 use crate::index::TreeIndex;
 use crate::kv::Record;
@@ -142,8 +142,12 @@ impl Drop for WriterToken<'_> {
 }
 
 pub(crate) struct Shared {
-    pub(crate) db: Database,
-    path: PathBuf,
+    pub(crate) db: BackendDb,
+    pub(crate) path: PathBuf,
+    /// Serialises whole-backend maintenance (defragmentation, snapshot install) with the
+    /// backend half of compaction, which the former must not interleave with. Taken
+    /// before the writer slot, never while holding it.
+    pub(crate) maintenance: Mutex<()>,
     pub(crate) cfg: StoreConfig,
     index: RwLock<IndexState>,
     /// Mirrors of `IndexState`'s revisions (written under the index write lock) for
@@ -153,7 +157,7 @@ pub(crate) struct Shared {
     pub(crate) consistent_index: AtomicU64,
     pub(crate) consistent_term: AtomicU64,
     pub(crate) writer: WriterSlot,
-    size_in_use: Mutex<Option<(Instant, u64)>>,
+    pub(crate) size_in_use: Mutex<Option<(Instant, u64)>>,
     /// Live keys with a lease found while opening (taken once by the lessor's restore).
     leased_at_open: Mutex<Option<std::collections::HashMap<Vec<u8>, i64>>>,
 }
@@ -306,8 +310,9 @@ impl Store {
         );
 
         let shared = Shared {
-            db,
+            db: BackendDb::new(db),
             path: path.to_path_buf(),
+            maintenance: Mutex::new(()),
             cfg,
             index: RwLock::new(IndexState {
                 tree,

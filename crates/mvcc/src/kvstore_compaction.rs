@@ -23,7 +23,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
-use redb::{Durability, ReadableDatabase, ReadableTable};
+use redb::{Durability, ReadableTable};
 
 use crate::MvccError;
 use crate::backend::{KEY_TABLE, META_FINISHED_COMPACT, META_TABLE, read_i64};
@@ -118,6 +118,12 @@ impl Store {
             if max_batches.is_some_and(|m| batches >= m) {
                 return Ok(Progress::Interrupted);
             }
+            // not while a defragmentation copies the backend (it would keep rows deleted
+            // behind its cursor)
+            let maintenance = shared
+                .maintenance
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut wtx = shared.db.begin_write()?;
             let done = {
                 let mut table = wtx.open_table(KEY_TABLE)?;
@@ -167,6 +173,7 @@ impl Store {
                 );
                 return Ok(Progress::Finished);
             }
+            drop(maintenance);
             if !shared.cfg.compaction_sleep.is_zero() {
                 std::thread::sleep(shared.cfg.compaction_sleep);
             }

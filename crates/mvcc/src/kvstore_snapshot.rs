@@ -8,7 +8,7 @@
 
 use std::io::{self, Read, Write};
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use crate::MvccError;
 use crate::backend::{
@@ -120,6 +120,10 @@ impl Store {
     /// the image, to be run like one found at open.
     pub fn restore_snapshot(&self, input: impl Read) -> Result<Option<CompactionJob>, MvccError> {
         let shared = &self.inner;
+        let _maintenance = shared
+            .maintenance
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let _token = shared.writer.acquire();
         let wtx = shared.db.begin_write()?;
         {

@@ -7,9 +7,7 @@
 
 use std::sync::Arc;
 
-use redb::{
-    Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction,
-};
+use redb::{Durability, ReadOnlyTable, ReadTransaction, ReadableTable, Table, WriteTransaction};
 
 use crate::MvccError;
 use crate::backend::{

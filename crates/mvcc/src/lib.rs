@@ -27,6 +27,8 @@
 //! * `kvstore_txn` — [`ReadTxn`], [`Batch`], [`TxnWrite`] (etcd's `kvstore_txn.go`).
 //! * `kvstore_compaction` — [`CompactionJob`] and its paced backend deletion (etcd's
 //!   `kvstore_compaction.go`).
+//! * `kvstore_defrag` — [`Store::defragment`]: the backend rewritten into a fresh file
+//!   while reads and writes go on (etcd's `backend.Defrag`, without its stall).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -36,6 +38,7 @@ mod key_index;
 mod kv;
 mod kvstore;
 mod kvstore_compaction;
+mod kvstore_defrag;
 mod kvstore_snapshot;
 mod kvstore_txn;
 mod revision;
@@ -46,6 +49,7 @@ mod model_tests;
 pub use kv::{Event, EventType, KeyValue};
 pub use kvstore::{Store, StoreConfig};
 pub use kvstore_compaction::CompactionJob;
+pub use kvstore_defrag::DefragStats;
 pub use kvstore_txn::{Batch, RangeOptions, RangeResult, ReadTxn, TxnResult, TxnWrite};
 pub use revision::Revision;
 

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use retcd_api::EtcdError;
 use retcd_api::etcdserverpb::{
-    CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantResponse,
-    LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, ResponseOp,
-    TxnRequest, TxnResponse, compare, range_request, request_op, response_op,
+    AlarmResponse, AlarmType, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
+    LeaseGrantResponse, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    ResponseHeader, ResponseOp, TxnRequest, TxnResponse, compare, range_request, request_op, response_op,
 };
 use retcd_api::mvccpb;
 use retcd_auth::{AuthError, AuthInfo, AuthWrite};
@@ -23,6 +23,7 @@ use retcd_mvcc::{Batch, CompactionJob, MvccError, RangeOptions, RangeResult, Rea
 use retcd_raft_node::{ApplyBatch, ApplyReply, Backend};
 use tokio::sync::oneshot;
 
+use crate::alarm::AlarmStore;
 use crate::auth::AuthHub;
 use crate::lease::{LeaseHub, lease_error};
 use crate::raft_request::InternalRaftRequest;
@@ -46,6 +47,7 @@ pub enum Applied {
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint,
     Auth(AuthApplied),
+    Alarm(AlarmResponse),
 }
 
 /// What an applied auth request answers (the services build the responses).
@@ -575,6 +577,7 @@ pub struct Applier {
     /// Proposers waiting for their entries' results on this member.
     wait: Arc<crate::wait::Wait>,
     auth: Arc<AuthHub>,
+    alarms: Arc<AlarmStore>,
 }
 
 impl Applier {
@@ -586,6 +589,7 @@ impl Applier {
         leases: Arc<LeaseHub>,
         wait: Arc<crate::wait::Wait>,
         auth: Arc<AuthHub>,
+        alarms: Arc<AlarmStore>,
     ) -> io::Result<Applier> {
         let compactor = Compactor::start(store.clone())?;
         if let Some(job) = resume {
@@ -604,7 +608,32 @@ impl Applier {
             leases,
             wait,
             auth,
+            alarms,
         })
+    }
+
+    /// etcd's `applierV3Corrupt` and `applierV3Capped`: with a CORRUPT alarm set, every KV
+    /// and lease request fails; with NOSPACE, requests that add data (puts, txns with a
+    /// put, lease grants) fail.
+    fn refused_by_alarm(&self, req: &InternalRaftRequest) -> Option<EtcdError> {
+        if self.alarms.is_set(AlarmType::Corrupt)
+            && (req.put.is_some()
+                || req.delete_range.is_some()
+                || req.txn.is_some()
+                || req.compaction.is_some()
+                || req.lease_grant.is_some()
+                || req.lease_revoke.is_some())
+        {
+            return Some(EtcdError::Corrupt);
+        }
+        if self.alarms.is_set(AlarmType::Nospace)
+            && (req.put.is_some()
+                || req.lease_grant.is_some()
+                || req.txn.as_ref().is_some_and(|t| crate::alarm::txn_cost(t) > 0))
+        {
+            return Some(EtcdError::NoSpace);
+        }
+        None
     }
 
     /// etcd's `authApplierV3` checks for key writes, made when applied (so a permission
@@ -805,7 +834,18 @@ impl Applier {
         if let Some(r) = self.apply_auth(batch, &mut req, &who, index)? {
             return Ok(r.map(Applied::Auth));
         }
+        if let Some(a) = req.alarm {
+            let (mut resp, write) = self.alarms.apply(&a);
+            if let Some(w) = write {
+                crate::alarm::persist(batch, &w).map_err(fatal)?;
+            }
+            resp.header = rev_header(batch.current_revision());
+            return Ok(Ok(Applied::Alarm(resp)));
+        }
         if let Err(e) = self.check_permissions(&req, &who) {
+            return Ok(Err(e));
+        }
+        if let Some(e) = self.refused_by_alarm(&req) {
             return Ok(Err(e));
         }
         if let Some(p) = req.put {
@@ -1004,6 +1044,7 @@ impl Backend for Applier {
         }
         self.leases.reload(&self.store).map_err(io::Error::other)?;
         self.auth.reload(&self.store).map_err(fatal)?;
+        self.alarms.reload(&self.store).map_err(fatal)?;
         self.leases.changed.notify_waiters();
         self.watchable.restored(self.store.current_revision());
         self.store.meta(RAFT_APPLIED_META).map_err(fatal)

@@ -145,11 +145,12 @@ pub struct Flags {
     /// Maximum number of operations permitted in a transaction.
     #[arg(long = "max-txn-ops", env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
     pub max_txn_ops: u64,
-    /// Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).
+    /// Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB; negative: no quota).
     #[arg(
         long = "quota-backend-bytes",
         env = "ETCD_QUOTA_BACKEND_BYTES",
-        default_value_t = 0
+        default_value_t = 0,
+        allow_negative_numbers = true
     )]
     pub quota_backend_bytes: i64,
     /// Time (in milliseconds) of a heartbeat interval.
@@ -587,8 +588,9 @@ impl Config {
             snapshot_catchup_entries: f.experimental_snapshot_catchup_entries,
             max_request_bytes: f.max_request_bytes,
             max_txn_ops: f.max_txn_ops,
-            quota_backend_bytes: if f.quota_backend_bytes <= 0 {
-                2 << 30
+            // etcd: 0 is the default quota, a negative one disables the check
+            quota_backend_bytes: if f.quota_backend_bytes == 0 {
+                crate::alarm::DEFAULT_QUOTA_BYTES
             } else {
                 f.quota_backend_bytes
             },

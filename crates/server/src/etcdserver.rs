@@ -11,6 +11,7 @@ use retcd_mvcc::Store;
 use retcd_raft_node::{Proposed, RaftNode, RaftNodeError};
 use tonic::Status;
 
+use crate::alarm::AlarmStore;
 use crate::applier::Applied;
 use crate::auth::AuthHub;
 use crate::config::Config;
@@ -39,6 +40,15 @@ pub struct EtcdServer {
     pub wait: Arc<Wait>,
     pub leases: Arc<LeaseHub>,
     pub auth: Arc<AuthHub>,
+    pub alarms: Arc<AlarmStore>,
+}
+
+/// The state the server shares with the applier.
+pub struct Hubs {
+    pub leases: Arc<LeaseHub>,
+    pub wait: Arc<Wait>,
+    pub auth: Arc<AuthHub>,
+    pub alarms: Arc<AlarmStore>,
 }
 
 fn raft_err(e: RaftNodeError) -> Status {
@@ -60,9 +70,12 @@ impl EtcdServer {
         store: Store,
         raft: RaftNode,
         (member_id, cluster_id): (u64, u64),
-        leases: Arc<LeaseHub>,
-        wait: Arc<Wait>,
-        auth: Arc<AuthHub>,
+        Hubs {
+            leases,
+            wait,
+            auth,
+            alarms,
+        }: Hubs,
     ) -> Arc<EtcdServer> {
         Arc::new(EtcdServer {
             cfg,
@@ -74,6 +87,7 @@ impl EtcdServer {
             leases,
             wait,
             auth,
+            alarms,
         })
     }
 

@@ -19,6 +19,7 @@
 //!
 //! It depends on every crate below it (api, mvcc, raft-node); nothing depends on it.
 
+mod alarm;
 mod applier;
 mod auth;
 mod checks;
@@ -208,6 +209,9 @@ async fn run(cfg: Config) -> Result<(), String> {
         cfg.bcrypt_cost,
     )
     .map_err(|e| format!("cannot load the auth store: {e}"))?;
+    let alarms = std::sync::Arc::new(
+        alarm::AlarmStore::load(&store).map_err(|e| format!("cannot load the alarms: {e}"))?,
+    );
     let applier = applier::Applier::new(
         store.clone(),
         resume,
@@ -215,6 +219,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         leases.clone(),
         wait.clone(),
         auth.clone(),
+        alarms.clone(),
     )
     .map_err(|e| e.to_string())?;
 
@@ -330,9 +335,12 @@ async fn run(cfg: Config) -> Result<(), String> {
         store.clone(),
         raft.clone(),
         (member_id, cluster_id),
-        leases,
-        wait,
-        auth,
+        etcdserver::Hubs {
+            leases,
+            wait,
+            auth,
+            alarms,
+        },
     );
     let lessor_task = tokio::spawn(lease::run_lessor(server.clone()));
     {

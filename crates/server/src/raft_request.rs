@@ -2,12 +2,12 @@
 //! `raft_internal.proto` for the requests it holds), protobuf-encoded.
 
 use retcd_api::etcdserverpb::{
-    AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleDeleteRequest, AuthRoleGetRequest,
-    AuthRoleGrantPermissionRequest, AuthRoleListRequest, AuthRoleRevokePermissionRequest, AuthStatusRequest,
-    AuthUserAddRequest, AuthUserChangePasswordRequest, AuthUserDeleteRequest, AuthUserGetRequest,
-    AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest, CompactionRequest,
-    DeleteRangeRequest, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest,
-    TxnRequest,
+    AlarmRequest, AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleDeleteRequest,
+    AuthRoleGetRequest, AuthRoleGrantPermissionRequest, AuthRoleListRequest, AuthRoleRevokePermissionRequest,
+    AuthStatusRequest, AuthUserAddRequest, AuthUserChangePasswordRequest, AuthUserDeleteRequest,
+    AuthUserGetRequest, AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest,
+    CompactionRequest, DeleteRangeRequest, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest,
+    PutRequest, TxnRequest,
 };
 
 /// etcd's `RequestHeader`: the proposal's id and who sent it (checked when applied).
@@ -53,6 +53,8 @@ pub struct InternalRaftRequest {
     pub lease_grant: Option<LeaseGrantRequest>,
     #[prost(message, optional, tag = "9")]
     pub lease_revoke: Option<LeaseRevokeRequest>,
+    #[prost(message, optional, tag = "10")]
+    pub alarm: Option<AlarmRequest>,
     #[prost(message, optional, tag = "11")]
     pub lease_checkpoint: Option<LeaseCheckpointRequest>,
     #[prost(message, optional, tag = "1000")]

@@ -8,14 +8,16 @@ use std::time::Instant;
 use prost::Message;
 use retcd_api::EtcdError;
 use retcd_api::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseCheckpoint,
-    LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
-    LeaseKeepAliveResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest,
-    LeaseTimeToLiveResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+    AlarmRequest, AlarmResponse, AlarmType, CompactionRequest, CompactionResponse, DeleteRangeRequest,
+    DeleteRangeResponse, LeaseCheckpoint, LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponse,
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseRevokeRequest, LeaseRevokeResponse,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    TxnRequest, TxnResponse, alarm_request,
 };
 use retcd_lease::{LeaseError, NO_LEASE};
 use tonic::Status;
 
+use crate::alarm;
 use crate::applier::{self, Applied};
 use crate::etcdserver::{EtcdServer, request_timeout};
 use crate::lease::lease_error;
@@ -79,7 +81,30 @@ impl EtcdServer {
         Ok(resp)
     }
 
+    /// etcd's `quotaAlarmer.check`: a request that would take the backend to the quota
+    /// raises NOSPACE for this member and fails.
+    async fn check_quota(&self, cost: u64) -> Result<(), Status> {
+        if alarm::quota_available(self.cfg.quota_backend_bytes, self.store.db_size(), cost) {
+            return Ok(());
+        }
+        let raise = AlarmRequest {
+            action: alarm_request::AlarmAction::Activate as i32,
+            member_id: self.member_id,
+            alarm: AlarmType::Nospace as i32,
+        };
+        if let Err(e) = self.alarm(raise).await {
+            tracing::warn!(error = %e.message(), "raising the NOSPACE alarm failed");
+        }
+        Err(EtcdError::NoSpace.into())
+    }
+
+    /// etcd's `Alarm`: every action (even GET) goes through raft.
+    pub async fn alarm(&self, r: AlarmRequest) -> Result<AlarmResponse, Status> {
+        propose_for!(self, alarm: r => Alarm)
+    }
+
     pub async fn put(&self, r: PutRequest) -> Result<PutResponse, Status> {
+        self.check_quota(alarm::put_cost(&r.key, &r.value)).await?;
         propose_for!(self, put: r => Put)
     }
 
@@ -90,6 +115,8 @@ impl EtcdServer {
     /// A read-only txn is served locally (after a ReadIndex unless every range in it is
     /// serializable); any other goes through raft.
     pub async fn txn(&self, r: TxnRequest) -> Result<TxnResponse, Status> {
+        // every txn, read-only too (as etcd's quotaKVServer)
+        self.check_quota(alarm::txn_cost(&r)).await?;
         if applier::txn_is_readonly(&r) {
             self.auth.check_txn_reads(&r)?;
             if !applier::txn_is_serializable(&r) {
@@ -136,6 +163,7 @@ impl EtcdServer {
             // only positive ids
             r.id = (self.id_gen.next() & (i64::MAX as u64)) as i64;
         }
+        self.check_quota(alarm::lease_cost()).await?;
         propose_for!(self, lease_grant: r => LeaseGrant)
     }
 

@@ -1,5 +1,7 @@
-//! etcdserverpb.Maintenance: Status and Alarm list (what `endpoint status/health` need);
-//! snapshot, defragment, hashes and alarm management belong to the operations issue.
+//! etcdserverpb.Maintenance: Status (with the alarms as errors), Alarm (through raft, see
+//! `crate::alarm`), Defragment (while serving, see `retcd_mvcc::Store::defragment`),
+//! HashKV, MoveLeader, Downgrade validation; Snapshot and Hash belong to the operations
+//! issue.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,12 +11,13 @@ use retcd_api::etcdserverpb::maintenance_server::Maintenance;
 use retcd_api::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
     HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
-    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse, alarm_request,
+    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 use retcd_api::{EtcdError, unimplemented};
 use retcd_mvcc::MvccError;
 use tonic::{Request, Response, Status};
 
+use crate::alarm::AlarmStore;
 use crate::etcdserver::{ETCD_COMPAT_VERSION, EtcdServer};
 
 /// The cluster version retcd runs (etcd's cluster version is major.minor.0).
@@ -44,6 +47,17 @@ pub struct MaintenanceService {
 
 const OPS_ISSUE: u32 = 9;
 
+impl MaintenanceService {
+    /// etcd's `authMaintenanceServer.isAuthenticated` (Defragment, Snapshot, Hash, HashKV):
+    /// root only when auth is on, refused with the auth package's own error.
+    fn require_root(&self) -> Result<(), EtcdError> {
+        self.s
+            .auth
+            .check_admin()
+            .map_err(|_| EtcdError::MaintenanceAuthDenied)
+    }
+}
+
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
@@ -51,20 +65,7 @@ impl Maintenance for MaintenanceService {
         self.s
             .as_caller(&md, async move {
                 let r = request.into_inner();
-                match alarm_request::AlarmAction::try_from(r.action) {
-                    // No alarm can be raised yet (space quota and corruption checks come with the
-                    // operations issue): the list is empty and there is nothing to disarm.
-                    Ok(alarm_request::AlarmAction::Get) | Ok(alarm_request::AlarmAction::Deactivate) => {
-                        Ok(Response::new(AlarmResponse {
-                            header: self.s.header(0),
-                            alarms: vec![],
-                        }))
-                    }
-                    _ => Err(unimplemented(
-                        "etcdserverpb.Maintenance/Alarm (activate)",
-                        OPS_ISSUE,
-                    )),
-                }
+                Ok(Response::new(self.s.alarm(r).await?))
             })
             .await
     }
@@ -82,7 +83,7 @@ impl Maintenance for MaintenanceService {
                     raft_index: st.committed_index,
                     raft_term: st.term,
                     raft_applied_index: st.applied_index,
-                    errors: vec![],
+                    errors: self.s.alarms.get(0).iter().map(AlarmStore::describe).collect(),
                     db_size_in_use: self.s.store.db_size_in_use() as i64,
                     is_learner: false,
                     ..Default::default()
@@ -91,11 +92,26 @@ impl Maintenance for MaintenanceService {
             .await
     }
 
+    /// etcd's Defragment (root only when auth is on), without its stall: reads and
+    /// writes go on while the backend is rewritten (see `retcd_mvcc::Store::defragment`).
     async fn defragment(
         &self,
-        _: Request<DefragmentRequest>,
+        request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        Err(unimplemented("etcdserverpb.Maintenance/Defragment", OPS_ISSUE))
+        let md = request.metadata().clone();
+        self.s
+            .as_caller(&md, async move {
+                self.require_root()?;
+                let store = self.s.store.clone();
+                tokio::task::spawn_blocking(move || store.defragment())
+                    .await
+                    .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?
+                    .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?;
+                Ok(Response::new(DefragmentResponse {
+                    header: self.s.header(0),
+                }))
+            })
+            .await
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
@@ -106,11 +122,7 @@ impl Maintenance for MaintenanceService {
         let md = request.metadata().clone();
         self.s
             .as_caller(&md, async move {
-                // etcd's authMaintenanceServer answers with the auth package's own error
-                self.s
-                    .auth
-                    .check_admin()
-                    .map_err(|_| EtcdError::MaintenanceAuthDenied)?;
+                self.require_root()?;
                 let rev = request.into_inner().revision;
                 let store = self.s.store.clone();
                 let (hash, hashed_rev, compact) = tokio::task::spawn_blocking(move || {

@@ -1108,6 +1108,7 @@ mod tests {
             leases.clone(),
             wait.clone(),
             auth.clone(),
+            Arc::new(crate::alarm::AlarmStore::default()),
         )
         .unwrap();
         let peer = vec!["http://127.0.0.1:1".to_string()];
@@ -1135,7 +1136,18 @@ mod tests {
         .await
         .unwrap();
         raft.wait_ready(Duration::from_secs(20)).await.unwrap();
-        let s = EtcdServer::new(cfg, store, raft, (id, 1), leases, wait, auth);
+        let s = EtcdServer::new(
+            cfg,
+            store,
+            raft,
+            (id, 1),
+            crate::etcdserver::Hubs {
+                leases,
+                wait,
+                auth,
+                alarms: Arc::new(crate::alarm::AlarmStore::default()),
+            },
+        );
         let svc = WatchService {
             s: s.clone(),
             w: w.clone(),
