@@ -33,8 +33,6 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
     ("socket-reuse-port", true),
     ("socket-reuse-address", true),
     ("unsafe-no-fsync", true),
-    ("auto-compaction-mode", true),
-    ("auto-compaction-retention", true),
     ("listen-metrics-urls", true),
     ("debug", false),
     ("enable-log-rotation", false),
@@ -206,6 +204,21 @@ pub struct Flags {
     /// bcrypt cost of password hashes (4..=31).
     #[arg(long = "bcrypt-cost", env = "ETCD_BCRYPT_COST", default_value_t = 10)]
     pub bcrypt_cost: u32,
+    /// Interpret 'auto-compaction-retention' one of: periodic|revision.
+    #[arg(
+        long = "auto-compaction-mode",
+        env = "ETCD_AUTO_COMPACTION_MODE",
+        default_value = "periodic"
+    )]
+    pub auto_compaction_mode: String,
+    /// Auto compaction retention for mvcc key value store (periodic: a duration or hours;
+    /// revision: a number of revisions). 0 means disable auto compaction.
+    #[arg(
+        long = "auto-compaction-retention",
+        env = "ETCD_AUTO_COMPACTION_RETENTION",
+        default_value = "0"
+    )]
+    pub auto_compaction_retention: String,
     /// Force to create a new one-member cluster from this member's data (disaster recovery).
     #[arg(
         long = "force-new-cluster",
@@ -275,6 +288,11 @@ struct FileConfig {
     auth_token_ttl: Option<u64>,
     #[serde(rename = "bcrypt-cost")]
     bcrypt_cost: Option<u32>,
+    #[serde(rename = "auto-compaction-mode")]
+    auto_compaction_mode: Option<String>,
+    /// a string or a number in YAML
+    #[serde(rename = "auto-compaction-retention")]
+    auto_compaction_retention: Option<serde_json::Value>,
     /// (before `other`, which gets the keys nothing else takes)
     #[serde(flatten)]
     tls: crate::tls::TlsFileConfig,
@@ -312,6 +330,7 @@ pub struct Config {
     pub auth_token: retcd_auth::TokenConfig,
     pub auth_token_ttl: std::time::Duration,
     pub bcrypt_cost: u32,
+    pub auto_compaction: crate::compactor::AutoCompaction,
     /// Client and peer TLS (checked; the files are read at start).
     pub tls: crate::tls::TlsSettings,
     /// Warnings to log once logging is up (ignored flags, ...).
@@ -486,6 +505,13 @@ impl Config {
             take!(auth_token);
             take!(auth_token_ttl);
             take!(bcrypt_cost);
+            take!(auto_compaction_mode);
+            if let Some(v) = fc.auto_compaction_retention {
+                f.auto_compaction_retention = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+            }
             f.tls.apply_file(fc.tls);
             if fc.data_dir.is_some() {
                 f.data_dir = fc.data_dir;
@@ -570,6 +596,9 @@ impl Config {
                     f.experimental_lease_checkpoint_interval
                 ))
             })?;
+        let auto_compaction =
+            crate::compactor::AutoCompaction::parse(&f.auto_compaction_mode, &f.auto_compaction_retention)
+                .map_err(ConfigError::Invalid)?;
         let data_dir = f
             .data_dir
             .clone()
@@ -606,6 +635,7 @@ impl Config {
             auth_token,
             auth_token_ttl: std::time::Duration::from_secs(f.auth_token_ttl),
             bcrypt_cost: retcd_auth::effective_bcrypt_cost(f.bcrypt_cost),
+            auto_compaction,
             tls,
             warnings,
         })
@@ -632,6 +662,7 @@ mod tests {
         assert_eq!(c.max_txn_ops, 128);
         assert_eq!(c.max_request_bytes, 1_572_864);
         assert_eq!(c.quota_backend_bytes, 2 << 30);
+        assert_eq!(c.auto_compaction, crate::compactor::AutoCompaction::Off);
         assert_eq!(c.initial_cluster["default"], vec!["http://localhost:2380"]);
     }
 

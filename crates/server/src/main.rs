@@ -23,6 +23,7 @@ mod alarm;
 mod applier;
 mod auth;
 mod checks;
+mod compactor;
 mod config;
 mod etcdserver;
 mod gosort;
@@ -343,6 +344,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         },
     );
     let lessor_task = tokio::spawn(lease::run_lessor(server.clone()));
+    let compactor_task = tokio::spawn(compactor::run(server.clone(), cfg.auto_compaction));
     {
         // what this member answers when it leads and a follower forwards a call
         let s = std::sync::Arc::downgrade(&server);
@@ -430,6 +432,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         }
     }
     lessor_task.abort();
+    compactor_task.abort();
     raft.shutdown().await;
     let final_sync =
         tokio::task::spawn_blocking(move || store.begin_batch().and_then(|b| b.commit(true))).await;

@@ -226,3 +226,43 @@ fn defrag_under_write_load_fails_nothing() {
     assert_eq!(count(&server, "during/"), total);
     assert_eq!(count(&server, "load/"), 1000);
 }
+
+/// `--auto-compaction-mode periodic --auto-compaction-retention 2s`: the history older
+/// than the retention is compacted away without anyone asking.
+#[test]
+fn periodic_auto_compaction() {
+    let server = Server::start_with(
+        kind_under_test(),
+        Ports::reserve(),
+        &[
+            "--auto-compaction-mode",
+            "periodic",
+            "--auto-compaction-retention",
+            "2s",
+        ],
+    );
+    ok(&server, &["put", "k", "v1"]);
+    ok(&server, &["put", "k", "v2"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        // keep the revision moving, as a live cluster does
+        ok(&server, &["put", "tick", "x"]);
+        let out = server.etcdctl(&["get", "k", "--rev=2", "--print-value-only"], None);
+        if !out.success() {
+            assert!(
+                out.stderr
+                    .contains("etcdserver: mvcc: required revision has been compacted"),
+                "{out:?}"
+            );
+            break;
+        }
+        assert_eq!(out.stdout, "v1\n");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revision 2 never compacted\n{}",
+            server.log_tail(20)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert_eq!(ok(&server, &["get", "k", "--print-value-only"]), "v2\n");
+}
