@@ -423,6 +423,12 @@ impl Store {
         Batch::begin(&self.inner)
     }
 
+    /// Keys in the key index (live ones and deleted ones whose history is not compacted
+    /// yet; etcd's `keysGauge` counts the same).
+    pub fn key_count(&self) -> usize {
+        self.inner.index_read().tree.len()
+    }
+
     /// Size of the backend file in bytes.
     pub fn db_size(&self) -> u64 {
         std::fs::metadata(&self.inner.path).map(|m| m.len()).unwrap_or(0)

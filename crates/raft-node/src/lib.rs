@@ -13,9 +13,11 @@
 //! - `peer`: the peer transport (gRPC on the peer URLs): openraft's RPCs, proposal and
 //!   read-index forwarding to the leader, application calls.
 //! - `node`: [`RaftNode`], the server's handle: propose, read-index, status, shutdown.
+//! - `observe`: fsync and peer round-trip measurements for the server's metrics.
 
 mod log_store;
 mod node;
+pub mod observe;
 mod peer;
 mod state_machine;
 mod types;

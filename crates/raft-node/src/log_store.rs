@@ -50,7 +50,8 @@ impl raft_log::Types for WalTypes {
 
 /// Called by the WAL's flush worker once the records before it are on disk.
 pub enum FlushCallback {
-    Raft(IOFlushed<TypeConfig>),
+    /// openraft's append callback, with when the flush was asked for.
+    Raft(IOFlushed<TypeConfig>, std::time::Instant),
     Async(tokio::sync::oneshot::Sender<io::Result<()>>),
 }
 
@@ -63,7 +64,12 @@ impl raft_log::Callback for FlushCallback {
             std::process::exit(2);
         }
         match self {
-            FlushCallback::Raft(cb) => cb.io_completed(res),
+            FlushCallback::Raft(cb, asked) => {
+                if let Some(o) = crate::observe::observer() {
+                    o.wal_fsync(asked.elapsed());
+                }
+                cb.io_completed(res)
+            }
             FlushCallback::Async(tx) => {
                 let _ = tx.send(res);
             }
@@ -316,7 +322,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .collect();
         let mut wal = self.lock()?;
         wal.append(records)?;
-        wal.flush(true, Some(FlushCallback::Raft(callback)))?;
+        wal.flush(
+            true,
+            Some(FlushCallback::Raft(callback, std::time::Instant::now())),
+        )?;
         Ok(())
     }
 

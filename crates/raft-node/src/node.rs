@@ -435,6 +435,21 @@ impl RaftNode {
         }
     }
 
+    /// Waits until the known leader differs from `known`; returns the new one (`None`:
+    /// no leader).
+    pub async fn leader_changed(&self, known: Option<u64>) -> Result<Option<u64>, RaftNodeError> {
+        let mut rx = self.raft.metrics();
+        loop {
+            let now = rx.borrow_watched().current_leader;
+            if now != known {
+                return Ok(now);
+            }
+            rx.changed()
+                .await
+                .map_err(|_| RaftNodeError::Stopped("raft metrics closed".into()))?;
+        }
+    }
+
     /// Current raft term (every response header carries it).
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow_watched().current_term

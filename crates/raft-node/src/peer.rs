@@ -355,10 +355,14 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let mut c = self.client()?;
+        let sent = std::time::Instant::now();
         let resp = c
             .append_entries(with_timeout(append_to(&rpc), &option))
             .await
             .map_err(rpc_err)?;
+        if let Some(o) = crate::observe::observer() {
+            o.peer_round_trip(self.target, sent.elapsed());
+        }
         append_resp_from(resp.into_inner()).map_err(decode_err)
     }
 

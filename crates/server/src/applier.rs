@@ -849,6 +849,7 @@ impl Applier {
             return Ok(Err(e));
         }
         if let Some(p) = req.put {
+            crate::metrics::get().mvcc_put.inc();
             if p.lease != 0 && !self.lease_exists(p.lease) {
                 return Ok(Err(EtcdError::LeaseNotFound));
             }
@@ -862,6 +863,7 @@ impl Applier {
             }));
         }
         if let Some(d) = req.delete_range {
+            crate::metrics::get().mvcc_delete.inc();
             let mut txn = batch.txn();
             let r = delete_range(&mut txn, &d)?;
             let rev = self.end_txn(txn, changed);
@@ -871,6 +873,7 @@ impl Applier {
             }));
         }
         if let Some(t) = req.txn {
+            crate::metrics::get().mvcc_txn.inc();
             let compact_rev = self.store.compact_revision();
             let mut txn = batch.txn();
             let mut path = Vec::new();
@@ -986,7 +989,11 @@ impl Backend for Applier {
         b.set_meta(RAFT_APPLIED_META, &batch.applied_state)
             .map_err(fatal)?;
         let durable = self.last_durable.elapsed() >= DURABLE_COMMIT_INTERVAL;
+        let committing = Instant::now();
         b.commit(durable).map_err(fatal)?;
+        crate::metrics::get()
+            .backend_commit
+            .observe(committing.elapsed().as_secs_f64());
         if durable {
             self.last_durable = Instant::now();
         }

@@ -33,7 +33,6 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
     ("socket-reuse-port", true),
     ("socket-reuse-address", true),
     ("unsafe-no-fsync", true),
-    ("listen-metrics-urls", true),
     ("debug", false),
     ("enable-log-rotation", false),
     ("log-rotation-config-json", true),
@@ -204,6 +203,13 @@ pub struct Flags {
     /// bcrypt cost of password hashes (4..=31).
     #[arg(long = "bcrypt-cost", env = "ETCD_BCRYPT_COST", default_value_t = 10)]
     pub bcrypt_cost: u32,
+    /// List of URLs to listen on for the metrics and health endpoints (http only).
+    #[arg(
+        long = "listen-metrics-urls",
+        env = "ETCD_LISTEN_METRICS_URLS",
+        default_value = ""
+    )]
+    pub listen_metrics_urls: String,
     /// Interpret 'auto-compaction-retention' one of: periodic|revision.
     #[arg(
         long = "auto-compaction-mode",
@@ -288,6 +294,8 @@ struct FileConfig {
     auth_token_ttl: Option<u64>,
     #[serde(rename = "bcrypt-cost")]
     bcrypt_cost: Option<u32>,
+    #[serde(rename = "listen-metrics-urls")]
+    listen_metrics_urls: Option<String>,
     #[serde(rename = "auto-compaction-mode")]
     auto_compaction_mode: Option<String>,
     /// a string or a number in YAML
@@ -331,6 +339,7 @@ pub struct Config {
     pub auth_token_ttl: std::time::Duration,
     pub bcrypt_cost: u32,
     pub auto_compaction: crate::compactor::AutoCompaction,
+    pub listen_metrics_urls: Vec<String>,
     /// Client and peer TLS (checked; the files are read at start).
     pub tls: crate::tls::TlsSettings,
     /// Warnings to log once logging is up (ignored flags, ...).
@@ -506,6 +515,7 @@ impl Config {
             take!(auth_token_ttl);
             take!(bcrypt_cost);
             take!(auto_compaction_mode);
+            take!(listen_metrics_urls);
             if let Some(v) = fc.auto_compaction_retention {
                 f.auto_compaction_retention = match v {
                     serde_json::Value::String(s) => s,
@@ -596,6 +606,12 @@ impl Config {
                     f.experimental_lease_checkpoint_interval
                 ))
             })?;
+        let listen_metrics_urls = split_urls(&f.listen_metrics_urls);
+        if let Some(u) = listen_metrics_urls.iter().find(|u| !u.starts_with("http://")) {
+            return Err(ConfigError::Invalid(format!(
+                "--listen-metrics-urls {u:?}: only http:// metrics URLs are supported"
+            )));
+        }
         let auto_compaction =
             crate::compactor::AutoCompaction::parse(&f.auto_compaction_mode, &f.auto_compaction_retention)
                 .map_err(ConfigError::Invalid)?;
@@ -636,6 +652,7 @@ impl Config {
             auth_token_ttl: std::time::Duration::from_secs(f.auth_token_ttl),
             bcrypt_cost: retcd_auth::effective_bcrypt_cost(f.bcrypt_cost),
             auto_compaction,
+            listen_metrics_urls,
             tls,
             warnings,
         })

@@ -157,10 +157,12 @@ impl EtcdServer {
             Ok(Ok(r)) => r.map_err(Status::from),
             Ok(Err(st)) => {
                 self.wait.cancel(id);
+                crate::metrics::get().proposals_failed.inc();
                 Err(st)
             }
             Err(_) => {
                 self.wait.cancel(id);
+                crate::metrics::get().proposals_failed.inc();
                 Err(EtcdError::Timeout.into())
             }
         }

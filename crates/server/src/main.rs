@@ -30,6 +30,7 @@ mod gosort;
 mod h2_authority;
 mod ids;
 mod lease;
+mod metrics;
 mod raft_request;
 mod services;
 mod tls;
@@ -163,6 +164,14 @@ async fn run(cfg: Config) -> Result<(), String> {
             .await
             .map_err(|e| format!("listen tcp {addr}: bind: {e}"))?;
         listeners.push((url.clone(), l));
+    }
+    let mut metrics_listeners = Vec::new();
+    for url in &cfg.listen_metrics_urls {
+        let addr = resolve(url).await?;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("listen tcp {addr}: bind: {e}"))?;
+        metrics_listeners.push((url.clone(), l));
     }
     let mut peer_listeners = Vec::new();
     for url in &cfg.listen_peer_urls {
@@ -345,6 +354,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     );
     let lessor_task = tokio::spawn(lease::run_lessor(server.clone()));
     let compactor_task = tokio::spawn(compactor::run(server.clone(), cfg.auto_compaction));
+    let metrics_task = metrics::start(&server, services::maintenance::CLUSTER_VERSION);
     {
         // what this member answers when it leads and a follower forwards a call
         let s = std::sync::Arc::downgrade(&server);
@@ -367,6 +377,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         let mut stop = stop_rx.clone();
         let max = cfg.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
         let router = tonic::transport::Server::builder()
+            .layer(metrics::GrpcMetricsLayer)
             .add_service(
                 KvServer::new(services::kv::KvService { s: s.clone() }).max_decoding_message_size(max),
             )
@@ -419,6 +430,22 @@ async fn run(cfg: Config) -> Result<(), String> {
             router.serve_with_incoming_shutdown(incoming, shutdown).await
         }));
     }
+    for (url, listener) in metrics_listeners {
+        let mut stop = stop_rx.clone();
+        let routes = tonic::service::Routes::from(metrics::routes(server.clone()));
+        tracing::info!(address = %url, "serving metrics");
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|v| *v).await;
+            };
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            tonic::transport::Server::builder()
+                .accept_http1(true)
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }));
+    }
     tracing::info!(version = ETCD_COMPAT_VERSION, "serving etcd v3 API");
 
     wait_for_signal().await;
@@ -433,6 +460,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     }
     lessor_task.abort();
     compactor_task.abort();
+    metrics_task.abort();
     raft.shutdown().await;
     let final_sync =
         tokio::task::spawn_blocking(move || store.begin_batch().and_then(|b| b.commit(true))).await;

@@ -67,6 +67,7 @@ macro_rules! propose_for {
 
 impl EtcdServer {
     pub async fn range(&self, r: RangeRequest) -> Result<RangeResponse, Status> {
+        crate::metrics::get().mvcc_range.inc();
         self.auth.check_read(&r.key, &r.range_end)?;
         if !r.serializable {
             self.linearizable_read().await?;
@@ -118,6 +119,7 @@ impl EtcdServer {
         // every txn, read-only too (as etcd's quotaKVServer)
         self.check_quota(alarm::txn_cost(&r)).await?;
         if applier::txn_is_readonly(&r) {
+            crate::metrics::get().mvcc_txn.inc();
             self.auth.check_txn_reads(&r)?;
             if !applier::txn_is_serializable(&r) {
                 self.linearizable_read().await?;

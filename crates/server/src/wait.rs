@@ -15,6 +15,11 @@ pub struct Wait {
 }
 
 impl Wait {
+    /// Proposals registered and not answered yet.
+    pub fn pending(&self) -> usize {
+        self.waiters.lock().map(|w| w.len()).unwrap_or(0)
+    }
+
     /// Registers `id`; the receiver gets the result when the entry is applied here.
     pub fn register(&self, id: u64) -> oneshot::Receiver<ApplyResult> {
         let (tx, rx) = oneshot::channel();

@@ -21,7 +21,7 @@ use crate::alarm::AlarmStore;
 use crate::etcdserver::{ETCD_COMPAT_VERSION, EtcdServer};
 
 /// The cluster version retcd runs (etcd's cluster version is major.minor.0).
-const CLUSTER_VERSION: &str = "3.5.0";
+pub const CLUSTER_VERSION: &str = "3.5.0";
 const CLUSTER_VERSION_MAJOR_MINOR: (u64, u64) = (3, 5);
 
 /// etcd's `convertToClusterVersion`: "X.Y.Z" (semver) or "X.Y".
