@@ -123,6 +123,19 @@ fn create_dir_secure(p: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
 }
 
+/// Binds a listener for each URL (etcd's "listen tcp ADDR: bind: ..." on failure).
+async fn bind_all(urls: &[String]) -> Result<Vec<(String, tokio::net::TcpListener)>, String> {
+    let mut out = Vec::with_capacity(urls.len());
+    for url in urls {
+        let addr = resolve(url).await?;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("listen tcp {addr}: bind: {e}"))?;
+        out.push((url.clone(), l));
+    }
+    Ok(out)
+}
+
 async fn resolve(url: &str) -> Result<SocketAddr, String> {
     let hostport = url
         .strip_prefix("http://")
@@ -157,30 +170,9 @@ async fn run(cfg: Config) -> Result<(), String> {
     let tls = tls::prepare(&cfg.tls, &cfg.data_dir)?;
 
     // Bind the client listeners first so a port conflict fails before anything else.
-    let mut listeners = Vec::new();
-    for url in &cfg.listen_client_urls {
-        let addr = resolve(url).await?;
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("listen tcp {addr}: bind: {e}"))?;
-        listeners.push((url.clone(), l));
-    }
-    let mut metrics_listeners = Vec::new();
-    for url in &cfg.listen_metrics_urls {
-        let addr = resolve(url).await?;
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("listen tcp {addr}: bind: {e}"))?;
-        metrics_listeners.push((url.clone(), l));
-    }
-    let mut peer_listeners = Vec::new();
-    for url in &cfg.listen_peer_urls {
-        let addr = resolve(url).await?;
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("listen tcp {addr}: bind: {e}"))?;
-        peer_listeners.push((url.clone(), l));
-    }
+    let listeners = bind_all(&cfg.listen_client_urls).await?;
+    let metrics_listeners = bind_all(&cfg.listen_metrics_urls).await?;
+    let peer_listeners = bind_all(&cfg.listen_peer_urls).await?;
 
     let db_path = member_dir.join("snap").join("db");
     let (store, resume) = {
