@@ -237,16 +237,18 @@ impl RaftNode {
 
     /// A peer client to the current leader (an error if there is none or it is this member).
     fn leader_client(&self, leader: u64) -> Result<crate::peer::Client, RaftNodeError> {
+        self.member_client(leader).ok_or(RaftNodeError::NoLeader)
+    }
+
+    /// A peer client to member `id` (`None` if it is not a member or has no peer URL).
+    fn member_client(&self, id: u64) -> Option<crate::peer::Client> {
         let m = self.raft.metrics().borrow_watched().clone();
         let url = m
             .membership_config
             .membership()
-            .get_node(&leader)
-            .and_then(|n| n.peer_urls.first().cloned())
-            .ok_or(RaftNodeError::NoLeader)?;
-        self.clients
-            .client(leader, &url)
-            .map_err(|_| RaftNodeError::NoLeader)
+            .get_node(&id)
+            .and_then(|n| n.peer_urls.first().cloned())?;
+        self.clients.client(id, &url).ok()
     }
 
     /// Every member: (id, metadata, is_learner), by id.
@@ -315,9 +317,14 @@ impl RaftNode {
             .status()
             .leader
             .ok_or_else(|| tonic::Status::unavailable("no leader"))?;
+        self.call_member(leader, method, data).await
+    }
+
+    /// Calls member `id`'s application handler (e.g. its HashKV for a corruption check).
+    pub async fn call_member(&self, id: u64, method: &str, data: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
         let mut c = self
-            .leader_client(leader)
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            .member_client(id)
+            .ok_or_else(|| tonic::Status::unavailable(format!("member {id:x} has no peer URL")))?;
         let resp = c
             .app(pb::AppRequest {
                 method: method.to_string(),

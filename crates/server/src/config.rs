@@ -38,8 +38,6 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
     ("log-rotation-config-json", true),
     ("wal-dir", true),
     ("max-txn-ops-per-request", true),
-    ("experimental-initial-corrupt-check", true),
-    ("experimental-corrupt-check-time", true),
     ("experimental-enable-v2v3", true),
     ("experimental-compaction-batch-limit", true),
     ("experimental-peer-skip-client-san-verification", true),
@@ -210,6 +208,23 @@ pub struct Flags {
         default_value = ""
     )]
     pub listen_metrics_urls: String,
+    /// Enable to check data corruption before serving any client/peer traffic.
+    #[arg(
+        long = "experimental-initial-corrupt-check",
+        env = "ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub experimental_initial_corrupt_check: bool,
+    /// Duration of time between cluster corruption check passes (0s: off).
+    #[arg(
+        long = "experimental-corrupt-check-time",
+        env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME",
+        default_value = "0s"
+    )]
+    pub experimental_corrupt_check_time: String,
     /// Interpret 'auto-compaction-retention' one of: periodic|revision.
     #[arg(
         long = "auto-compaction-mode",
@@ -294,6 +309,10 @@ struct FileConfig {
     auth_token_ttl: Option<u64>,
     #[serde(rename = "bcrypt-cost")]
     bcrypt_cost: Option<u32>,
+    #[serde(rename = "experimental-initial-corrupt-check")]
+    experimental_initial_corrupt_check: Option<bool>,
+    #[serde(rename = "experimental-corrupt-check-time")]
+    experimental_corrupt_check_time: Option<String>,
     #[serde(rename = "listen-metrics-urls")]
     listen_metrics_urls: Option<String>,
     #[serde(rename = "auto-compaction-mode")]
@@ -340,6 +359,9 @@ pub struct Config {
     pub bcrypt_cost: u32,
     pub auto_compaction: crate::compactor::AutoCompaction,
     pub listen_metrics_urls: Vec<String>,
+    pub initial_corrupt_check: bool,
+    /// `Some(interval)` when the leader checks the members' hashes periodically.
+    pub corrupt_check_time: Option<std::time::Duration>,
     /// Client and peer TLS (checked; the files are read at start).
     pub tls: crate::tls::TlsSettings,
     /// Warnings to log once logging is up (ignored flags, ...).
@@ -516,6 +538,8 @@ impl Config {
             take!(bcrypt_cost);
             take!(auto_compaction_mode);
             take!(listen_metrics_urls);
+            take!(experimental_initial_corrupt_check);
+            take!(experimental_corrupt_check_time);
             if let Some(v) = fc.auto_compaction_retention {
                 f.auto_compaction_retention = match v {
                     serde_json::Value::String(s) => s,
@@ -612,6 +636,12 @@ impl Config {
                 "--listen-metrics-urls {u:?}: only http:// metrics URLs are supported"
             )));
         }
+        let corrupt_check_time = parse_go_duration(&f.experimental_corrupt_check_time).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "invalid --experimental-corrupt-check-time {:?} (want e.g. 5m0s)",
+                f.experimental_corrupt_check_time
+            ))
+        })?;
         let auto_compaction =
             crate::compactor::AutoCompaction::parse(&f.auto_compaction_mode, &f.auto_compaction_retention)
                 .map_err(ConfigError::Invalid)?;
@@ -653,6 +683,8 @@ impl Config {
             bcrypt_cost: retcd_auth::effective_bcrypt_cost(f.bcrypt_cost),
             auto_compaction,
             listen_metrics_urls,
+            initial_corrupt_check: f.experimental_initial_corrupt_check,
+            corrupt_check_time: (!corrupt_check_time.is_zero()).then_some(corrupt_check_time),
             tls,
             warnings,
         })

@@ -25,6 +25,7 @@ mod auth;
 mod checks;
 mod compactor;
 mod config;
+mod corrupt;
 mod etcdserver;
 mod gosort;
 mod h2_authority;
@@ -347,6 +348,12 @@ async fn run(cfg: Config) -> Result<(), String> {
     let lessor_task = tokio::spawn(lease::run_lessor(server.clone()));
     let compactor_task = tokio::spawn(compactor::run(server.clone(), cfg.auto_compaction));
     let metrics_task = metrics::start(&server, services::maintenance::CLUSTER_VERSION);
+    if cfg.initial_corrupt_check {
+        corrupt::check_initial_hash(&server).await?;
+    }
+    let corrupt_task = cfg
+        .corrupt_check_time
+        .map(|every| tokio::spawn(corrupt::run_periodic(server.clone(), every)));
     {
         // what this member answers when it leads and a follower forwards a call
         let s = std::sync::Arc::downgrade(&server);
@@ -453,6 +460,9 @@ async fn run(cfg: Config) -> Result<(), String> {
     lessor_task.abort();
     compactor_task.abort();
     metrics_task.abort();
+    if let Some(t) = corrupt_task {
+        t.abort();
+    }
     raft.shutdown().await;
     let final_sync =
         tokio::task::spawn_blocking(move || store.begin_batch().and_then(|b| b.commit(true))).await;

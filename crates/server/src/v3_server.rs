@@ -227,6 +227,7 @@ impl EtcdServer {
                 Ok(self.lease_time_to_live(r).await?.encode_to_vec())
             }
             APP_MEMBER_LIST => Ok(self.member_list().encode_to_vec()),
+            crate::corrupt::APP_HASH_KV => crate::corrupt::answer_peer(self, data).await,
             other => Err(Status::unimplemented(format!("unknown member call {other}"))),
         }
     }

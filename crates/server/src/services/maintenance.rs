@@ -14,7 +14,6 @@ use retcd_api::etcdserverpb::{
     SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 use retcd_api::{EtcdError, unimplemented};
-use retcd_mvcc::MvccError;
 use tonic::{Request, Response, Status};
 
 use crate::alarm::AlarmStore;
@@ -124,26 +123,7 @@ impl Maintenance for MaintenanceService {
             .as_caller(&md, async move {
                 self.require_root()?;
                 let rev = request.into_inner().revision;
-                let store = self.s.store.clone();
-                let (hash, hashed_rev, compact) = tokio::task::spawn_blocking(move || {
-                    let view = store.read();
-                    let compact = store.compact_revision();
-                    view.hash_kv(rev).map(|(h, r)| (h, r, compact))
-                })
-                .await
-                .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?
-                .map_err(|e| match e {
-                    MvccError::Compacted => Status::from(EtcdError::Compacted),
-                    MvccError::FutureRev => Status::from(EtcdError::FutureRev),
-                    other => Status::from(EtcdError::Internal(other.to_string())),
-                })?;
-                let _ = hashed_rev;
-                Ok(Response::new(HashKvResponse {
-                    header: self.s.header(0),
-                    hash,
-                    compact_revision: compact,
-                    ..Default::default()
-                }))
+                Ok(Response::new(crate::corrupt::hash_kv(&self.s, rev).await?))
             })
             .await
     }
