@@ -102,6 +102,9 @@ pub enum Command {
     LeaseKeepalive(LeaseKeepaliveArgs),
     /// Benchmark lease grants; the leases stay (their memory shows in the server's RSS).
     LeaseGrant(LeaseGrantArgs),
+    /// Fill the backend, free half of it, then defragment while clients keep putting: the
+    /// longest gap between two completed puts while the defragmentation runs.
+    Defrag(DefragArgs),
     /// Start real etcd and retcd on fresh data dirs, run the same suite against each and
     /// print one comparison table.
     Compare(CompareArgs),
@@ -260,6 +263,30 @@ impl Default for LoadArgs {
             key_size: 16,
             val_size: 64,
             batch: 128,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DefragArgs {
+    /// Bytes of values written before the defragmentation (half of them deleted and
+    /// compacted away first, so the defragmentation has pages to give back).
+    #[arg(long, default_value_t = 1 << 30)]
+    pub fill_bytes: u64,
+    /// Value size of the fill.
+    #[arg(long, default_value_t = 4096)]
+    pub val_size: u64,
+    /// Value size of the puts made during the defragmentation.
+    #[arg(long, default_value_t = 256)]
+    pub put_val_size: u64,
+}
+
+impl Default for DefragArgs {
+    fn default() -> Self {
+        DefragArgs {
+            fill_bytes: 1 << 30,
+            val_size: 4096,
+            put_val_size: 256,
         }
     }
 }

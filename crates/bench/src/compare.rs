@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tonic::transport::Endpoint;
 
 use crate::BenchError;
+use crate::args::DefragArgs;
 use crate::args::{
     CompareArgs, Consistency, GlobalArgs, LeaseGrantArgs, LeaseKeepaliveArgs, LoadArgs, PutArgs, RangeArgs,
     ScanArgs, TxnPutArgs, WatchArgs,
@@ -39,6 +40,7 @@ pub enum Work {
     LeaseGrant(LeaseGrantArgs),
     Load(LoadArgs),
     Scan(ScanArgs, ScanMode),
+    Defrag(DefragArgs),
 }
 
 /// One row of the suite.
@@ -257,7 +259,29 @@ pub fn suite(quick: bool) -> Vec<Row> {
             ),
         });
     }
+    let fill = q(1 << 30, 64 << 20);
+    rows.push(Row {
+        id: "defrag",
+        label: format!(
+            "puts 10×10 during a defrag of a {} MiB backend (half freed)",
+            fill >> 20
+        ),
+        conns: 10,
+        clients: 10,
+        work: Work::Defrag(DefragArgs {
+            fill_bytes: fill,
+            ..Default::default()
+        }),
+    });
     rows
+}
+
+/// The row's extra figure `key` (from its JSON report), if it ran.
+fn row_extra(run: &ServerRun, id: &str, key: &str) -> Option<f64> {
+    match &run.rows.iter().find(|(r, _)| r == id)?.1 {
+        Outcome::Done(m) => m.report.get(key)?.as_f64(),
+        _ => None,
+    }
 }
 
 /// The measured figures of one row against one server.
@@ -542,6 +566,7 @@ async fn run_row(g: &GlobalArgs, url: &str, row: &Row, deadline: Duration) -> Re
         Work::LeaseGrant(a) => workloads::lease_grant(&ctx, a).await,
         Work::Load(a) => workloads::load(&ctx, a).await,
         Work::Scan(a, mode) => workloads::scan_phase(&ctx, a, *mode).await,
+        Work::Defrag(a) => workloads::defrag(&ctx, a).await,
     }
 }
 
@@ -901,6 +926,16 @@ pub fn render_tables(rows: &[Row], etcd: Option<&ServerRun>, retcd: Option<&Serv
                 Some(Ok(d)) => Some((fmt_secs(*d), d.as_secs_f64())),
                 Some(Err(e)) => Some((format!("failed: {}", e.lines().next().unwrap_or("")), 0.0)),
                 None => None,
+            }),
+        ),
+        (
+            "longest gap between completed puts during the defrag",
+            Box::new(|r: &ServerRun| row_extra(r, "defrag", "max_gap_ms").map(|ms| (fmt_ms(ms), ms))),
+        ),
+        (
+            "defrag duration",
+            Box::new(|r: &ServerRun| {
+                row_extra(r, "defrag", "defrag_seconds").map(|s| (fmt_secs(Duration::from_secs_f64(s)), s))
             }),
         ),
         (

@@ -22,8 +22,8 @@ use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 
 use crate::BenchError;
 use crate::args::{
-    Consistency, LeaseGrantArgs, LeaseKeepaliveArgs, LoadArgs, PutArgs, RangeArgs, ScanArgs, TxnMixedArgs,
-    TxnPutArgs, WatchArgs, WatchLatencyArgs,
+    Consistency, DefragArgs, LeaseGrantArgs, LeaseKeepaliveArgs, LoadArgs, PutArgs, RangeArgs, ScanArgs,
+    TxnMixedArgs, TxnPutArgs, WatchArgs, WatchLatencyArgs,
 };
 use crate::client::Conns;
 use crate::driver::{Driven, RunOpts, drive};
@@ -465,6 +465,133 @@ pub async fn load(ctx: &Ctx, a: &LoadArgs) -> Result<Report, BenchError> {
             0.0
         }),
     );
+    Ok(r)
+}
+
+/// `defrag`: fills the backend (`load`), deletes the first half of the keys and compacts
+/// physically, then runs `--clients` put loops and, a second into them, a Defragment; the
+/// puts go on until a second after it returns. Main figures: the puts made while the
+/// defragmentation ran. Extras: its duration, the longest gap between two completed puts
+/// during it (how long writers stalled), and the backend size before and after.
+pub async fn defrag(ctx: &Ctx, a: &DefragArgs) -> Result<Report, BenchError> {
+    let keys = (a.fill_bytes / a.val_size.max(1)).max(2);
+    let fill = LoadArgs {
+        total: keys,
+        prefix: "defrag/fill/".into(),
+        key_size: 24,
+        val_size: a.val_size,
+        batch: (1u64 << 20).div_ceil(a.val_size.max(1)).clamp(1, 128),
+    };
+    let filled = load(ctx, &fill).await?;
+    if filled.main.error_count() > 0 {
+        return Err(BenchError::Failed(format!(
+            "filling the backend failed: {:?}",
+            filled.main.errors
+        )));
+    }
+    let mut kv = ctx.conns.kv(0);
+    let del = kv
+        .delete_range(ctx.conns.req(retcd_api::etcdserverpb::DeleteRangeRequest {
+            key: load_key(&fill.prefix, 0, fill.key_size, keys),
+            range_end: load_key(&fill.prefix, keys / 2, fill.key_size, keys),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|s| BenchError::from_status("delete half", s))?
+        .into_inner();
+    let rev = del.header.map_or(0, |h| h.revision);
+    kv.compact(ctx.conns.req(retcd_api::etcdserverpb::CompactionRequest {
+        revision: rev,
+        physical: true,
+    }))
+    .await
+    .map_err(|s| BenchError::from_status("compact", s))?;
+    let mut m = ctx.conns.maintenance(0);
+    let db_size = |r: retcd_api::etcdserverpb::StatusResponse| r.db_size;
+    let before = m
+        .status(ctx.conns.req(retcd_api::etcdserverpb::StatusRequest {}))
+        .await
+        .map(|r| db_size(r.into_inner()))
+        .unwrap_or(0);
+
+    // the put loops, each recording (completion time, latency) or an error
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let value = Arc::new(random_bytes(a.put_val_size as usize, 11));
+    let mut loops = Vec::new();
+    for c in 0..ctx.clients as usize {
+        let mut kv = ctx.conns.kv(c);
+        let (stop, value, conns) = (stop.clone(), value.clone(), ctx.conns.clone());
+        loops.push(tokio::spawn(async move {
+            let mut done: Vec<(Instant, u64)> = Vec::new();
+            let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let req = conns.req(PutRequest {
+                    key: format!("defrag/during/{c}/{n}").into_bytes(),
+                    value: value.to_vec(),
+                    ..Default::default()
+                });
+                let t0 = Instant::now();
+                match kv.put(req).await {
+                    Ok(_) => done.push((Instant::now(), t0.elapsed().as_nanos() as u64)),
+                    Err(s) => *errors.entry(crate::driver::status_text(&s)).or_default() += 1,
+                }
+                n += 1;
+            }
+            (done, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let defrag = m
+        .defragment(ctx.conns.req(retcd_api::etcdserverpb::DefragmentRequest {}))
+        .await;
+    let ended = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    if let Err(s) = defrag {
+        return Err(BenchError::from_status("defragment", s));
+    }
+    let after = m
+        .status(ctx.conns.req(retcd_api::etcdserverpb::StatusRequest {}))
+        .await
+        .map(|r| db_size(r.into_inner()))
+        .unwrap_or(0);
+    let mut done = Vec::new();
+    let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
+    for l in loops {
+        let (d, e) = l
+            .await
+            .map_err(|e| BenchError::Failed(format!("put loop: {e}")))?;
+        done.extend(d);
+        for (k, v) in e {
+            *errors.entry(k).or_default() += v;
+        }
+    }
+    done.sort_by_key(|(t, _)| *t);
+    // the longest stretch without a completed put while the defragmentation ran (its start
+    // and end count as completions, so a put stalled across the whole run counts in full)
+    let mut marks: Vec<Instant> = vec![started];
+    marks.extend(
+        done.iter()
+            .map(|(t, _)| *t)
+            .filter(|t| *t > started && *t < ended),
+    );
+    marks.push(ended);
+    let max_gap = marks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    let during: Vec<u64> = done
+        .iter()
+        .filter(|(t, _)| *t > started && *t <= ended)
+        .map(|(_, l)| *l)
+        .collect();
+    let mut r = Report::single("defrag", Stats::new(during, errors, ended - started));
+    r.extra.insert("fill_keys".into(), json!(keys));
+    r.extra
+        .insert("defrag_seconds".into(), json!((ended - started).as_secs_f64()));
+    r.extra
+        .insert("max_gap_ms".into(), json!(max_gap.as_secs_f64() * 1e3));
+    r.extra.insert("db_size_before".into(), json!(before));
+    r.extra.insert("db_size_after".into(), json!(after));
     Ok(r)
 }
 
