@@ -27,6 +27,8 @@
 //! * `kvstore_txn` — [`ReadTxn`], [`Batch`], [`TxnWrite`] (etcd's `kvstore_txn.go`).
 //! * `kvstore_compaction` — [`CompactionJob`] and its paced backend deletion (etcd's
 //!   `kvstore_compaction.go`).
+//! * `kvstore_snapshot` — whole-store images ([`SnapshotImage`], restore,
+//!   [`inspect_snapshot`]) and the state hash ([`ReadTxn::hash_state`]).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -46,6 +48,7 @@ mod model_tests;
 pub use kv::{Event, EventType, KeyValue};
 pub use kvstore::{Store, StoreConfig};
 pub use kvstore_compaction::CompactionJob;
+pub use kvstore_snapshot::{LOCAL_APP_META, SNAPSHOT_MAGIC, SnapshotImage, SnapshotInfo, inspect_snapshot};
 pub use kvstore_txn::{Batch, RangeOptions, RangeResult, ReadTxn, TxnResult, TxnWrite};
 pub use revision::Revision;
 
