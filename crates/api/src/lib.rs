@@ -9,6 +9,7 @@
 //!   `/etcdserverpb.KV/Range`, so etcd's clients talk to retcd unchanged;
 //! - [`EtcdError`], the single table of etcd server errors with etcd's exact
 //!   messages and gRPC codes. Every error a client can see goes through it;
+//! - [`ids`]: etcd's derivation of member and cluster ids;
 //! - [`FILE_DESCRIPTOR_SET`], the encoded descriptors of all the protos (for
 //!   gRPC reflection or JSON mapping).
 //!
@@ -17,6 +18,7 @@
 //! on it, never the other way round.
 
 mod error;
+pub mod ids;
 
 pub use error::{EtcdError, unimplemented};
 

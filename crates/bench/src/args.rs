@@ -274,7 +274,7 @@ pub struct DefragArgs {
     #[arg(long, default_value_t = 1 << 30)]
     pub fill_bytes: u64,
     /// Value size of the fill.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 1024)]
     pub val_size: u64,
     /// Value size of the puts made during the defragmentation.
     #[arg(long, default_value_t = 256)]
@@ -285,7 +285,7 @@ impl Default for DefragArgs {
     fn default() -> Self {
         DefragArgs {
             fill_bytes: 1 << 30,
-            val_size: 4096,
+            val_size: 1024,
             put_val_size: 256,
         }
     }

@@ -363,6 +363,10 @@ pub fn server_args(data_dir: &Path, client_port: u16, peer_port: u16) -> Vec<Str
         p.clone(),
         "--initial-cluster".into(),
         format!("default={p}"),
+        // room for the 1 GiB defrag row on both (retcd's redb file grows by doubling, so it
+        // can be twice the data in use; etcd warns above 8 GiB but takes it)
+        "--quota-backend-bytes".into(),
+        (8u64 << 30).to_string(),
     ]
 }
 
@@ -1162,7 +1166,8 @@ mod tests {
             a.join(" "),
             "--name default --data-dir /d --listen-client-urls http://127.0.0.1:2379 \
              --advertise-client-urls http://127.0.0.1:2379 --listen-peer-urls http://127.0.0.1:2380 \
-             --initial-advertise-peer-urls http://127.0.0.1:2380 --initial-cluster default=http://127.0.0.1:2380"
+             --initial-advertise-peer-urls http://127.0.0.1:2380 --initial-cluster default=http://127.0.0.1:2380 \
+             --quota-backend-bytes 8589934592"
         );
     }
 

@@ -404,6 +404,37 @@ pub enum AlarmCmd {
 pub enum SnapshotCmd {
     /// Stores an etcd node backend snapshot to a given file
     Save(Positional),
+    /// Gets backend snapshot status of a given file
+    Status(Positional),
+    /// Restores an etcd member snapshot to an etcd directory
+    Restore(RestoreArgs),
+}
+
+/// `snapshot restore` flags (etcdctl 3.4's).
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Path to the data directory
+    #[arg(long, default_value = "")]
+    pub data_dir: String,
+    /// Path to the WAL directory (use --data-dir if none given)
+    #[arg(long, default_value = "")]
+    pub wal_dir: String,
+    /// Initial cluster configuration for restore bootstrap
+    #[arg(long, default_value = "default=http://localhost:2380")]
+    pub initial_cluster: String,
+    /// Initial cluster token for the etcd cluster during restore bootstrap
+    #[arg(long, default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// List of this member's peer URLs to advertise to the rest of the cluster
+    #[arg(long, default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Human-readable name for this member
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Ignore snapshot integrity hash value (required if copied from data directory)
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
+    pub skip_hash_check: bool,
+    pub args: Vec<String>,
 }
 
 /// `user` subcommands.

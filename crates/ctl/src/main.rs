@@ -1,5 +1,6 @@
 //! retcdctl: etcdctl's commands, flags and output over the plain etcd v3 gRPC API.
-//! Depends only on `retcd-api` (never on the server's crates), so it works against any etcd.
+//! Speaks only the etcd v3 API (`retcd-api`, never the server's crates), so it works against
+//! any etcd; `snapshot status|restore` read retcd's snapshot files offline with `retcd-mvcc`.
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap) and the `ETCDCTL_*` environment;
@@ -64,7 +65,7 @@ fn clap_failure(e: clap::Error) -> ! {
 }
 
 async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlError> {
-    use cmd::{auth, cluster, concurrency, kv, lease, txn, watch};
+    use cmd::{auth, cluster, concurrency, kv, lease, snapshot, txn, watch};
     match command {
         Command::Get(a) => kv::get(ctx, &a).await,
         Command::Put(a) => kv::put(ctx, &a).await,
@@ -98,6 +99,8 @@ async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlErro
         Command::Alarm(c) => cluster::alarm(ctx, matches!(c, AlarmCmd::Disarm)).await,
         Command::Defrag(f) => cluster::defrag(ctx, f.cluster).await,
         Command::Snapshot(SnapshotCmd::Save(p)) => cluster::snapshot_save(ctx, &p.args).await,
+        Command::Snapshot(SnapshotCmd::Status(p)) => snapshot::status(ctx, &p.args),
+        Command::Snapshot(SnapshotCmd::Restore(a)) => snapshot::restore(&a),
         Command::MoveLeader(p) => cluster::move_leader(ctx, &p.args).await,
         Command::User(c) => auth::user(ctx, c).await,
         Command::Role(c) => auth::role(ctx, c).await,

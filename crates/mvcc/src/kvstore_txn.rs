@@ -149,6 +149,11 @@ impl ReadTxn {
         self.table.as_ref().map_err(|e| MvccError::Backend(e.clone()))
     }
 
+    /// The redb read transaction behind this snapshot (none if it failed to open).
+    pub(crate) fn redb_txn(&self) -> Option<&ReadTransaction> {
+        self._txn.as_ref()
+    }
+
     /// The published current revision when this snapshot was opened.
     pub fn rev(&self) -> i64 {
         self.rev

@@ -29,6 +29,8 @@
 //!   `kvstore_compaction.go`).
 //! * `kvstore_defrag` — [`Store::defragment`]: the backend rewritten into a fresh file
 //!   while reads and writes go on (etcd's `backend.Defrag`, without its stall).
+//! * `kvstore_snapshot` — whole-store images ([`SnapshotImage`], restore,
+//!   [`inspect_snapshot`]) and the state hash ([`ReadTxn::hash_state`]).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -50,6 +52,7 @@ pub use kv::{Event, EventType, KeyValue};
 pub use kvstore::{Store, StoreConfig};
 pub use kvstore_compaction::CompactionJob;
 pub use kvstore_defrag::DefragStats;
+pub use kvstore_snapshot::{LOCAL_APP_META, SNAPSHOT_MAGIC, SnapshotImage, SnapshotInfo, inspect_snapshot};
 pub use kvstore_txn::{Batch, RangeOptions, RangeResult, ReadTxn, TxnResult, TxnWrite};
 pub use revision::Revision;
 

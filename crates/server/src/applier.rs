@@ -1043,7 +1043,8 @@ impl Backend for Applier {
         let f = std::fs::File::open(image)?;
         let resume = self
             .store
-            .restore_snapshot(std::io::BufReader::new(f))
+            // this member's identity is its own, not the sender's
+            .restore_snapshot_keeping(std::io::BufReader::new(f), &["member_id", "cluster_id"])
             .map_err(fatal)?;
         self.last_durable = Instant::now();
         if let Some(job) = resume {

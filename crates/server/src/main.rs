@@ -34,6 +34,7 @@ mod lease;
 mod metrics;
 mod raft_request;
 mod services;
+mod snapshot;
 mod tls;
 mod v3_server;
 mod wait;
@@ -226,22 +227,26 @@ async fn run(cfg: Config) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
 
-    let initial_members = cfg
-        .initial_cluster
-        .iter()
-        .map(|(name, urls)| {
-            // the same on every member (each publishes its client URLs once started)
-            let id = ids::member_id(urls, &cfg.initial_cluster_token);
-            (
-                id,
-                MemberNode {
-                    name: name.clone(),
-                    peer_urls: urls.clone(),
-                    client_urls: vec![],
-                },
-            )
-        })
-        .collect();
+    let restored = restored_members(&store)?;
+    let initial_members = match restored {
+        Some(m) => m,
+        None => cfg
+            .initial_cluster
+            .iter()
+            .map(|(name, urls)| {
+                // the same on every member (each publishes its client URLs once started)
+                let id = ids::member_id(urls, &cfg.initial_cluster_token);
+                (
+                    id,
+                    MemberNode {
+                        name: name.clone(),
+                        peer_urls: urls.clone(),
+                        client_urls: vec![],
+                    },
+                )
+            })
+            .collect(),
+    };
     let raft = RaftNode::start_with_tls(
         RaftNodeConfig {
             id: member_id,
@@ -524,6 +529,40 @@ async fn cluster_ids(
     Ok((member_id, cluster_id, joining))
 }
 
+/// The membership `retcdctl snapshot restore` wrote from its `--initial-cluster` (as
+/// etcd's restore writes it into the new WAL): a restored member bootstraps raft with it
+/// whatever `--initial-cluster` it is started with. JSON `[{"id", "name", "peer_urls"}]`.
+fn restored_members(store: &Store) -> Result<Option<std::collections::BTreeMap<u64, MemberNode>>, String> {
+    #[derive(serde::Deserialize)]
+    struct Restored {
+        id: u64,
+        name: String,
+        peer_urls: Vec<String>,
+    }
+    let Some(blob) = store.meta(META_RESTORED_MEMBERS).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let list: Vec<Restored> = serde_json::from_slice(&blob)
+        .map_err(|e| format!("corrupt {META_RESTORED_MEMBERS} in the backend: {e}"))?;
+    tracing::info!(
+        members = list.len(),
+        "bootstrapping with the membership written by snapshot restore"
+    );
+    Ok(Some(
+        list.into_iter()
+            .map(|m| {
+                let node = MemberNode {
+                    name: m.name,
+                    peer_urls: m.peer_urls,
+                    client_urls: vec![],
+                };
+                (m.id, node)
+            })
+            .collect(),
+    ))
+}
+
+const META_RESTORED_MEMBERS: &str = "restored_members";
 const META_MEMBER_ID: &str = "member_id";
 const META_CLUSTER_ID: &str = "cluster_id";
 

@@ -1,5 +1,6 @@
 //! Cluster and maintenance commands: `member ...`, `endpoint health|status|hashkv`,
-//! `alarm list|disarm`, `defrag`, `snapshot save` and `move-leader`.
+//! `alarm list|disarm`, `defrag`, `snapshot save` and `move-leader` (`snapshot status` and
+//! `restore` work offline: `snapshot.rs`).
 
 use std::time::Instant;
 
@@ -551,6 +552,61 @@ fn zap_info(iso: bool, caller: &str, msg: &str, extra: &str) {
     eprintln!("{{\"level\":\"info\",\"ts\":{ts},\"caller\":\"{caller}\",\"msg\":\"{msg}\"{extra}}}");
 }
 
+/// A progress bar on stderr while a snapshot downloads, only when stderr is a terminal
+/// (beyond etcdctl; piped or redirected output stays exactly etcdctl's).
+struct Progress {
+    on: bool,
+    total: Option<u64>,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            on: std::io::stderr().is_terminal(),
+            total: None,
+            last: None,
+        }
+    }
+
+    /// `done` bytes received; the server says `remaining` are still to come (etcd counts
+    /// the database only: the final SHA-256 message says 0).
+    fn update(&mut self, done: u64, remaining: u64) {
+        if !self.on {
+            return;
+        }
+        let total = *self.total.get_or_insert(done + remaining);
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100))
+            && remaining > 0
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let done = done.min(total);
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
+        const WIDTH: u64 = 30;
+        let filled = (pct * WIDTH / 100) as usize;
+        eprint!(
+            "\r\x1b[K[{}{}] {pct:>3}% {} / {}",
+            "=".repeat(filled),
+            " ".repeat(WIDTH as usize - filled),
+            gofmt::humanize_bytes(done),
+            gofmt::humanize_bytes(total)
+        );
+    }
+
+    /// Erases the bar.
+    fn clear(&mut self) {
+        if self.on && self.last.is_some() {
+            eprint!("\r\x1b[K");
+        }
+        self.last = None;
+    }
+}
+
 /// `snapshot save FILE`: streams the backend from the one endpoint into FILE.part,
 /// fsyncs it and renames it to FILE.
 pub async fn snapshot_save(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
@@ -596,11 +652,20 @@ pub async fn snapshot_save(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
         &format!(",\"endpoint\":{}", json_string(ep)),
     );
     let mut size = 0u64;
+    let mut progress = Progress::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|s| CtlError::Interrupted(status_message(&s)))?;
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(s) => {
+                progress.clear();
+                return Err(CtlError::Interrupted(status_message(&s)));
+            }
+        };
         size += chunk.blob.len() as u64;
+        progress.update(size, chunk.remaining_bytes);
         file.write_all(&chunk.blob).map_err(io)?;
     }
+    progress.clear();
     zap_info(
         true,
         "clientv3/maintenance.go:208",

@@ -1,19 +1,19 @@
 //! etcdserverpb.Maintenance: Status (with the alarms as errors), Alarm (through raft, see
 //! `crate::alarm`), Defragment (while serving, see `retcd_mvcc::Store::defragment`),
-//! HashKV, MoveLeader, Downgrade validation; Snapshot and Hash belong to the operations
-//! issue.
+//! Snapshot (streamed store image, see `crate::snapshot`), Hash and HashKV, MoveLeader,
+//! Downgrade validation.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use retcd_api::EtcdError;
 use retcd_api::etcdserverpb::maintenance_server::Maintenance;
 use retcd_api::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
     HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
     SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
-use retcd_api::{EtcdError, unimplemented};
 use tonic::{Request, Response, Status};
 
 use crate::alarm::AlarmStore;
@@ -43,8 +43,6 @@ fn parse_major_minor(v: &str) -> Option<(u64, u64)> {
 pub struct MaintenanceService {
     pub s: Arc<EtcdServer>,
 }
-
-const OPS_ISSUE: u32 = 9;
 
 impl MaintenanceService {
     /// etcd's `authMaintenanceServer.isAuthenticated` (Defragment, Snapshot, Hash, HashKV):
@@ -113,8 +111,25 @@ impl Maintenance for MaintenanceService {
             .await
     }
 
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        Err(unimplemented("etcdserverpb.Maintenance/Hash", OPS_ISSUE))
+    /// etcd's Hash: a hash of the whole backend at one revision (the header's). Here it is
+    /// the store's state hash, which leaves out member-local entries so that members with
+    /// the same applied state agree (see `docs/backend.md`). Needs root once auth is on.
+    async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        let md = request.metadata().clone();
+        self.s
+            .as_caller(&md, async move {
+                self.s.auth.check_admin().map_err(crate::snapshot::admin_error)?;
+                let store = self.s.store.clone();
+                let (hash, rev) = tokio::task::spawn_blocking(move || store.read().hash_state())
+                    .await
+                    .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?
+                    .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?;
+                Ok(Response::new(HashResponse {
+                    header: self.s.header(rev),
+                    hash,
+                }))
+            })
+            .await
     }
 
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
@@ -130,8 +145,21 @@ impl Maintenance for MaintenanceService {
 
     type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
-    async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
-        Err(unimplemented("etcdserverpb.Maintenance/Snapshot", OPS_ISSUE))
+    /// etcd's Snapshot: the backend's image in 32 KiB blobs, then its SHA-256 (see
+    /// `crate::snapshot`). Needs root once auth is on.
+    async fn snapshot(
+        &self,
+        request: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let md = request.metadata().clone();
+        self.s
+            .as_caller(&md, async move {
+                self.s.auth.check_admin().map_err(crate::snapshot::admin_error)?;
+                let rx = crate::snapshot::stream(self.s.store.clone());
+                let stream: Self::SnapshotStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+                Ok(Response::new(stream))
+            })
+            .await
     }
 
     /// etcd's MoveLeader: only the leader moves leadership, only to a voting member, and
