@@ -7,9 +7,12 @@
 //!   falls to [`ClientApi::serve_http`]: a request with a gRPC content type gets gRPC's
 //!   Unimplemented as before, anything else is answered as etcd's HTTP mux answers it. The
 //!   gRPC path is the one tonic always had (route lookup, no extra layer or copy).
-//! - **Both HTTP versions**: the server accepts HTTP/1.1 beside HTTP/2 (hyper's automatic
-//!   connection builder looks at the first bytes of each connection); on `https://` URLs the
-//!   TLS configuration offers `h2` and `http/1.1` by ALPN, as Go's server does.
+//! - **Both HTTP versions**: on `http://` URLs the server accepts HTTP/1.1 beside HTTP/2
+//!   (hyper's automatic connection builder looks at the first bytes of each connection). On
+//!   `https://` URLs the TLS configuration offers `h2` and `http/1.1` by ALPN, as Go's server
+//!   does, and [`split_by_alpn`] hands `h2` connections to an HTTP/2-only server (which
+//!   speaks first, as clients that wait for the server's SETTINGS need) and the rest to one
+//!   that accepts both.
 //! - **Shared services**: every handler is one `Arc` shared by the gRPC servers and the
 //!   gateway, so a JSON request runs exactly the code a gRPC request runs.
 //! - Every HTTP answer carries etcd's CORS headers (etcd's default `--cors=*`); `OPTIONS`
@@ -308,6 +311,54 @@ impl ClientApi {
             _ => Ok(()),
         }
     }
+}
+
+/// A TLS connection on a client URL.
+pub type TlsConn = retcd_tls::tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// Splits handshaken TLS connections by the protocol ALPN chose: `h2` connections go to an
+/// HTTP/2-only server, which speaks first (its SETTINGS) as Go's does — clients such as
+/// retcdctl wait for that before sending anything, so a server that first reads to tell the
+/// HTTP version would never hear from them; the others (`http/1.1`, no ALPN) go to a server
+/// that accepts both versions. Stops accepting when `stop` fires or both servers are gone.
+pub fn split_by_alpn(
+    mut incoming: impl futures::Stream<Item = std::io::Result<TlsConn>> + Unpin + Send + 'static,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (
+    tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsConn>>,
+    tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsConn>>,
+) {
+    use futures::StreamExt;
+    let (h2_tx, h2_rx) = tokio::sync::mpsc::channel(16);
+    let (other_tx, other_rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let conn = tokio::select! {
+                c = incoming.next() => c,
+                _ = stop.wait_for(|v| *v) => None,
+            };
+            let Some(conn) = conn else { return };
+            let conn = match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            let tx = if conn.get_ref().1.alpn_protocol() == Some(b"h2") {
+                &h2_tx
+            } else {
+                &other_tx
+            };
+            if tx.send(Ok(conn)).await.is_err() && h2_tx.is_closed() && other_tx.is_closed() {
+                return;
+            }
+        }
+    });
+    (
+        tokio_stream::wrappers::ReceiverStream::new(h2_rx),
+        tokio_stream::wrappers::ReceiverStream::new(other_rx),
+    )
 }
 
 #[derive(Clone, Copy)]

@@ -353,6 +353,8 @@ async fn run(cfg: Config) -> Result<(), String> {
         let router = tonic::transport::Server::builder()
             .accept_http1(true)
             .add_routes(client_routes.clone());
+        let h2_router = tonic::transport::Server::builder().add_routes(client_routes.clone());
+        let tls_stop = stop_rx.clone();
         // https client URLs: TLS only (a plain-text connection never reaches gRPC).
         let tls_config = tls.client.clone().filter(|_| url.starts_with("https://"));
         tracing::info!(address = %url, tls = tls_config.is_some(), "ready to serve client requests");
@@ -363,10 +365,20 @@ async fn run(cfg: Config) -> Result<(), String> {
             // Every connection goes through the `:authority` shim (etcdctl 3.4 sends URLs
             // there); over TLS it works on the decrypted stream, after the handshake.
             if let Some(config) = tls_config {
-                let incoming = retcd_tls::incoming(listener, config);
-                let incoming =
-                    tokio_stream::StreamExt::map(incoming, |c| c.map(h2_authority::H2AuthorityFix::new));
-                return router.serve_with_incoming_shutdown(incoming, shutdown).await;
+                // h2 (by ALPN) to an HTTP/2-only server, the rest to one that also speaks 1.1
+                let (h2, other) =
+                    http::split_by_alpn(retcd_tls::incoming(listener, config), tls_stop.clone());
+                let h2 = tokio_stream::StreamExt::map(h2, |c| c.map(h2_authority::H2AuthorityFix::new));
+                let other = tokio_stream::StreamExt::map(other, |c| c.map(h2_authority::H2AuthorityFix::new));
+                let mut stop2 = tls_stop;
+                let shutdown2 = async move {
+                    let _ = stop2.wait_for(|v| *v).await;
+                };
+                let (a, b) = tokio::join!(
+                    h2_router.serve_with_incoming_shutdown(h2, shutdown),
+                    router.serve_with_incoming_shutdown(other, shutdown2)
+                );
+                return a.and(b);
             }
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             let incoming = tokio_stream::StreamExt::map(incoming, |c| {
