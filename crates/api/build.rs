@@ -1,6 +1,7 @@
 //! Compiles the etcd v3 protos under `<workspace>/proto` into Rust (prost
-//! messages plus tonic clients and servers) and writes a file descriptor set
-//! next to the generated code.
+//! messages plus tonic clients and servers), writes a file descriptor set
+//! next to the generated code, and generates serde impls for the messages
+//! from it (pbjson: proto3 JSON as etcd's gRPC gateway speaks it).
 
 use std::env;
 use std::path::PathBuf;
@@ -24,11 +25,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("cargo:rerun-if-changed=build.rs");
 
+    let descriptor_path = out_dir.join("retcd_descriptor.bin");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .emit_rerun_if_changed(false)
-        .file_descriptor_set_path(out_dir.join("retcd_descriptor.bin"))
+        .file_descriptor_set_path(&descriptor_path)
         .compile_protos(&protos, &[proto_root])?;
+
+    // etcd's gateway marshals with jsonpb `OrigName: true` (proto field names such as
+    // `create_revision`, `ID`, `peerURLs`), omits default values, writes enums by name and
+    // 64-bit integers as strings, and ignores unknown fields when decoding.
+    let descriptors = std::fs::read(&descriptor_path)?;
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptors)?
+        .preserve_proto_field_names()
+        .ignore_unknown_fields()
+        .build(&[
+            ".mvccpb",
+            ".authpb",
+            ".etcdserverpb",
+            ".v3lockpb",
+            ".v3electionpb",
+        ])?;
     Ok(())
 }

@@ -13,6 +13,8 @@
 //! - `checks`: request validation before proposing (etcd's v3rpc checks).
 //! - `raft_request`: the encoded proposal (etcd's InternalRaftRequest).
 //! - `services`: the gRPC services.
+//! - `http`: the client port's routes: gRPC beside `/health`, `/version`, `/livez`, `/readyz`.
+//! - `gateway`: etcd's JSON gateway (`/v3/...`) over the gRPC services.
 //! - `h2_authority`: connection shim that turns a URL in HTTP/2 `:authority` into host:port.
 //! - `tls`: TLS flags, certificates and configurations for `https://` client and peer URLs;
 //!   the client certificate's Common Name.
@@ -27,8 +29,10 @@ mod compactor;
 mod config;
 mod corrupt;
 mod etcdserver;
+mod gateway;
 mod gosort;
 mod h2_authority;
+mod http;
 mod ids;
 mod lease;
 mod metrics;
@@ -44,14 +48,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use retcd_api::etcdserverpb::auth_server::AuthServer;
-use retcd_api::etcdserverpb::cluster_server::ClusterServer;
-use retcd_api::etcdserverpb::kv_server::KvServer;
-use retcd_api::etcdserverpb::lease_server::LeaseServer;
-use retcd_api::etcdserverpb::maintenance_server::MaintenanceServer;
-use retcd_api::etcdserverpb::watch_server::WatchServer;
-use retcd_api::v3electionpb::election_server::ElectionServer;
-use retcd_api::v3lockpb::lock_server::LockServer;
 use retcd_mvcc::{Store, StoreConfig};
 use retcd_raft_node::{MemberNode, RaftNode, RaftNodeConfig};
 use tokio::sync::watch;
@@ -372,40 +368,20 @@ async fn run(cfg: Config) -> Result<(), String> {
             })
         }));
     }
+    // One set of services for every client URL: gRPC routes and the HTTP side share them.
+    let client_api = http::ClientApi::new(server.clone(), watchable.clone());
+    let client_routes = client_api.routes();
     for (url, listener) in listeners {
-        let s = server.clone();
-        let recipes = services::concurrency::Recipes {
-            s: s.clone(),
-            w: watchable.clone(),
-        };
         let mut stop = stop_rx.clone();
-        let max = cfg.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
+        // HTTP/1.1 too: the same listener answers etcd's HTTP endpoints and JSON gateway.
         let router = tonic::transport::Server::builder()
             .layer(metrics::GrpcMetricsLayer)
-            .add_service(
-                KvServer::new(services::kv::KvService { s: s.clone() }).max_decoding_message_size(max),
-            )
-            .add_service(
-                MaintenanceServer::new(services::maintenance::MaintenanceService { s: s.clone() })
-                    .max_decoding_message_size(max),
-            )
-            .add_service(ClusterServer::new(services::cluster::ClusterService {
-                s: s.clone(),
-            }))
-            .add_service(WatchServer::new(services::watch::WatchService {
-                s: s.clone(),
-                w: watchable.clone(),
-                progress_interval: cfg.watch_progress_notify_interval,
-                leader: services::watch::LeaderMonitor::for_server(&s),
-            }))
-            .add_service(LeaseServer::new(services::lease::LeaseService { s: s.clone() }))
-            .add_service(AuthServer::new(services::auth::AuthService { s: s.clone() }))
-            .add_service(LockServer::new(services::v3lock::LockService {
-                r: recipes.clone(),
-            }))
-            .add_service(ElectionServer::new(services::v3election::ElectionService {
-                r: recipes.clone(),
-            }));
+            .accept_http1(true)
+            .add_routes(client_routes.clone());
+        let h2_router = tonic::transport::Server::builder()
+            .layer(metrics::GrpcMetricsLayer)
+            .add_routes(client_routes.clone());
+        let tls_stop = stop_rx.clone();
         // https client URLs: TLS only (a plain-text connection never reaches gRPC).
         let tls_config = tls.client.clone().filter(|_| url.starts_with("https://"));
         tracing::info!(address = %url, tls = tls_config.is_some(), "ready to serve client requests");
@@ -416,10 +392,20 @@ async fn run(cfg: Config) -> Result<(), String> {
             // Every connection goes through the `:authority` shim (etcdctl 3.4 sends URLs
             // there); over TLS it works on the decrypted stream, after the handshake.
             if let Some(config) = tls_config {
-                let incoming = retcd_tls::incoming(listener, config);
-                let incoming =
-                    tokio_stream::StreamExt::map(incoming, |c| c.map(h2_authority::H2AuthorityFix::new));
-                return router.serve_with_incoming_shutdown(incoming, shutdown).await;
+                // h2 (by ALPN) to an HTTP/2-only server, the rest to one that also speaks 1.1
+                let (h2, other) =
+                    http::split_by_alpn(retcd_tls::incoming(listener, config), tls_stop.clone());
+                let h2 = tokio_stream::StreamExt::map(h2, |c| c.map(h2_authority::H2AuthorityFix::new));
+                let other = tokio_stream::StreamExt::map(other, |c| c.map(h2_authority::H2AuthorityFix::new));
+                let mut stop2 = tls_stop;
+                let shutdown2 = async move {
+                    let _ = stop2.wait_for(|v| *v).await;
+                };
+                let (a, b) = tokio::join!(
+                    h2_router.serve_with_incoming_shutdown(h2, shutdown),
+                    router.serve_with_incoming_shutdown(other, shutdown2)
+                );
+                return a.and(b);
             }
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             let incoming = tokio_stream::StreamExt::map(incoming, |c| {

@@ -270,21 +270,26 @@ pub fn start(s: &std::sync::Arc<EtcdServer>, cluster_version: &str) -> tokio::ta
     })
 }
 
-/// `GET /metrics` (served on the client URLs and on `--listen-metrics-urls`).
+/// The `/metrics` answer: the text exposition format.
+pub fn http_response(s: &EtcdServer) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(s),
+    )
+        .into_response()
+}
+
+/// `GET /metrics` on `--listen-metrics-urls` (the client URLs serve it too, see `http.rs`).
 pub fn routes(s: std::sync::Arc<EtcdServer>) -> axum::Router {
     axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let s = s.clone();
-            async move {
-                (
-                    [(
-                        http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    render(&s),
-                )
-            }
+            async move { http_response(&s) }
         }),
     )
 }
@@ -370,8 +375,12 @@ struct CallLabels {
 }
 
 impl CallLabels {
+    /// `/package.Service/Method` only (HTTP paths such as `/v3/kv/range` are not gRPC).
     fn of(path: &str) -> Option<CallLabels> {
         let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+        if !service.contains('.') || method.contains('/') {
+            return None;
+        }
         Some(CallLabels {
             kind: grpc_type(service, method),
             service: service.to_string(),
@@ -515,6 +524,7 @@ mod tests {
         );
         assert_eq!(CallLabels::of("/etcdserverpb.KV/Put").unwrap().kind, "unary");
         assert!(CallLabels::of("/health").is_none());
+        assert!(CallLabels::of("/v3/kv/range").is_none());
         assert_eq!(code_name("8"), "ResourceExhausted");
     }
 }

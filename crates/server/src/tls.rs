@@ -364,10 +364,13 @@ pub fn prepare(s: &TlsSettings, data_dir: &Path) -> Result<Prepared, String> {
     let mut out = Prepared::default();
     if s.client.https {
         let (cert, key) = files(&s.client, data_dir, "client")?;
-        out.client = Some(
-            retcd_tls::server_config(&server_options(s, &s.client, cert, key))
-                .map_err(|e| format!("client TLS: {e}"))?,
-        );
+        let config = retcd_tls::server_config(&server_options(s, &s.client, cert, key))
+            .map_err(|e| format!("client TLS: {e}"))?;
+        // The client port also serves HTTP/1.1 (health, the JSON gateway): offer both by
+        // ALPN, h2 first, as Go's server does.
+        let mut config = (*config).clone();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        out.client = Some(Arc::new(config));
     }
     if s.peer.https {
         let (cert, key) = files(&s.peer, data_dir, "peer")?;

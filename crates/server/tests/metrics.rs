@@ -4,47 +4,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-
-use common::{Ports, Server, kind_under_test};
+use common::{Ports, Server, http_get, kind_under_test};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap()
-}
-
-/// `GET path` over HTTP/1.1: (status line, body).
-fn http_get(port: u16, path: &str) -> (String, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.lines().next().unwrap_or("").to_string();
-    // a chunked body: drop the chunk size lines
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.push_str(&after[..n]);
-            rest = &after[n + 2..];
-        }
-        out
-    } else {
-        body.to_string()
-    };
-    (status, body)
 }
 
 /// The value of an unlabelled (or exactly labelled) sample.
@@ -118,4 +84,10 @@ fn metrics_names_present_and_moving() {
         .parse()
         .unwrap();
     assert!(puts >= 20.0, "{puts} puts handled");
+    // the client URL serves it too
+    let (status, body) = http_get(server.ports().client(), "/metrics");
+    assert!(
+        status.contains("200") && body.contains("etcd_server_has_leader 1"),
+        "{status}"
+    );
 }

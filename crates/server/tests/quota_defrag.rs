@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Ports, Server, ServerKind, kind_under_test};
+use common::{Ports, Server, ServerKind, http_get, kind_under_test};
 use retcd_api::etcdserverpb::kv_client::KvClient;
 use retcd_api::etcdserverpb::maintenance_client::MaintenanceClient;
 use retcd_api::etcdserverpb::{
@@ -62,6 +62,11 @@ fn nospace_alarm_blocks_writes_until_defrag_and_disarm() {
         serde_json::json!([alarm_line.trim_end_matches('\n')])
     );
 
+    // /health reports it (etcd 3.4: 503 and no reason)
+    let (status, body) = http_get(server.ports().client(), "/health");
+    assert!(status.contains("503"), "{status}");
+    assert_eq!(body.trim(), r#"{"health":"false"}"#);
+
     // the alarm is in the backend: it survives a crash
     server.kill9();
     server.restart();
@@ -102,6 +107,9 @@ fn nospace_alarm_blocks_writes_until_defrag_and_disarm() {
     assert_eq!(ok(&server, &["alarm", "disarm"]), alarm_line);
     assert_eq!(ok(&server, &["alarm", "list"]), "");
     assert_eq!(ok(&server, &["put", "small", "x"]), "OK\n");
+    let (status, body) = http_get(server.ports().client(), "/health");
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(body.trim(), r#"{"health":"true"}"#);
     assert_eq!(ok(&server, &["get", "small", "--print-value-only"]), "x\n");
     assert!(status_json(&server)["errors"].is_null());
 }

@@ -738,3 +738,46 @@ fn peer_cert_allowed_cn() {
     let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
     assert!(log.contains("client certificate authentication failed"), "{log}");
 }
+
+/// The HTTP side of an `https://` client URL (etcd's `/health` and JSON gateway) answers
+/// HTTP/1.1 and HTTP/2 clients (chosen by ALPN) beside gRPC, as etcd's does.
+#[test]
+fn http_endpoints_over_tls() {
+    let skip: Vec<String> = vec![
+        "--insecure-transport=false".into(),
+        "--insecure-skip-tls-verify".into(),
+    ];
+    for kind in [ServerKind::Etcd, ServerKind::Retcd] {
+        let node = Node::start(kind, &["--auto-tls".into()], &skip);
+        node.ok(&skip, &["put", "k", "v"]);
+        for version in ["--http1.1", "--http2"] {
+            let curl = |args: &[&str]| {
+                let out = Command::new("curl")
+                    .args(["-s", "-k", "--max-time", "10", "-w", " %{http_version}", version])
+                    .args(args)
+                    .output()
+                    .expect("curl");
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            };
+            let want_version = if version == "--http2" { "2" } else { "1.1" };
+            assert_eq!(
+                curl(&[&format!("{}/health", node.endpoint())]),
+                format!(r#"{{"health":"true"}} {want_version}"#),
+                "{} {version}",
+                kind.name()
+            );
+            let range = curl(&[
+                "-X",
+                "POST",
+                "-d",
+                r#"{"key":"aw=="}"#,
+                &format!("{}/v3/kv/range", node.endpoint()),
+            ]);
+            assert!(
+                range.contains(r#""kvs":[{"key":"aw==","#) && range.ends_with(want_version),
+                "{} {version}: {range}",
+                kind.name()
+            );
+        }
+    }
+}
