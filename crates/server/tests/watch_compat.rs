@@ -823,6 +823,33 @@ scenario!(watch_compacted_revision, |s| {
         .replay(&["watch", "", "--prefix", "--rev=4", "-w", "json"], 1)
 });
 
+// --- auth ----------------------------------------------------------------------------------------
+
+scenario!(watch_refused_by_auth, |s| {
+    // with auth on, a watch without credentials is canceled with etcd's "user name is empty"
+    // and one without read access with "permission denied" (etcdctl prints the cancel reason
+    // and exits with 5); a permitted user watches as usual
+    s.ctl(&["user", "add", "root:rootpw"])
+        .ctl(&["user", "grant-role", "root", "root"])
+        .ctl(&["user", "add", "bob:bobpw"])
+        .ctl(&["role", "add", "reader"])
+        .ctl(&["role", "grant-permission", "reader", "read", "a"])
+        .ctl(&["user", "add", "ann:annpw"])
+        .ctl(&["user", "grant-role", "ann", "reader"])
+        .ctl(&["auth", "enable"])
+        .watch(&["watch", "a"])
+        .exits()
+        .watch(&["watch", "a", "--user", "bob:bobpw"])
+        .exits()
+        .watch(&["watch", "b", "--user", "ann:annpw"])
+        .exits()
+        .watch(&["watch", "a", "--user", "ann:annpw"])
+        .ctl(&["put", "a", "1", "--user", "root:rootpw"])
+        .expect(3)
+        .stop()
+        .ctl(&["auth", "disable", "--user", "root:rootpw"])
+});
+
 scenario!(watch_live_survives_compaction, |s| {
     s.put("a", "1")
         .watch(&["watch", "a"])

@@ -53,9 +53,13 @@ const STAGE_PIECES: usize = 4096;
 const MERGE_EVENTS: usize = 1000;
 const MERGE_BYTES: usize = 1 << 20;
 
-/// The cancel reason of a watch refused by auth (etcd's `ErrGRPCPermissionDenied` as text).
-const WATCH_PERMISSION_DENIED: &str =
-    "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
+/// The cancel reason of a watch refused by auth: the gRPC error as Go prints it (etcd's
+/// `isWatchPermitted` error, e.g. `rpc error: code = InvalidArgument desc = etcdserver: user
+/// name is empty`).
+fn refused_reason(e: EtcdError) -> String {
+    let st = Status::from(e);
+    format!("rpc error: code = {:?} desc = {}", st.code(), st.message())
+}
 
 /// etcd's `maxNoLeaderCnt`: election timeouts without a leader before `hasleader` streams
 /// are closed.
@@ -633,8 +637,20 @@ impl Watch for WatchService {
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<WatchStream>, Status> {
         let lost = self.leader.admit(request.metadata())?;
-        // etcd resolves the stream's credentials once; each create checks read access
-        let who = self.s.auth.info_from(request.metadata())?;
+        // etcd resolves the stream's credentials once; each create checks read access (a
+        // token that is not valid cancels every create, it does not fail the stream)
+        let (who, bad_token) = match self.s.auth.info_from(request.metadata()) {
+            Ok(who) => (who, None),
+            Err(EtcdError::InvalidAuthToken) => {
+                // a token made on another member may not be applied here yet
+                self.s.linearizable_read().await?;
+                match self.s.auth.info_from(request.metadata()) {
+                    Ok(who) => (who, None),
+                    Err(e) => (Default::default(), Some(e)),
+                }
+            }
+            Err(e) => (Default::default(), Some(e)),
+        };
         let mut inbound = request.into_inner();
         let (out_tx, out_rx) = mpsc::channel::<Outgoing>(STREAM_QUEUE);
         let (ctrl, ctrl_rx) = mpsc::channel::<Control>(CONTROL_QUEUE);
@@ -709,14 +725,18 @@ impl Watch for WatchService {
                     }
                     continue;
                 }
-                if s.auth.check_read(&c.key, &c.range_end).is_err() {
+                let permitted = match &bad_token {
+                    Some(e) => Err(e.clone()),
+                    None => s.auth.check_read(&c.key, &c.range_end),
+                };
+                if let Err(e) = permitted {
                     // etcd's isWatchPermitted: refused with the gRPC error's text
                     let resp = WatchResponse {
                         header: s.header(0),
                         watch_id: c.watch_id,
                         created: true,
                         canceled: true,
-                        cancel_reason: WATCH_PERMISSION_DENIED.into(),
+                        cancel_reason: refused_reason(e),
                         ..Default::default()
                     };
                     if ctrl.send(Control::Response(resp)).await.is_err() {
