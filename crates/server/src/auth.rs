@@ -33,6 +33,49 @@ const ROLES_PREFIX: &str = "authRoles/";
 tokio::task_local! {
     /// The credentials of the request this task is serving.
     static AUTH: AuthInfo;
+    /// The Common Name of the verified client certificate of the request's connection.
+    static PEER_CN: Option<String>;
+}
+
+/// The tower layer over the client gRPC routes that makes the connection's client
+/// certificate CN (mutual TLS) visible to [`AuthHub::info_from`] for the request.
+#[derive(Clone, Copy, Default)]
+pub struct PeerCnLayer;
+
+impl<S> tower_layer::Layer<S> for PeerCnLayer {
+    type Service = PeerCn<S>;
+    fn layer(&self, inner: S) -> PeerCn<S> {
+        PeerCn { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct PeerCn<S> {
+    inner: S,
+}
+
+impl<S, B> tower_service::Service<tonic::codegen::http::Request<B>> for PeerCn<S>
+where
+    S: tower_service::Service<tonic::codegen::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tokio::task::futures::TaskLocalFuture<Option<String>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
+        let cn = crate::tls::common_name_of(req.extensions());
+        PEER_CN.scope(cn, self.inner.call(req))
+    }
+}
+
+/// Runs `f` as if its connection had no client certificate: the HTTP gateway, as etcd's,
+/// never takes a certificate's CN as the user.
+pub async fn without_peer_cn<F: Future>(f: F) -> F::Output {
+    PEER_CN.scope(None, f).await
 }
 
 /// The credentials of the request being served (none outside a request).
@@ -141,7 +184,8 @@ impl AuthHub {
 
     /// The credentials a request carries: its `token` metadata (or an `authorization`
     /// header, as the JSON gateway sends it), checked against the store. No token, or auth
-    /// disabled: no user (`AuthInfo::default()`). A token the store does not know:
+    /// disabled: no user (`AuthInfo::default()`), unless the connection's verified client
+    /// certificate has a CN ([`PeerCnLayer`]): then that user. A token the store does not know:
     /// `etcdserver: invalid auth token`.
     pub fn info_from(&self, md: &tonic::metadata::MetadataMap) -> Result<AuthInfo, EtcdError> {
         let token = md
@@ -154,7 +198,16 @@ impl AuthHub {
             return Ok(AuthInfo::default());
         }
         match token {
-            None => Ok(AuthInfo::default()),
+            // etcd's AuthInfoFromTLS: with mutual TLS, the certificate's CN is the user
+            None => Ok(PEER_CN
+                .try_with(Clone::clone)
+                .ok()
+                .flatten()
+                .map(|cn| AuthInfo {
+                    username: cn,
+                    revision: st.revision(),
+                })
+                .unwrap_or_default()),
             Some(t) => st.auth_info(t, Instant::now()).map_err(EtcdError::from),
         }
     }

@@ -376,10 +376,12 @@ async fn run(cfg: Config) -> Result<(), String> {
         // HTTP/1.1 too: the same listener answers etcd's HTTP endpoints and JSON gateway.
         let router = tonic::transport::Server::builder()
             .layer(metrics::GrpcMetricsLayer)
+            .layer(auth::PeerCnLayer)
             .accept_http1(true)
             .add_routes(client_routes.clone());
         let h2_router = tonic::transport::Server::builder()
             .layer(metrics::GrpcMetricsLayer)
+            .layer(auth::PeerCnLayer)
             .add_routes(client_routes.clone());
         let tls_stop = stop_rx.clone();
         // https client URLs: TLS only (a plain-text connection never reaches gRPC).

@@ -471,9 +471,15 @@ pub fn peer_incoming(
 ///
 /// The chain comes from tonic's connection info for rustls streams (`peer_certs`); the first
 /// certificate is the client's own. As Go's `pkix.Name`, the last CN attribute counts.
-#[cfg_attr(not(test), allow(dead_code))] // used by the auth layer (issue 8)
+#[cfg(test)]
 pub fn peer_common_name<T>(req: &tonic::Request<T>) -> Option<String> {
-    let certs = req.peer_certs()?;
+    common_name_of(req.extensions())
+}
+
+/// [`peer_common_name`] from a request's extensions (what the auth layer sees).
+pub fn common_name_of(ext: &tonic::codegen::http::Extensions) -> Option<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let certs = ext.get::<TlsConnectInfo<TcpConnectInfo>>()?.peer_certs()?;
     common_name(certs.first()?.as_ref())
 }
 

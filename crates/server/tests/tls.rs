@@ -781,3 +781,53 @@ fn http_endpoints_over_tls() {
         }
     }
 }
+
+/// With `--client-cert-auth` and auth on, a request without a token is made as the user the
+/// client certificate names (its CN), as etcd's `AuthInfoFromTLS`; a token wins over the
+/// certificate. The same steps run against real etcd 3.4 and must print the same.
+#[test]
+fn certificate_cn_is_the_user_with_auth() {
+    let run = |kind: ServerKind| -> Vec<String> {
+        let mut pki = Pki::new();
+        let root = pki.ca.issue("rootcert", "root", &[]);
+        let node = Node::start(kind, &pki.mtls_flags(), &pki.client_flags(&root));
+        let as_root = pki.client_flags(&root);
+        let as_alice = pki.client_flags(&pki.alice);
+        for args in [
+            &["user", "add", "root:rootpw"][..],
+            &["user", "grant-role", "root", "root"],
+            &["role", "add", "ra"],
+            &["role", "grant-permission", "ra", "readwrite", "a"],
+            &["user", "add", "alice:alicepw"],
+            &["user", "grant-role", "alice", "ra"],
+            &["user", "add", "bob:bobpw"],
+            &["auth", "enable"],
+        ] {
+            node.ok(&as_root, args);
+        }
+        let mut out = Vec::new();
+        let mut step = |tls: &[String], args: &[&str]| {
+            let o = node.ctl(tls, args);
+            out.push(format!(
+                "{args:?}: code {} | {}{}",
+                o.code,
+                o.stdout,
+                mask_run_details(&o.stderr)
+            ));
+        };
+        step(&as_alice, &["put", "a", "1"]);
+        step(&as_alice, &["get", "a", "--print-value-only"]);
+        step(&as_alice, &["put", "b", "1"]);
+        step(&as_alice, &["user", "list"]);
+        // a token (here bob's) is used instead of the certificate
+        step(&as_alice, &["get", "a", "--user", "bob:bobpw"]);
+        step(&as_root, &["user", "list"]);
+        step(&as_root, &["auth", "disable"]);
+        out
+    };
+    let retcd = run(ServerKind::Retcd);
+    let etcd = run(ServerKind::Etcd);
+    assert_eq!(retcd, etcd);
+    assert!(retcd[0].contains("code 0 | OK"), "{retcd:?}");
+    assert!(retcd[2].contains("permission denied"), "{retcd:?}");
+}
