@@ -459,6 +459,16 @@ fn learner_joins_is_promoted_and_members_are_removed() {
 
     c.spawn_with(new, &env("ETCD_INITIAL_CLUSTER"), "existing");
     c.wait_caught_up(new, "before", "1", Duration::from_secs(20));
+    // Status says which members are learners
+    assert!(
+        c.ok(new, &["endpoint", "status", "-w", "json"])
+            .contains("\"isLearner\":true"),
+        "the learner's status"
+    );
+    assert!(
+        !c.ok(0, &["endpoint", "status", "-w", "json"])
+            .contains("isLearner")
+    );
     let voter_id = c
         .ok(0, &["member", "list"])
         .lines()

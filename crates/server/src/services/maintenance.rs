@@ -82,7 +82,12 @@ impl Maintenance for MaintenanceService {
                     raft_applied_index: st.applied_index,
                     errors: self.s.alarms.get(0).iter().map(AlarmStore::describe).collect(),
                     db_size_in_use: self.s.store.db_size_in_use() as i64,
-                    is_learner: false,
+                    is_learner: self
+                        .s
+                        .raft
+                        .members()
+                        .iter()
+                        .any(|(id, _, learner)| *id == self.s.member_id && *learner),
                     ..Default::default()
                 }))
             })
