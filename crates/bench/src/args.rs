@@ -105,6 +105,9 @@ pub enum Command {
     /// Fill the backend, free half of it, then defragment while clients keep putting: the
     /// longest gap between two completed puts while the defragmentation runs.
     Defrag(DefragArgs),
+    /// Write a long history, then compact it physically while clients keep putting: put
+    /// p99 during the compaction against before it.
+    Compact(CompactArgs),
     /// Start real etcd and retcd on fresh data dirs, run the same suite against each and
     /// print one comparison table.
     Compare(CompareArgs),
@@ -289,6 +292,19 @@ impl Default for DefragArgs {
             put_val_size: 256,
         }
     }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompactArgs {
+    /// Revisions written (one put each) before the compaction.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub revisions: u64,
+    /// Keys the history is spread over.
+    #[arg(long, default_value_t = 1000)]
+    pub keys: u64,
+    /// Seconds of puts measured before the compaction (the baseline).
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tonic::transport::Endpoint;
 
 use crate::BenchError;
-use crate::args::DefragArgs;
+use crate::args::{CompactArgs, DefragArgs};
 use crate::args::{
     CompareArgs, Consistency, GlobalArgs, LeaseGrantArgs, LeaseKeepaliveArgs, LoadArgs, PutArgs, RangeArgs,
     ScanArgs, TxnPutArgs, WatchArgs,
@@ -41,6 +41,7 @@ pub enum Work {
     Load(LoadArgs),
     Scan(ScanArgs, ScanMode),
     Defrag(DefragArgs),
+    Compact(CompactArgs),
 }
 
 /// One row of the suite.
@@ -271,6 +272,21 @@ pub fn suite(quick: bool) -> Vec<Row> {
         work: Work::Defrag(DefragArgs {
             fill_bytes: fill,
             ..Default::default()
+        }),
+    });
+    let revisions = q(1_000_000, 100_000);
+    rows.push(Row {
+        id: "compact",
+        label: format!(
+            "puts 10×100 during a physical compaction of {} revisions",
+            human_count(revisions)
+        ),
+        conns: 10,
+        clients: 100,
+        work: Work::Compact(CompactArgs {
+            revisions,
+            keys: 1000,
+            seconds: 5,
         }),
     });
     rows
@@ -571,6 +587,7 @@ async fn run_row(g: &GlobalArgs, url: &str, row: &Row, deadline: Duration) -> Re
         Work::Load(a) => workloads::load(&ctx, a).await,
         Work::Scan(a, mode) => workloads::scan_phase(&ctx, a, *mode).await,
         Work::Defrag(a) => workloads::defrag(&ctx, a).await,
+        Work::Compact(a) => workloads::compact(&ctx, a).await,
     }
 }
 
@@ -940,6 +957,17 @@ pub fn render_tables(rows: &[Row], etcd: Option<&ServerRun>, retcd: Option<&Serv
             "defrag duration",
             Box::new(|r: &ServerRun| {
                 row_extra(r, "defrag", "defrag_seconds").map(|s| (fmt_secs(Duration::from_secs_f64(s)), s))
+            }),
+        ),
+        (
+            "put p99 during the compaction / before it",
+            Box::new(|r: &ServerRun| row_extra(r, "compact", "p99_ratio").map(|x| (format!("{x:.2}×"), x))),
+        ),
+        (
+            "compaction duration",
+            Box::new(|r: &ServerRun| {
+                row_extra(r, "compact", "compaction_seconds")
+                    .map(|s| (fmt_secs(Duration::from_secs_f64(s)), s))
             }),
         ),
         (

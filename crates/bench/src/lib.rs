@@ -94,6 +94,7 @@ pub async fn run_workload(
         Command::Load(a) => workloads::load(&ctx, a).await,
         Command::Scan(a) => workloads::scan(&ctx, a).await,
         Command::Defrag(a) => workloads::defrag(&ctx, a).await,
+        Command::Compact(a) => workloads::compact(&ctx, a).await,
         Command::Watch(a) => workloads::watch(&ctx, a).await,
         Command::WatchLatency(a) => workloads::watch_latency(&ctx, a).await,
         Command::LeaseKeepalive(a) => workloads::lease_keepalive(&ctx, a).await,

@@ -22,8 +22,8 @@ use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 
 use crate::BenchError;
 use crate::args::{
-    Consistency, DefragArgs, LeaseGrantArgs, LeaseKeepaliveArgs, LoadArgs, PutArgs, RangeArgs, ScanArgs,
-    TxnMixedArgs, TxnPutArgs, WatchArgs, WatchLatencyArgs,
+    CompactArgs, Consistency, DefragArgs, LeaseGrantArgs, LeaseKeepaliveArgs, LoadArgs, PutArgs, RangeArgs,
+    ScanArgs, TxnMixedArgs, TxnPutArgs, WatchArgs, WatchLatencyArgs,
 };
 use crate::client::Conns;
 use crate::driver::{Driven, RunOpts, drive};
@@ -514,33 +514,7 @@ pub async fn defrag(ctx: &Ctx, a: &DefragArgs) -> Result<Report, BenchError> {
         .map(|r| db_size(r.into_inner()))
         .unwrap_or(0);
 
-    // the put loops, each recording (completion time, latency) or an error
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let value = Arc::new(random_bytes(a.put_val_size as usize, 11));
-    let mut loops = Vec::new();
-    for c in 0..ctx.clients as usize {
-        let mut kv = ctx.conns.kv(c);
-        let (stop, value, conns) = (stop.clone(), value.clone(), ctx.conns.clone());
-        loops.push(tokio::spawn(async move {
-            let mut done: Vec<(Instant, u64)> = Vec::new();
-            let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let req = conns.req(PutRequest {
-                    key: format!("defrag/during/{c}/{n}").into_bytes(),
-                    value: value.to_vec(),
-                    ..Default::default()
-                });
-                let t0 = Instant::now();
-                match kv.put(req).await {
-                    Ok(_) => done.push((Instant::now(), t0.elapsed().as_nanos() as u64)),
-                    Err(s) => *errors.entry(crate::driver::status_text(&s)).or_default() += 1,
-                }
-                n += 1;
-            }
-            (done, errors)
-        }));
-    }
+    let loops = PutLoops::start(ctx, "defrag/during", a.put_val_size);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
     let defrag = m
@@ -548,7 +522,7 @@ pub async fn defrag(ctx: &Ctx, a: &DefragArgs) -> Result<Report, BenchError> {
         .await;
     let ended = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::Relaxed);
+    loops.stop();
     if let Err(s) = defrag {
         return Err(BenchError::from_status("defragment", s));
     }
@@ -557,18 +531,7 @@ pub async fn defrag(ctx: &Ctx, a: &DefragArgs) -> Result<Report, BenchError> {
         .await
         .map(|r| db_size(r.into_inner()))
         .unwrap_or(0);
-    let mut done = Vec::new();
-    let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
-    for l in loops {
-        let (d, e) = l
-            .await
-            .map_err(|e| BenchError::Failed(format!("put loop: {e}")))?;
-        done.extend(d);
-        for (k, v) in e {
-            *errors.entry(k).or_default() += v;
-        }
-    }
-    done.sort_by_key(|(t, _)| *t);
+    let (done, errors) = loops.finish().await?;
     // the longest stretch without a completed put while the defragmentation ran (its start
     // and end count as completions, so a put stalled across the whole run counts in full)
     let mut marks: Vec<Instant> = vec![started];
@@ -579,11 +542,7 @@ pub async fn defrag(ctx: &Ctx, a: &DefragArgs) -> Result<Report, BenchError> {
     );
     marks.push(ended);
     let max_gap = marks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
-    let during: Vec<u64> = done
-        .iter()
-        .filter(|(t, _)| *t > started && *t <= ended)
-        .map(|(_, l)| *l)
-        .collect();
+    let during = latencies_between(&done, started, ended);
     let mut r = Report::single("defrag", Stats::new(during, errors, ended - started));
     r.extra.insert("fill_keys".into(), json!(keys));
     r.extra
@@ -592,6 +551,158 @@ pub async fn defrag(ctx: &Ctx, a: &DefragArgs) -> Result<Report, BenchError> {
         .insert("max_gap_ms".into(), json!(max_gap.as_secs_f64() * 1e3));
     r.extra.insert("db_size_before".into(), json!(before));
     r.extra.insert("db_size_after".into(), json!(after));
+    Ok(r)
+}
+
+/// `--clients` tasks putting distinct keys `<prefix>/<client>/<n>` back to back until
+/// stopped, each recording (completion time, latency) or the error.
+struct PutLoops {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    #[allow(clippy::type_complexity)]
+    loops: Vec<tokio::task::JoinHandle<(Vec<(Instant, u64)>, std::collections::BTreeMap<String, u64>)>>,
+}
+
+impl PutLoops {
+    fn start(ctx: &Ctx, prefix: &str, val_size: u64) -> PutLoops {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let value = Arc::new(random_bytes(val_size as usize, 11));
+        let mut loops = Vec::new();
+        for c in 0..ctx.clients as usize {
+            let mut kv = ctx.conns.kv(c);
+            let (stop, value, conns) = (stop.clone(), value.clone(), ctx.conns.clone());
+            let prefix = prefix.to_string();
+            loops.push(tokio::spawn(async move {
+                let mut done: Vec<(Instant, u64)> = Vec::new();
+                let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let req = conns.req(PutRequest {
+                        key: format!("{prefix}/{c}/{n}").into_bytes(),
+                        value: value.to_vec(),
+                        ..Default::default()
+                    });
+                    let t0 = Instant::now();
+                    match kv.put(req).await {
+                        Ok(_) => done.push((Instant::now(), t0.elapsed().as_nanos() as u64)),
+                        Err(s) => *errors.entry(crate::driver::status_text(&s)).or_default() += 1,
+                    }
+                    n += 1;
+                }
+                (done, errors)
+            }));
+        }
+        PutLoops { stop, loops }
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Every completion in time order, and the errors.
+    async fn finish(
+        self,
+    ) -> Result<(Vec<(Instant, u64)>, std::collections::BTreeMap<String, u64>), BenchError> {
+        self.stop();
+        let mut done = Vec::new();
+        let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
+        for l in self.loops {
+            let (d, e) = l
+                .await
+                .map_err(|e| BenchError::Failed(format!("put loop: {e}")))?;
+            done.extend(d);
+            for (k, v) in e {
+                *errors.entry(k).or_default() += v;
+            }
+        }
+        done.sort_by_key(|(t, _)| *t);
+        Ok((done, errors))
+    }
+}
+
+/// Latencies of the completions in `(from, to]`.
+fn latencies_between(done: &[(Instant, u64)], from: Instant, to: Instant) -> Vec<u64> {
+    done.iter()
+        .filter(|(t, _)| *t > from && *t <= to)
+        .map(|(_, l)| *l)
+        .collect()
+}
+
+/// `compact`: writes `--revisions` puts (one revision each) over `--keys` keys, measures
+/// puts for `--seconds`, then compacts all that history physically while the puts go on.
+/// Main figures: the puts during the compaction; extras: the baseline p99, the p99 during
+/// the compaction, their ratio and how long the compaction took.
+pub async fn compact(ctx: &Ctx, a: &CompactArgs) -> Result<Report, BenchError> {
+    let fill = PutArgs {
+        total: a.revisions,
+        key_size: 8,
+        val_size: 128,
+        sequential_keys: true,
+        key_space_size: a.keys.max(1),
+        rate: 0.0,
+        idle_watchers: 0,
+    };
+    let filled = put(ctx, &fill).await?;
+    if filled.main.error_count() > 0 {
+        return Err(BenchError::Failed(format!(
+            "writing the history failed: {:?}",
+            filled.main.errors
+        )));
+    }
+    let loops = PutLoops::start(ctx, "compact/during", 256);
+    let base_from = Instant::now();
+    tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+    let base_to = Instant::now();
+    let mut kv = ctx.conns.kv(0);
+    let rev = kv
+        .range(ctx.conns.req(RangeRequest {
+            key: b"compact/".to_vec(),
+            limit: 1,
+            ..Default::default()
+        }))
+        .await
+        .map_err(|s| BenchError::from_status("range", s))?
+        .into_inner()
+        .header
+        .map_or(0, |h| h.revision);
+    let started = Instant::now();
+    let compacted = kv
+        .compact(ctx.conns.req(retcd_api::etcdserverpb::CompactionRequest {
+            revision: rev,
+            physical: true,
+        }))
+        .await;
+    let ended = Instant::now();
+    let (done, errors) = loops.finish().await?;
+    if let Err(s) = compacted {
+        return Err(BenchError::from_status("compact", s));
+    }
+    let base = Stats::new(
+        latencies_between(&done, base_from, base_to),
+        Default::default(),
+        base_to - base_from,
+    );
+    let during = Stats::new(latencies_between(&done, started, ended), errors, ended - started);
+    let (p99_base, p99_during) = (
+        base.percentile_ns(990) as f64 / 1e6,
+        during.percentile_ns(990) as f64 / 1e6,
+    );
+    let mut r = Report::single("compact", during);
+    r.phases.push(("baseline".into(), base));
+    r.extra.insert("revisions".into(), json!(a.revisions));
+    r.extra.insert(
+        "compaction_seconds".into(),
+        json!((ended - started).as_secs_f64()),
+    );
+    r.extra.insert("p99_baseline_ms".into(), json!(p99_base));
+    r.extra.insert("p99_during_ms".into(), json!(p99_during));
+    r.extra.insert(
+        "p99_ratio".into(),
+        json!(if p99_base > 0.0 {
+            p99_during / p99_base
+        } else {
+            0.0
+        }),
+    );
     Ok(r)
 }
 

@@ -31,8 +31,9 @@ use crate::revision::{RevBytes, Revision};
 
 /// Key rows copied per read/write transaction pair while writers run.
 const CHUNK_ROWS: usize = 20_000;
-/// Bytes of key rows copied per chunk at most (large values: fewer rows).
-const CHUNK_BYTES: usize = 32 << 20;
+/// Bytes of key rows copied per chunk at most (large values: fewer rows); each chunk is one
+/// fsync of the new file.
+const CHUNK_BYTES: usize = 8 << 20;
 /// When a chunk finds fewer new rows than this, the rest is copied with writers paused.
 const CATCH_UP_ROWS: usize = 2_000;
 
@@ -72,8 +73,10 @@ fn copy_key_rows(
     let rtx = from.begin_read()?;
     let src = rtx.open_table(KEY_TABLE)?;
     let mut wtx = to.begin_write()?;
-    // The new file only becomes the backend after the final, durable commit.
-    wtx.set_durability(Durability::None)?;
+    // Each chunk is made durable as it is copied: the data reaches the disk in small pieces
+    // while writers run (a non-durable copy would leave all of it to the final commit,
+    // made with writers paused, and a long flush also delays the WAL's fsyncs).
+    wtx.set_durability(Durability::Immediate)?;
     let mut copied = 0usize;
     let mut bytes = 0usize;
     {
