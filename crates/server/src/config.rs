@@ -39,7 +39,6 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
     ("wal-dir", true),
     ("max-txn-ops-per-request", true),
     ("experimental-enable-v2v3", true),
-    ("experimental-compaction-batch-limit", true),
     ("experimental-peer-skip-client-san-verification", true),
     ("experimental-warning-apply-duration", true),
     ("experimental-backend-bbolt-freelist-type", true),
@@ -208,6 +207,13 @@ pub struct Flags {
         default_value = ""
     )]
     pub listen_metrics_urls: String,
+    /// Revisions deleted per backend transaction while a compaction removes history.
+    #[arg(
+        long = "experimental-compaction-batch-limit",
+        env = "ETCD_EXPERIMENTAL_COMPACTION_BATCH_LIMIT",
+        default_value_t = 1000
+    )]
+    pub experimental_compaction_batch_limit: usize,
     /// Enable to check data corruption before serving any client/peer traffic.
     #[arg(
         long = "experimental-initial-corrupt-check",
@@ -313,6 +319,8 @@ struct FileConfig {
     experimental_initial_corrupt_check: Option<bool>,
     #[serde(rename = "experimental-corrupt-check-time")]
     experimental_corrupt_check_time: Option<String>,
+    #[serde(rename = "experimental-compaction-batch-limit")]
+    experimental_compaction_batch_limit: Option<usize>,
     #[serde(rename = "listen-metrics-urls")]
     listen_metrics_urls: Option<String>,
     #[serde(rename = "auto-compaction-mode")]
@@ -360,6 +368,7 @@ pub struct Config {
     pub auto_compaction: crate::compactor::AutoCompaction,
     pub listen_metrics_urls: Vec<String>,
     pub initial_corrupt_check: bool,
+    pub compaction_batch_limit: usize,
     /// `Some(interval)` when the leader checks the members' hashes periodically.
     pub corrupt_check_time: Option<std::time::Duration>,
     /// Client and peer TLS (checked; the files are read at start).
@@ -538,6 +547,7 @@ impl Config {
             take!(bcrypt_cost);
             take!(auto_compaction_mode);
             take!(listen_metrics_urls);
+            take!(experimental_compaction_batch_limit);
             take!(experimental_initial_corrupt_check);
             take!(experimental_corrupt_check_time);
             if let Some(v) = fc.auto_compaction_retention {
@@ -684,6 +694,7 @@ impl Config {
             auto_compaction,
             listen_metrics_urls,
             initial_corrupt_check: f.experimental_initial_corrupt_check,
+            compaction_batch_limit: f.experimental_compaction_batch_limit.max(1),
             corrupt_check_time: (!corrupt_check_time.is_zero()).then_some(corrupt_check_time),
             tls,
             warnings,

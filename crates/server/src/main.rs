@@ -175,7 +175,11 @@ async fn run(cfg: Config) -> Result<(), String> {
     let db_path = member_dir.join("snap").join("db");
     let (store, resume) = {
         let p = db_path.clone();
-        tokio::task::spawn_blocking(move || Store::open(&p, StoreConfig::default()))
+        let store_cfg = StoreConfig {
+            compaction_batch_limit: cfg.compaction_batch_limit,
+            ..StoreConfig::default()
+        };
+        tokio::task::spawn_blocking(move || Store::open(&p, store_cfg))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot open backend {}: {e}", db_path.display()))?
