@@ -200,7 +200,8 @@ pub struct Flags {
     /// bcrypt cost of password hashes (4..=31).
     #[arg(long = "bcrypt-cost", env = "ETCD_BCRYPT_COST", default_value_t = 10)]
     pub bcrypt_cost: u32,
-    /// List of URLs to listen on for the metrics and health endpoints (http only).
+    /// List of URLs to listen on for the metrics and health endpoints (https ones use the
+    /// client certificate).
     #[arg(
         long = "listen-metrics-urls",
         env = "ETCD_LISTEN_METRICS_URLS",
@@ -580,9 +581,23 @@ impl Config {
         check_urls("advertise-client-urls", &advertise_client_urls)?;
         check_urls("listen-peer-urls", &listen_peer_urls)?;
         check_urls("initial-advertise-peer-urls", &initial_advertise_peer_urls)?;
-        let (tls, tls_warnings) =
-            crate::tls::TlsSettings::resolve(&f.tls, &listen_client_urls, &listen_peer_urls)
-                .map_err(ConfigError::Invalid)?;
+        let listen_metrics_urls = split_urls(&f.listen_metrics_urls);
+        if let Some(u) = listen_metrics_urls
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "--listen-metrics-urls {u:?}: want http:// or https:// URLs"
+            )));
+        }
+        // https metrics URLs use the client certificate, as etcd's
+        let served: Vec<String> = listen_client_urls
+            .iter()
+            .chain(listen_metrics_urls.iter())
+            .cloned()
+            .collect();
+        let (tls, tls_warnings) = crate::tls::TlsSettings::resolve(&f.tls, &served, &listen_peer_urls)
+            .map_err(ConfigError::Invalid)?;
         warnings.extend(tls_warnings);
         let initial_cluster = match &f.initial_cluster {
             Some(s) => parse_initial_cluster(s)?,
@@ -640,12 +655,6 @@ impl Config {
                     f.experimental_lease_checkpoint_interval
                 ))
             })?;
-        let listen_metrics_urls = split_urls(&f.listen_metrics_urls);
-        if let Some(u) = listen_metrics_urls.iter().find(|u| !u.starts_with("http://")) {
-            return Err(ConfigError::Invalid(format!(
-                "--listen-metrics-urls {u:?}: only http:// metrics URLs are supported"
-            )));
-        }
         let corrupt_check_time = parse_go_duration(&f.experimental_corrupt_check_time).ok_or_else(|| {
             ConfigError::Invalid(format!(
                 "invalid --experimental-corrupt-check-time {:?} (want e.g. 5m0s)",

@@ -431,17 +431,34 @@ async fn run(cfg: Config) -> Result<(), String> {
     for (url, listener) in metrics_listeners {
         let mut stop = stop_rx.clone();
         let routes = tonic::service::Routes::from(metrics::routes(server.clone()));
-        tracing::info!(address = %url, "serving metrics");
+        // https: the client certificate, HTTP/1.1 only (scrapers speak it)
+        let tls_config = tls
+            .client
+            .clone()
+            .filter(|_| url.starts_with("https://"))
+            .map(|c| {
+                let mut c = (*c).clone();
+                c.alpn_protocols = vec![b"http/1.1".to_vec()];
+                std::sync::Arc::new(c)
+            });
+        tracing::info!(address = %url, tls = tls_config.is_some(), "serving metrics");
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|v| *v).await;
             };
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            tonic::transport::Server::builder()
+            let server = tonic::transport::Server::builder()
                 .accept_http1(true)
-                .add_routes(routes)
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
+                .add_routes(routes);
+            match tls_config {
+                Some(config) => {
+                    let incoming = retcd_tls::incoming(listener, config);
+                    server.serve_with_incoming_shutdown(incoming, shutdown).await
+                }
+                None => {
+                    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                    server.serve_with_incoming_shutdown(incoming, shutdown).await
+                }
+            }
         }));
     }
     tracing::info!(version = ETCD_COMPAT_VERSION, "serving etcd v3 API");

@@ -831,3 +831,36 @@ fn certificate_cn_is_the_user_with_auth() {
     assert!(retcd[0].contains("code 0 | OK"), "{retcd:?}");
     assert!(retcd[2].contains("permission denied"), "{retcd:?}");
 }
+
+/// An `https://` `--listen-metrics-urls` serves `/metrics` with the client certificate, as
+/// etcd's does (checked against both servers).
+#[test]
+fn metrics_url_over_tls() {
+    let pki = Pki::new();
+    for kind in [ServerKind::Etcd, ServerKind::Retcd] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut flags = pki.server_flags();
+        flags.extend([
+            "--listen-metrics-urls".into(),
+            format!("https://127.0.0.1:{port}"),
+        ]);
+        let node = Node::start(kind, &flags, &pki.cacert_flag());
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10", "--cacert", &s(&pki.ca.cert)])
+            .arg(format!("https://127.0.0.1:{port}/metrics"))
+            .output()
+            .expect("curl");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            body.contains("etcd_server_has_leader 1"),
+            "{}: {}",
+            kind.name(),
+            &body[..body.len().min(300)]
+        );
+        drop(node);
+    }
+}
