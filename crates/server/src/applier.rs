@@ -835,11 +835,10 @@ impl Applier {
             return Ok(r.map(Applied::Auth));
         }
         if let Some(a) = req.alarm {
-            let (mut resp, write) = self.alarms.apply(&a);
+            let (resp, write) = self.alarms.apply(&a);
             if let Some(w) = write {
                 crate::alarm::persist(batch, &w).map_err(fatal)?;
             }
-            resp.header = rev_header(batch.current_revision());
             return Ok(Ok(Applied::Alarm(resp)));
         }
         if let Err(e) = self.check_permissions(&req, &who) {

@@ -1560,3 +1560,11 @@ scenario!(auth_permission_matrix, |s| {
     .run(&["lease", "revoke", "{L1}", "--user", "root:rootpw"])
     .run(&["auth", "disable", "--user", "root:rootpw"])
 });
+
+scenario!(alarm_list_and_disarm_formats, |s| {
+    // no alarm raised: empty lists; etcd's AlarmResponse carries no header
+    s.run(&["alarm", "list"])
+        .run(&["alarm", "list", "-w", "json"])
+        .run(&["alarm", "disarm"])
+        .run(&["alarm", "disarm", "-w", "json"])
+});
