@@ -48,13 +48,7 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
 
 /// Flags of features that are not built yet and that must not silently be ignored (ignoring
 /// them would accept peers or clients the operator meant to refuse).
-const REFUSED_FLAGS: &[&str] = &[
-    "peer-cert-allowed-hostname",
-    "client-cert-allowed-hostname",
-    "discovery",
-    "discovery-srv",
-    "proxy",
-];
+const REFUSED_FLAGS: &[&str] = &["discovery", "discovery-srv", "proxy"];
 
 #[derive(Parser, Debug, Clone)]
 #[command(

@@ -75,6 +75,20 @@ pub struct TlsFlags {
         default_value = ""
     )]
     pub peer_cert_allowed_cn: String,
+    /// Allowed TLS hostname for inter peer authentication.
+    #[arg(
+        long = "peer-cert-allowed-hostname",
+        env = "ETCD_PEER_CERT_ALLOWED_HOSTNAME",
+        default_value = ""
+    )]
+    pub peer_cert_allowed_hostname: String,
+    /// Allowed TLS hostname for client cert authentication.
+    #[arg(
+        long = "client-cert-allowed-hostname",
+        env = "ETCD_CLIENT_CERT_ALLOWED_HOSTNAME",
+        default_value = ""
+    )]
+    pub client_cert_allowed_hostname: String,
     /// Comma-separated list of supported TLS cipher suites between client/server and peers
     /// (Go's names; empty: rustls' defaults).
     #[arg(long = "cipher-suites", env = "ETCD_CIPHER_SUITES", default_value = "")]
@@ -105,6 +119,8 @@ pub struct SecurityFileConfig {
     crl_file: Option<String>,
     #[serde(rename = "allowed-cn")]
     allowed_cn: Option<String>,
+    #[serde(rename = "allowed-hostname")]
+    allowed_hostname: Option<String>,
 }
 
 /// The TLS keys of etcd's YAML config file.
@@ -133,6 +149,7 @@ impl TlsFlags {
             set(&mut self.client_crl_file, c.crl_file);
             set(&mut self.client_cert_auth, c.client_cert_auth);
             set(&mut self.auto_tls, c.auto_tls);
+            set(&mut self.client_cert_allowed_hostname, c.allowed_hostname);
         }
         if let Some(p) = f.peer_transport_security {
             set(&mut self.peer_cert_file, p.cert_file);
@@ -142,6 +159,7 @@ impl TlsFlags {
             set(&mut self.peer_client_cert_auth, p.client_cert_auth);
             set(&mut self.peer_auto_tls, p.auto_tls);
             set(&mut self.peer_cert_allowed_cn, p.allowed_cn);
+            set(&mut self.peer_cert_allowed_hostname, p.allowed_hostname);
         }
         set(&mut self.cipher_suites, f.cipher_suites.map(|v| v.join(",")));
         set(&mut self.tls_min_version, f.tls_min_version);
@@ -179,8 +197,76 @@ pub struct TlsSettings {
     pub cipher_suites: Vec<String>,
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
-    /// `--peer-cert-allowed-cn`: peers must present a certificate with this Common Name.
-    pub peer_allowed_cn: Option<String>,
+    /// `--peer-cert-allowed-cn` / `--peer-cert-allowed-hostname`: what a peer's certificate
+    /// must name.
+    pub peer_allowed: AllowedCert,
+    /// `--client-cert-allowed-hostname`: the host a client's certificate must be valid for.
+    pub client_allowed: AllowedCert,
+}
+
+/// What a verified certificate must also name to be let in (etcd's `AllowedCN` and
+/// `AllowedHostname`); empty: any certificate the CA vouches for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedCert {
+    pub cn: Option<String>,
+    pub hostname: Option<String>,
+}
+
+impl AllowedCert {
+    pub fn is_empty(&self) -> bool {
+        self.cn.is_none() && self.hostname.is_none()
+    }
+
+    /// Whether the DER certificate passes; the reason when it does not.
+    pub fn check(&self, der: Option<&[u8]>) -> Result<(), String> {
+        if let Some(want) = &self.cn {
+            let cn = der.and_then(common_name);
+            if cn.as_deref() != Some(want.as_str()) {
+                return Err(format!(
+                    "CN {:?} is not the allowed {want:?}",
+                    cn.unwrap_or_default()
+                ));
+            }
+        }
+        if let Some(host) = &self.hostname
+            && !der.is_some_and(|d| valid_for_host(d, host))
+        {
+            return Err(format!(
+                "the certificate is not valid for the allowed hostname {host:?}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Go's `x509.Certificate.VerifyHostname` on the subject alternative names: an IP matches an
+/// IP SAN; a name matches a DNS SAN, case-insensitively, `*.` matching one leftmost label.
+pub fn valid_for_host(der: &[u8], host: &str) -> bool {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return false;
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return false;
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let ip: Option<std::net::IpAddr> = host.trim_matches(|c| c == '[' || c == ']').parse().ok();
+    san.value.general_names.iter().any(|n| match (n, ip) {
+        (GeneralName::IPAddress(bytes), Some(ip)) => match ip {
+            std::net::IpAddr::V4(v4) => *bytes == v4.octets().as_slice(),
+            std::net::IpAddr::V6(v6) => *bytes == v6.octets().as_slice(),
+        },
+        (GeneralName::DNSName(name), None) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            match name.strip_prefix("*.") {
+                Some(rest) => host
+                    .split_once('.')
+                    .is_some_and(|(first, tail)| !first.is_empty() && tail == rest),
+                None => name == host,
+            }
+        }
+        _ => false,
+    })
 }
 
 fn path(s: &str) -> Option<PathBuf> {
@@ -237,10 +323,24 @@ impl TlsSettings {
             listen_peer_urls,
             &mut warnings,
         )?;
-        let peer_allowed_cn = (!f.peer_cert_allowed_cn.is_empty()).then(|| f.peer_cert_allowed_cn.clone());
-        if peer_allowed_cn.is_some() && peer.https && !peer.client_cert_auth {
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let peer_allowed = AllowedCert {
+            cn: opt(&f.peer_cert_allowed_cn),
+            hostname: opt(&f.peer_cert_allowed_hostname),
+        };
+        let client_allowed = AllowedCert {
+            cn: None,
+            hostname: opt(&f.client_cert_allowed_hostname),
+        };
+        if !peer_allowed.is_empty() && peer.https && !peer.client_cert_auth {
             return Err(
-                "--peer-cert-allowed-cn needs --peer-client-cert-auth (peers are only asked for certificates then)"
+                "--peer-cert-allowed-cn and --peer-cert-allowed-hostname need --peer-client-cert-auth (peers are only asked for certificates then)"
+                    .into(),
+            );
+        }
+        if !client_allowed.is_empty() && client.https && !client.client_cert_auth {
+            return Err(
+                "--client-cert-allowed-hostname needs --client-cert-auth (clients are only asked for certificates then)"
                     .into(),
             );
         }
@@ -251,7 +351,8 @@ impl TlsSettings {
                 cipher_suites,
                 min_version,
                 max_version,
-                peer_allowed_cn,
+                peer_allowed,
+                client_allowed,
             },
             warnings,
         ))
@@ -432,35 +533,41 @@ fn server_options(s: &TlsSettings, side: &SideSettings, cert: PathBuf, key: Path
     }
 }
 
-/// TLS connections on a peer listener: with `--peer-cert-allowed-cn`, only peers whose
-/// (verified) certificate has that Common Name get through, as etcd checks it; the others are
-/// closed and logged like any refused handshake.
-pub fn peer_incoming(
-    listener: tokio::net::TcpListener,
-    config: Arc<ServerConfig>,
-    allowed_cn: Option<String>,
+/// TLS connections on a listener, keeping only those whose (verified) client certificate
+/// passes `allowed` (`--peer-cert-allowed-cn`, `--*-cert-allowed-hostname`), as etcd checks
+/// them; the others are closed and logged like any refused handshake.
+pub fn allowed_incoming<S>(
+    incoming: S,
+    allowed: AllowedCert,
 ) -> impl tokio_stream::Stream<
     Item = std::io::Result<retcd_tls::tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
-> {
-    let incoming = retcd_tls::incoming(listener, config);
+>
+where
+    S: tokio_stream::Stream<
+            Item = std::io::Result<retcd_tls::tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+        >,
+{
     tokio_stream::StreamExt::filter(incoming, move |conn| {
-        let (Some(want), Ok(stream)) = (&allowed_cn, conn) else {
-            return true;
-        };
-        let (tcp, session) = stream.get_ref();
-        let cn = session
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .and_then(|c| common_name(c.as_ref()));
-        if cn.as_deref() == Some(want.as_str()) {
+        let Ok(stream) = conn else { return true };
+        if allowed.is_empty() {
             return true;
         }
-        tracing::warn!(
-            remote_addr = %tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
-            error = %format!("client certificate authentication failed: CN {:?} is not the allowed {want:?}", cn.unwrap_or_default()),
-            "rejected connection"
-        );
-        false
+        let (tcp, session) = stream.get_ref();
+        let der = session
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref());
+        match allowed.check(der) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(
+                    remote_addr = %tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+                    error = %format!("client certificate authentication failed: {why}"),
+                    "rejected connection"
+                );
+                false
+            }
+        }
     })
 }
 
@@ -624,7 +731,73 @@ mod tests {
         assert!(
             Config::from_args(args(&["--peer-client-cert-auth", "--peer-cert-allowed-cn", "m1"])).is_ok()
         );
-        assert!(Config::from_args(args(&["--peer-cert-allowed-hostname", "x"])).is_err());
+        let mut a = peer.to_vec();
+        a.extend(["--peer-auto-tls", "--peer-cert-allowed-hostname", "m1.example"]);
+        assert!(Config::from_args(args(&a)).is_err());
+        let c = Config::from_args(args(&[
+            "--peer-client-cert-auth",
+            "--peer-cert-allowed-hostname",
+            "m1.example",
+        ]))
+        .unwrap();
+        assert_eq!(c.tls.peer_allowed.hostname.as_deref(), Some("m1.example"));
+        let mut a = HTTPS.to_vec();
+        a.extend(["--auto-tls", "--client-cert-allowed-hostname", "c.example"]);
+        assert!(
+            Config::from_args(args(&a))
+                .unwrap_err()
+                .to_string()
+                .contains("--client-cert-auth")
+        );
+        let c = Config::from_args(args(&[
+            "--client-cert-auth",
+            "--client-cert-allowed-hostname",
+            "c.example",
+        ]))
+        .unwrap();
+        assert_eq!(c.tls.client_allowed.hostname.as_deref(), Some("c.example"));
+    }
+
+    #[test]
+    fn allowed_hostnames_match_subject_alternative_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca = TestCa::new(dir.path(), "ca");
+        let read = |i: &retcd_tls::test_pki::Issued| pem_first_der(&std::fs::read(&i.cert).unwrap());
+        let named = read(&ca.issue("n", "n", &["Node1.Example.com", "*.wild.example", "10.0.0.7"]));
+        assert!(valid_for_host(&named, "node1.example.com"));
+        assert!(valid_for_host(&named, "node1.example.com."));
+        assert!(valid_for_host(&named, "a.wild.example"));
+        assert!(!valid_for_host(&named, "a.b.wild.example"));
+        assert!(!valid_for_host(&named, "wild.example"));
+        assert!(valid_for_host(&named, "10.0.0.7"));
+        assert!(!valid_for_host(&named, "10.0.0.8"));
+        assert!(!valid_for_host(&named, "other.example.com"));
+        let bare = read(&ca.issue("b", "node1.example.com", &[]));
+        assert!(
+            !valid_for_host(&bare, "node1.example.com"),
+            "the CN does not count"
+        );
+        let allowed = AllowedCert {
+            cn: Some("n".into()),
+            hostname: Some("10.0.0.7".into()),
+        };
+        assert!(allowed.check(Some(&named)).is_ok());
+        assert!(allowed.check(Some(&bare)).is_err());
+        assert!(allowed.check(None).is_err());
+        assert!(AllowedCert::default().check(None).is_ok());
+    }
+
+    /// The DER of the first certificate in a PEM file.
+    fn pem_first_der(pem: &[u8]) -> Vec<u8> {
+        let text = String::from_utf8_lossy(pem);
+        let b64: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END"))
+            .collect();
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
     }
 
     #[test]

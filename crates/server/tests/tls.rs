@@ -864,3 +864,31 @@ fn metrics_url_over_tls() {
         drop(node);
     }
 }
+
+/// `--client-cert-allowed-hostname`: only clients whose certificate is valid for that host
+/// (a subject alternative name) get through; others are refused at the connection, as etcd
+/// refuses them at the handshake.
+#[test]
+fn client_cert_allowed_hostname() {
+    let mut pki = Pki::new();
+    let good = pki.ca.issue("good", "someone", &["client.example"]);
+    let mut flags = pki.mtls_flags();
+    flags.extend(["--client-cert-allowed-hostname".into(), "client.example".into()]);
+    for kind in [ServerKind::Etcd, ServerKind::Retcd] {
+        let node = Node::start(kind, &flags, &pki.client_flags(&good));
+        assert_eq!(node.ok(&pki.client_flags(&good), &["put", "k", "v"]), "OK\n");
+        let refused = node.ctl(&pki.client_flags(&pki.alice), &["get", "k"]);
+        assert!(
+            !refused.success(),
+            "{}: alice got through: {refused:?}",
+            kind.name()
+        );
+        if kind == ServerKind::Retcd {
+            assert!(
+                node.log().contains("not valid for the allowed hostname"),
+                "{}",
+                node.log()
+            );
+        }
+    }
+}
