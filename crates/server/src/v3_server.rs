@@ -68,10 +68,12 @@ macro_rules! propose_for {
 impl EtcdServer {
     pub async fn range(&self, r: RangeRequest) -> Result<RangeResponse, Status> {
         crate::metrics::get().mvcc_range.inc();
-        self.auth.check_read(&r.key, &r.range_end)?;
+        // after the read barrier, as etcd's doSerialize: permissions changed before the read
+        // was asked for are applied here by then
         if !r.serializable {
             self.linearizable_read().await?;
         }
+        self.auth.check_read(&r.key, &r.range_end)?;
         let store = self.store.clone();
         // Large ranges are CPU and disk work: keep them off the async workers.
         let mut resp = tokio::task::spawn_blocking(move || applier::range(&store.read(), &r))
@@ -130,10 +132,10 @@ impl EtcdServer {
         self.check_quota(alarm::txn_cost(&r)).await?;
         if applier::txn_is_readonly(&r) {
             crate::metrics::get().mvcc_txn.inc();
-            self.auth.check_txn_reads(&r)?;
             if !applier::txn_is_serializable(&r) {
                 self.linearizable_read().await?;
             }
+            self.auth.check_txn_reads(&r)?;
             let store = self.store.clone();
             let mut resp = tokio::task::spawn_blocking(move || {
                 let view = store.read();
