@@ -122,30 +122,43 @@ impl pb::auth_server::Auth for AuthService {
         r: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
         let m = r.into_inner();
-        let (check, prefix) = {
-            let st = self.s.auth.lock();
-            let check = st.password_check(&m.name).map_err(EtcdError::from)?;
-            (check, st.gen_token_prefix().map_err(EtcdError::from)?)
-        };
-        let password = m.password;
-        tokio::task::spawn_blocking(move || check.verify(&password))
-            .await
-            .map_err(|e| EtcdError::Internal(e.to_string()))?
-            .map_err(EtcdError::from)?;
-        let req = InternalRaftRequest {
-            authenticate: Some(InternalAuthenticateRequest {
-                name: m.name,
-                password: String::new(),
-                simple_token: prefix,
-            }),
-            ..Default::default()
-        };
-        match self.s.propose(req).await? {
-            Applied::Auth(AuthApplied::Token(token)) => Ok(Response::new(pb::AuthenticateResponse {
-                header: self.header(),
-                token,
-            })),
-            _ => Err(EtcdError::Internal("authenticate applied as something else".into()).into()),
+        // etcd's Authenticate: on an up-to-date member, and again if the auth store changed
+        // (a password, a user) between the password check and the token being recorded
+        self.s.linearizable_read().await?;
+        loop {
+            let (check, prefix, checked_revision) = {
+                let st = self.s.auth.lock();
+                let check = st.password_check(&m.name).map_err(EtcdError::from)?;
+                (
+                    check,
+                    st.gen_token_prefix().map_err(EtcdError::from)?,
+                    st.revision(),
+                )
+            };
+            let password = m.password.clone();
+            tokio::task::spawn_blocking(move || check.verify(&password))
+                .await
+                .map_err(|e| EtcdError::Internal(e.to_string()))?
+                .map_err(EtcdError::from)?;
+            let req = InternalRaftRequest {
+                authenticate: Some(InternalAuthenticateRequest {
+                    name: m.name.clone(),
+                    password: String::new(),
+                    simple_token: prefix,
+                }),
+                ..Default::default()
+            };
+            let token = match self.s.propose(req).await? {
+                Applied::Auth(AuthApplied::Token(token)) => token,
+                _ => return Err(EtcdError::Internal("authenticate applied as something else".into()).into()),
+            };
+            if checked_revision == self.s.auth.lock().revision() {
+                return Ok(Response::new(pb::AuthenticateResponse {
+                    header: self.header(),
+                    token,
+                }));
+            }
+            tracing::info!(user = %m.name, "revision when password checked became stale; retrying");
         }
     }
 
