@@ -107,6 +107,9 @@ pub struct RaftNode {
     app: Arc<Mutex<Option<AppHandler>>>,
     snap_dir: PathBuf,
     cluster_id: u64,
+    /// The current term, kept up to date from openraft's metrics by a task (every response
+    /// header reads it: an atomic load instead of a lock per request).
+    term: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How a proposal went.
@@ -207,6 +210,22 @@ impl RaftNode {
                 .await
                 .map_err(|e| RaftNodeError::Stopped(e.to_string()))?;
         }
+        let term = Arc::new(std::sync::atomic::AtomicU64::new(
+            raft.metrics().borrow_watched().current_term,
+        ));
+        {
+            let term = Arc::downgrade(&term);
+            let mut rx = raft.metrics();
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let Some(term) = term.upgrade() else { return };
+                    term.store(
+                        rx.borrow_watched().current_term,
+                        std::sync::atomic::Ordering::Release,
+                    );
+                }
+            });
+        }
         Ok(RaftNode {
             raft,
             id: cfg.id,
@@ -215,6 +234,7 @@ impl RaftNode {
             app: Arc::new(Mutex::new(None)),
             snap_dir,
             cluster_id: cfg.cluster_id,
+            term,
         })
     }
 
@@ -459,7 +479,7 @@ impl RaftNode {
 
     /// Current raft term (every response header carries it).
     pub fn term(&self) -> u64 {
-        self.raft.metrics().borrow_watched().current_term
+        self.term.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Size of the raft log on disk.
