@@ -173,6 +173,31 @@ impl Client {
         endpoints: &[String],
         direct: bool,
     ) -> Result<Client, CtlError> {
+        Self::dial(settings, endpoints, direct, true).await
+    }
+
+    /// Connects to the endpoints, trying for as long as none answers (clientv3 without a
+    /// deadline: how `make-mirror` waits for its clusters). `waiting` is called after each
+    /// round of `--command-timeout` without an answer.
+    pub async fn connect_patiently(
+        settings: &Settings,
+        mut waiting: impl FnMut(),
+    ) -> Result<Client, CtlError> {
+        loop {
+            match Self::dial(settings, &settings.endpoints, false, false).await {
+                Err(e) if e.is_unreachable() => waiting(),
+                done => return done,
+            }
+        }
+    }
+
+    /// Dials until the command deadline; `warn` logs clientv3's warning when it passes.
+    async fn dial(
+        settings: &Settings,
+        endpoints: &[String],
+        direct: bool,
+        warn: bool,
+    ) -> Result<Client, CtlError> {
         let first = endpoints
             .first()
             .map(|e| endpoint_url(e, &settings.tls))
@@ -225,8 +250,10 @@ impl Client {
                 }
             }
             if Instant::now() + Duration::from_millis(100) >= deadline {
-                let s = Status::deadline_exceeded(last_err);
-                warn_unary_failed(&target, &grpc_string(&s));
+                if warn {
+                    let s = Status::deadline_exceeded(last_err);
+                    warn_unary_failed(&target, &grpc_string(&s));
+                }
                 return Err(CtlError::Rpc(deadline_exceeded()));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -277,6 +304,11 @@ impl Client {
                 Err(CtlError::Rpc(s))
             }
         }
+    }
+
+    /// Logs clientv3's warning for a call to this client that failed with `s`.
+    pub fn warn_failed(&self, s: &Status) {
+        warn_unary_failed(&self.target, &grpc_string(s));
     }
 
     fn svc(&self) -> Svc {
