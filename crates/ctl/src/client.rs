@@ -292,7 +292,15 @@ impl Client {
     where
         F: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        match tokio::time::timeout(self.settings.command_timeout, fut).await {
+        self.call_within(self.settings.command_timeout, fut).await
+    }
+
+    /// Like [`Client::call`] with a deadline of its own (`Duration::MAX`: none).
+    pub async fn call_within<T, F>(&self, timeout: Duration, fut: F) -> Result<T, CtlError>
+    where
+        F: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        match tokio::time::timeout(timeout, fut).await {
             Ok(Ok(resp)) => Ok(resp.into_inner()),
             Ok(Err(s)) => {
                 warn_unary_failed(&self.target, &grpc_string(&s));

@@ -2,6 +2,7 @@
 //! (settings, output format, a lazily connected client) and Go-style argument parsing.
 
 pub mod auth;
+pub mod check;
 pub mod cluster;
 pub mod concurrency;
 pub mod kv;
