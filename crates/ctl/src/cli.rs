@@ -166,6 +166,7 @@ impl Global {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect();
+        let (pretty, color) = Out::terminal_style(self.write_out.is_some());
         let (format, format_error) = match Format::parse(self.write_out.as_deref().unwrap_or("simple")) {
             Ok(f) => (f, None),
             Err(e) => (Format::Simple, Some(e)),
@@ -194,6 +195,8 @@ impl Global {
             out: Out {
                 format,
                 hex: self.hex.as_deref().is_some_and(|h| go_bool(h).unwrap_or(false)),
+                pretty,
+                color,
             },
             format_error,
         })
