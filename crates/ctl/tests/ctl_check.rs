@@ -37,8 +37,25 @@ impl Drop for Etcd {
     }
 }
 
+/// The retcd binary next to retcdctl (`cargo build -p retcd-server --bin retcd` into the same
+/// target dir) or `$RETCD_BIN`; `None` skips the retcd runs.
+fn retcd_bin() -> Option<String> {
+    std::env::var("RETCD_BIN")
+        .ok()
+        .or_else(|| {
+            let p = Path::new(RETCDCTL).with_file_name("retcd");
+            p.exists().then(|| p.to_string_lossy().into_owned())
+        })
+        .filter(|p| Path::new(p).exists())
+}
+
 impl Etcd {
     fn start() -> Etcd {
+        Etcd::start_server(ETCD)
+    }
+
+    /// etcd or retcd (same flags).
+    fn start_server(bin: &str) -> Etcd {
         assert!(
             Path::new(ETCD).exists() && Path::new(ETCDCTL).exists(),
             "these tests need the real etcd and etcdctl 3.4: apt-get install -y etcd-server etcd-client"
@@ -46,7 +63,7 @@ impl Etcd {
         let dir = tempfile::tempdir().expect("temp dir");
         let client = format!("http://127.0.0.1:{}", free_port());
         let peer = format!("http://127.0.0.1:{}", free_port());
-        let child = Command::new(ETCD)
+        let child = Command::new(bin)
             .args(["--name", "default", "--data-dir"])
             .arg(dir.path().join("data"))
             .args([
@@ -197,4 +214,33 @@ fn perf_passes_on_an_idle_etcd() {
     let rev: i64 = caps[1].parse().expect("revision");
     assert!((550..=660).contains(&rev), "{rev}");
     assert_eq!(keys_under(&e, "/perf/"), "");
+}
+
+/// Both checks against retcd (its /metrics on the client URL has the process metrics).
+#[test]
+fn checks_pass_on_retcd() {
+    let Some(retcd) = retcd_bin() else {
+        eprintln!("skipped: no retcd binary next to retcdctl and no RETCD_BIN");
+        return;
+    };
+    let e = Etcd::start_server(&retcd);
+    let got = e.run(RETCDCTL, &["check", "datascale", "--auto-compact"], &[]);
+    let out = text(&got.stdout);
+    assert_eq!(got.status.code(), Some(0), "{out}{}", text(&got.stderr));
+    assert!(
+        Regex::new(r"\AStart data scale check for work load \[10000 key-value pairs, 1024 bytes per key-value, 50 concurrent clients\]\.\nCompacting with revision \d+\nCompacted with revision \d+\nPASS: Approximate system memory used : -?\d+\.\d\d MB\.\n\z")
+            .expect("regex")
+            .is_match(&out),
+        "{out}"
+    );
+    let got = e.run(
+        RETCDCTL,
+        &["check", "perf", "--auto-defrag"],
+        &[("RETCDCTL_TEST_CHECK_PERF_SECONDS", "3")],
+    );
+    let out = text(&got.stdout);
+    assert_eq!(got.status.code(), Some(0), "{out}{}", text(&got.stderr));
+    assert!(out.starts_with("Defragmenting \""), "{out}");
+    assert!(out.ends_with("s\nPASS\n"), "{out}");
+    assert_eq!(keys_under(&e, "/etcdctl-check-perf/"), "");
 }

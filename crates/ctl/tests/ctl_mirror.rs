@@ -50,8 +50,25 @@ fn ctl(tool: &str, endpoint: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// The retcd binary next to retcdctl (`cargo build -p retcd-server --bin retcd` into the same
+/// target dir) or `$RETCD_BIN`; `None` skips the retcd runs.
+fn retcd_bin() -> Option<String> {
+    std::env::var("RETCD_BIN")
+        .ok()
+        .or_else(|| {
+            let p = Path::new(RETCDCTL).with_file_name("retcd");
+            p.exists().then(|| p.to_string_lossy().into_owned())
+        })
+        .filter(|p| Path::new(p).exists())
+}
+
 impl Etcd {
     fn start() -> Etcd {
+        Etcd::start_server(ETCD)
+    }
+
+    /// etcd or retcd (same flags).
+    fn start_server(bin: &str) -> Etcd {
         assert!(
             Path::new(ETCD).exists() && Path::new(ETCDCTL).exists(),
             "these tests need the real etcd and etcdctl 3.4 at {ETCD} and {ETCDCTL}: apt-get install -y etcd-server etcd-client"
@@ -59,7 +76,7 @@ impl Etcd {
         let dir = tempfile::tempdir().expect("temp dir");
         let client = format!("http://127.0.0.1:{}", free_port());
         let peer = format!("http://127.0.0.1:{}", free_port());
-        let child = Command::new(ETCD)
+        let child = Command::new(bin)
             .args(["--name", "default", "--data-dir"])
             .arg(dir.path().join("data"))
             .args([
@@ -287,6 +304,40 @@ fn mirrors_base_and_changes_like_etcdctl() {
         err.ends_with("\"error\":\"rpc error: code = InvalidArgument desc = etcdserver: too many operations in txn request\"}\nError: etcdserver: too many operations in txn request\n"),
         "{err}"
     );
+}
+
+/// The same mirror with retcd servers: retcd to etcd and retcd to retcd.
+#[test]
+fn mirrors_from_and_to_retcd() {
+    let Some(retcd) = retcd_bin() else {
+        eprintln!("skipped: no retcd binary next to retcdctl and no RETCD_BIN");
+        return;
+    };
+    let src = Etcd::start_server(&retcd);
+    let to_etcd = Etcd::start();
+    let to_retcd = Etcd::start_server(&retcd);
+    src.put_many("/p/bulk/", 0..100);
+    src.ok(&["put", "/p/a", "1"]);
+    let mirrors = [
+        mirror(RETCDCTL, &src, &["--prefix", "/p/", &to_etcd.endpoint]),
+        mirror(
+            RETCDCTL,
+            &src,
+            &["--prefix=/p/", "--dest-prefix=/q/", &to_retcd.endpoint],
+        ),
+    ];
+    std::thread::sleep(Duration::from_millis(500));
+    src.ok(&["put", "/p/b", "2"]);
+    src.ok(&["del", "/p/bulk/0000", "/p/bulk/0050"]);
+    src.ok(&["put", "/p/a", "1b"]);
+    src.put_many("/p/new/", 0..20);
+    src.ok(&["put", "/other", "x"]);
+    let all = src.dump();
+    converges(&to_etcd, &expected(&all, "/p/", "/p/"), "retcd to etcd");
+    converges(&to_retcd, &expected(&all, "/p/", "/q/"), "retcd to retcd");
+    let [a, b] = mirrors;
+    stop(a, "retcd to etcd");
+    stop(b, "retcd to retcd");
 }
 
 #[test]

@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 
 use super::{Ctx, key_range};
 use crate::cli::{CheckArgs, CheckCmd};
-use crate::client::Client;
+use crate::client::{Client, Settings, prompt_password};
 use crate::error::{CtlError, exit, status_message};
 use crate::gofmt::quote;
 
@@ -231,13 +231,21 @@ impl Bar {
     }
 }
 
-/// Connects `n` clients (each its own connection, as etcdctl's `mustClient` per client).
-async fn clients(ctx: &Ctx, n: usize) -> Result<Vec<Arc<Client>>, CtlError> {
+/// Connects `n` clients (each its own connection, as etcdctl's `mustClient` per client),
+/// asking for a `--user` password only once; returns them with the settings they used.
+async fn clients(ctx: &Ctx, n: usize) -> Result<(Vec<Arc<Client>>, Settings), CtlError> {
+    let mut settings = ctx.settings.clone();
+    if let Some(user) = &settings.user
+        && settings.password.is_none()
+        && !user.contains(':')
+    {
+        settings.password = Some(prompt_password("Password: ")?);
+    }
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
-        v.push(Arc::new(ctx.client().await?));
+        v.push(Arc::new(Client::connect(&settings).await?));
     }
-    Ok(v)
+    Ok((v, settings))
 }
 
 /// Refuses a prefix that has keys (etcdctl's exit 3).
@@ -314,7 +322,12 @@ async fn cleanup(c: &Client, prefix: &str) -> Result<i64, CtlError> {
 }
 
 /// `--auto-compact` and `--auto-defrag` after a check, with etcdctl's lines.
-async fn compact_and_defrag(ctx: &Ctx, c: &Client, a: &CheckArgs, rev: Option<i64>) -> Result<(), CtlError> {
+async fn compact_and_defrag(
+    settings: &Settings,
+    c: &Client,
+    a: &CheckArgs,
+    rev: Option<i64>,
+) -> Result<(), CtlError> {
     if let (true, Some(rev)) = (a.auto_compact, rev) {
         println!("Compacting with revision {rev}");
         c.call_within(
@@ -328,9 +341,9 @@ async fn compact_and_defrag(ctx: &Ctx, c: &Client, a: &CheckArgs, rev: Option<i6
         println!("Compacted with revision {rev}");
     }
     if a.auto_defrag {
-        for ep in &ctx.settings.endpoints {
+        for ep in &settings.endpoints {
             println!("Defragmenting {}", quote(ep.as_bytes()));
-            let d = Client::connect_to(&ctx.settings, std::slice::from_ref(ep), true).await?;
+            let d = Client::connect_to(settings, std::slice::from_ref(ep), true).await?;
             d.call_within(
                 Duration::from_secs(30),
                 d.maintenance().defragment(DefragmentRequest {}),
@@ -357,7 +370,7 @@ async fn perf(ctx: &Ctx, prefix: &str, a: &CheckArgs) -> Result<(), CtlError> {
     if let Some(secs) = std::env::var(TEST_DURATION_VAR).ok().and_then(|s| s.parse().ok()) {
         load.duration = secs;
     }
-    let clients = clients(ctx, load.clients).await?;
+    let (clients, settings) = clients(ctx, load.clients).await?;
     let duration = Duration::from_secs(load.duration);
     check_empty(&clients[0], prefix, Some(duration)).await?;
     let deadline = tokio::time::Instant::now() + duration;
@@ -433,10 +446,10 @@ async fn perf(ctx: &Ctx, prefix: &str, a: &CheckArgs) -> Result<(), CtlError> {
     let stats = Stats::new(&res.lats, res.errors, total);
 
     match cleanup(&clients[0], prefix).await {
-        Ok(rev) => compact_and_defrag(ctx, &clients[0], a, Some(rev)).await?,
+        Ok(rev) => compact_and_defrag(&settings, &clients[0], a, Some(rev)).await?,
         Err(e) => {
             println!("FAIL: Cleanup failed during key deletion: ERROR({e})");
-            compact_and_defrag(ctx, &clients[0], a, None).await?;
+            compact_and_defrag(&settings, &clients[0], a, None).await?;
         }
     }
     let (lines, ok) = perf_verdict(&stats, load.limit);
@@ -540,7 +553,7 @@ async fn datascale(ctx: &Ctx, prefix: &str, a: &CheckArgs) -> Result<(), CtlErro
     let Some(load) = datascale_load(&a.load) else {
         return Err(CtlError::BadFeature(format!("unknown load option {}", a.load)));
     };
-    let clients = clients(ctx, load.clients).await?;
+    let (clients, settings) = clients(ctx, load.clients).await?;
     let ep = ctx.settings.endpoints.first().cloned().unwrap_or_default();
     check_empty(&clients[0], prefix, None).await?;
     let fail = |line: &str| -> ! {
@@ -608,7 +621,7 @@ async fn datascale(ctx: &Ctx, prefix: &str, a: &CheckArgs) -> Result<(), CtlErro
         .await?
         .header
         .map_or(0, |h| h.revision);
-    compact_and_defrag(ctx, c, a, Some(rev)).await?;
+    compact_and_defrag(&settings, c, a, Some(rev)).await?;
     if !res.errors.is_empty() {
         for l in error_lines(&res.errors) {
             println!("{l}");
