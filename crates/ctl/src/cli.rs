@@ -166,6 +166,7 @@ impl Global {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect();
+        let (pretty, color) = Out::terminal_style(self.write_out.is_some());
         let (format, format_error) = match Format::parse(self.write_out.as_deref().unwrap_or("simple")) {
             Ok(f) => (f, None),
             Err(e) => (Format::Simple, Some(e)),
@@ -194,6 +195,8 @@ impl Global {
             out: Out {
                 format,
                 hex: self.hex.as_deref().is_some_and(|h| go_bool(h).unwrap_or(false)),
+                pretty,
+                color,
             },
             format_error,
         })
@@ -514,6 +517,69 @@ pub enum RoleCmd {
     },
 }
 
+/// `make-mirror` flags (etcdctl 3.4's).
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    /// Verify certificates of TLS enabled secure servers using this CA bundle
+    #[arg(long, default_value = "")]
+    pub dest_cacert: String,
+    /// Identify secure client using this TLS certificate file for the destination cluster
+    #[arg(long, default_value = "")]
+    pub dest_cert: String,
+    /// Identify secure client using this TLS key file
+    #[arg(long, default_value = "")]
+    pub dest_key: String,
+    /// Disable transport security for client connections
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = go_bool)]
+    pub dest_insecure_transport: bool,
+    /// destination prefix to mirror a prefix to a different prefix in the destination cluster
+    #[arg(long, default_value = "")]
+    pub dest_prefix: String,
+    /// mirror key-values to the root of the destination cluster
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
+    pub no_dest_prefix: bool,
+    /// Key-value prefix to mirror
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    pub args: Vec<String>,
+}
+
+/// The flags `check perf` and `check datascale` share (their `--prefix` defaults differ).
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)
+    #[arg(long, default_value = "s")]
+    pub load: String,
+    /// Compact storage with last revision after test is finished.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
+    pub auto_compact: bool,
+    /// Defragment storage after test is finished.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
+    pub auto_defrag: bool,
+    pub args: Vec<String>,
+}
+
+/// `check` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CheckCmd {
+    /// Check the performance of the etcd cluster
+    Perf {
+        /// The prefix for writing the performance check's keys.
+        #[arg(long, default_value = "/etcdctl-check-perf/")]
+        prefix: String,
+        #[command(flatten)]
+        args: CheckArgs,
+    },
+    /// Check the memory usage of holding data for different workloads on a given server endpoint.
+    Datascale {
+        /// The prefix for writing the datascale check's keys.
+        #[arg(long, default_value = "/etcdctl-check-datascale/")]
+        prefix: String,
+        #[command(flatten)]
+        args: CheckArgs,
+    },
+}
+
 /// `auth` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuthCmd {
@@ -557,6 +623,12 @@ pub enum Command {
     /// Manages etcd node snapshots
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
+    /// Makes a mirror at the destination etcd cluster
+    #[command(name = "make-mirror")]
+    MakeMirror(MirrorArgs),
+    /// commands for checking properties of the etcd cluster
+    #[command(subcommand)]
+    Check(CheckCmd),
     /// Transfers leadership to another etcd cluster member.
     #[command(name = "move-leader")]
     MoveLeader(Positional),

@@ -173,6 +173,31 @@ impl Client {
         endpoints: &[String],
         direct: bool,
     ) -> Result<Client, CtlError> {
+        Self::dial(settings, endpoints, direct, true).await
+    }
+
+    /// Connects to the endpoints, trying for as long as none answers (clientv3 without a
+    /// deadline: how `make-mirror` waits for its clusters). `waiting` is called after each
+    /// round of `--command-timeout` without an answer.
+    pub async fn connect_patiently(
+        settings: &Settings,
+        mut waiting: impl FnMut(),
+    ) -> Result<Client, CtlError> {
+        loop {
+            match Self::dial(settings, &settings.endpoints, false, false).await {
+                Err(e) if e.is_unreachable() => waiting(),
+                done => return done,
+            }
+        }
+    }
+
+    /// Dials until the command deadline; `warn` logs clientv3's warning when it passes.
+    async fn dial(
+        settings: &Settings,
+        endpoints: &[String],
+        direct: bool,
+        warn: bool,
+    ) -> Result<Client, CtlError> {
         let first = endpoints
             .first()
             .map(|e| endpoint_url(e, &settings.tls))
@@ -225,8 +250,10 @@ impl Client {
                 }
             }
             if Instant::now() + Duration::from_millis(100) >= deadline {
-                let s = Status::deadline_exceeded(last_err);
-                warn_unary_failed(&target, &grpc_string(&s));
+                if warn {
+                    let s = Status::deadline_exceeded(last_err);
+                    warn_unary_failed(&target, &grpc_string(&s));
+                }
                 return Err(CtlError::Rpc(deadline_exceeded()));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -254,6 +281,10 @@ impl Client {
             }
             Ok(Err(s)) => {
                 warn_unary_failed(&self.target, &grpc_string(&s));
+                // clientv3 goes on without a token when the server has auth off
+                if s.message() == "etcdserver: authentication is not enabled" {
+                    return Ok(());
+                }
                 Err(CtlError::BadConnection(crate::error::status_message(&s)))
             }
             Err(_) => Err(CtlError::BadConnection("context deadline exceeded".into())),
@@ -265,7 +296,15 @@ impl Client {
     where
         F: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        match tokio::time::timeout(self.settings.command_timeout, fut).await {
+        self.call_within(self.settings.command_timeout, fut).await
+    }
+
+    /// Like [`Client::call`] with a deadline of its own (`Duration::MAX`: none).
+    pub async fn call_within<T, F>(&self, timeout: Duration, fut: F) -> Result<T, CtlError>
+    where
+        F: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        match tokio::time::timeout(timeout, fut).await {
             Ok(Ok(resp)) => Ok(resp.into_inner()),
             Ok(Err(s)) => {
                 warn_unary_failed(&self.target, &grpc_string(&s));
@@ -277,6 +316,11 @@ impl Client {
                 Err(CtlError::Rpc(s))
             }
         }
+    }
+
+    /// Logs clientv3's warning for a call to this client that failed with `s`.
+    pub fn warn_failed(&self, s: &Status) {
+        warn_unary_failed(&self.target, &grpc_string(s));
     }
 
     fn svc(&self) -> Svc {
@@ -341,14 +385,72 @@ fn dial_error(addr: &str, e: &tonic::transport::Error) -> String {
     transport(format!("Error while dialing dial tcp {addr}: {e}"))
 }
 
-/// Prints `prompt` on stderr and reads one line (the password) from stdin.
+/// Prints `prompt` on stderr and reads one line (the password) from stdin. When stdin is a
+/// terminal the password is not echoed: like etcdctl's prompt (speakeasy), retcdctl turns
+/// the terminal's echo off with `stty` (no unsafe code here); it also reads the keys one by
+/// one so that Ctrl-C restores the terminal before leaving.
 pub fn prompt_password(prompt: &str) -> Result<String, CtlError> {
+    use std::io::IsTerminal;
     eprint!("{prompt}");
     let _ = std::io::stderr().flush();
+    if std::io::stdin().is_terminal() && stty(&["-g"]).is_some() {
+        return read_hidden();
+    }
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
         .map_err(|e| CtlError::Other(e.to_string()))?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Runs `stty ARGS` on stdin (the terminal); its output, or `None` if it failed.
+fn stty(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("stty")
+        .args(args)
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Reads a line from the terminal with echo, signals and line editing off, handling
+/// backspace, Ctrl-U and Ctrl-C itself; the terminal's settings are restored afterwards.
+fn read_hidden() -> Result<String, CtlError> {
+    let saved = stty(&["-g"]).unwrap_or_default();
+    if stty(&["-echo", "-icanon", "-isig", "min", "1", "time", "0"]).is_none() {
+        return Err(CtlError::Other("cannot turn off the terminal's echo".into()));
+    }
+    let restore = || {
+        let _ = stty(&[saved.as_str()]);
+        eprintln!();
+    };
+    let mut pw: Vec<u8> = Vec::new();
+    let mut stdin = std::io::stdin().lock();
+    let mut byte = [0u8; 1];
+    loop {
+        match stdin.read(&mut byte) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => match byte[0] {
+                b'\n' | b'\r' => break,
+                0x03 => {
+                    // Ctrl-C: leave as the interrupt would have, with the terminal restored
+                    restore();
+                    std::process::exit(130);
+                }
+                0x04 if pw.is_empty() => break,
+                0x7f | 0x08 => {
+                    // one character, however many bytes it took
+                    while pw.pop().is_some_and(|b| b & 0xc0 == 0x80) {}
+                }
+                0x15 => pw.clear(),
+                b => pw.push(b),
+            },
+        }
+    }
+    restore();
+    String::from_utf8(pw).map_err(|e| CtlError::Other(e.to_string()))
 }

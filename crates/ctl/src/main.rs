@@ -65,7 +65,7 @@ fn clap_failure(e: clap::Error) -> ! {
 }
 
 async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlError> {
-    use cmd::{auth, cluster, concurrency, kv, lease, snapshot, txn, watch};
+    use cmd::{auth, check, cluster, concurrency, kv, lease, mirror, snapshot, txn, watch};
     match command {
         Command::Get(a) => kv::get(ctx, &a).await,
         Command::Put(a) => kv::put(ctx, &a).await,
@@ -101,6 +101,8 @@ async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlErro
         Command::Snapshot(SnapshotCmd::Save(p)) => cluster::snapshot_save(ctx, &p.args).await,
         Command::Snapshot(SnapshotCmd::Status(p)) => snapshot::status(ctx, &p.args),
         Command::Snapshot(SnapshotCmd::Restore(a)) => snapshot::restore(&a),
+        Command::MakeMirror(a) => mirror::make_mirror(ctx, &a).await,
+        Command::Check(c) => check::check(ctx, &c).await,
         Command::MoveLeader(p) => cluster::move_leader(ctx, &p.args).await,
         Command::User(c) => auth::user(ctx, c).await,
         Command::Role(c) => auth::role(ctx, c).await,

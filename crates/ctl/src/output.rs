@@ -55,6 +55,32 @@ impl Format {
 pub struct Out {
     pub format: Format,
     pub hex: bool,
+    /// stdout is a terminal and no `-w`/`ETCDCTL_WRITE_OUT` was given: some commands print
+    /// tables (beyond etcdctl; piped or with `-w` the output stays etcdctl's)
+    pub pretty: bool,
+    /// `pretty`, and colour is welcome (`NO_COLOR` unset or empty, `TERM` not `dumb`)
+    pub color: bool,
+}
+
+impl Out {
+    /// Whether stdout is a terminal and the user left the format alone; and whether colour
+    /// may be used there.
+    pub fn terminal_style(write_out_given: bool) -> (bool, bool) {
+        use std::io::IsTerminal;
+        let pretty = !write_out_given && std::io::stdout().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+            || std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        (pretty, pretty && !no_color)
+    }
+
+    /// A key in the key colour (bold blue) when colour is on.
+    pub fn key_style(&self, s: &str) -> String {
+        if self.color {
+            format!("\x1b[1;34m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
 }
 
 /// A generated message together with its protobuf full name (for the JSON printer).

@@ -15,7 +15,7 @@ use crate::cli::{RoleCmd, UserCmd};
 use crate::client::prompt_password;
 use crate::error::CtlError;
 use crate::gofmt::quote;
-use crate::output::{Format, Out, Pb, fields_hdr};
+use crate::output::{Format, Out, Pb, fields_hdr, table};
 
 /// Prints a response whose simple form is one sentence and whose fields form is the header.
 fn show_done<M: Pb>(
@@ -48,7 +48,7 @@ fn read_password(interactive: bool, user: &str, confirm: bool) -> Result<String,
     if confirm {
         let again = prompt_password(&format!("Type password of {user} again for confirmation: "))?;
         if again != first {
-            return Err(CtlError::BadArgs("given passwords are different.".into()));
+            return Err(CtlError::BadArgs("given passwords are different".into()));
         }
     }
     Ok(first)
@@ -128,6 +128,20 @@ pub async fn user(ctx: &Ctx, c: UserCmd) -> Result<(), CtlError> {
                 .await?;
             if out.format == Format::Fields {
                 return Err(out.unsupported());
+            }
+            if out.pretty {
+                // on a terminal: each user with its roles
+                let mut rows = Vec::new();
+                for u in &r.users {
+                    let req = AuthUserGetRequest { name: u.clone() };
+                    let roles = client
+                        .call(client.auth().user_get(req))
+                        .await
+                        .map_or_else(|_| "?".to_string(), |g| g.roles.join(", "));
+                    rows.push(vec![u.clone(), roles]);
+                }
+                print!("{}", table(&["USER", "ROLES"], &rows));
+                return Ok(());
             }
             out.show(&r, || r.users.iter().for_each(|u| println!("{u}")))
         }
@@ -225,6 +239,32 @@ fn show_role(out: &Out, role: &str, r: &AuthRoleGetResponse) -> Result<(), CtlEr
     })
 }
 
+/// A role's permissions on one line: `read foo, readwrite [a, c), write prefix p/`.
+fn perm_summary(perms: &[Permission]) -> String {
+    perms
+        .iter()
+        .map(|p| {
+            let kind = PermType::try_from(p.perm_type).map_or("?", |t| match t {
+                PermType::Read => "read",
+                PermType::Write => "write",
+                PermType::Readwrite => "readwrite",
+            });
+            let key = String::from_utf8_lossy(&p.key);
+            let what = if p.range_end.is_empty() {
+                key.into_owned()
+            } else if p.range_end == b"\0" {
+                format!("[{key}, <open ended>")
+            } else if prefix_end(&p.key) == p.range_end {
+                format!("prefix {key}")
+            } else {
+                format!("[{key}, {})", String::from_utf8_lossy(&p.range_end))
+            };
+            format!("{kind} {what}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The range end of a permission from `KEY [END]` and `--prefix` / `--from-key`.
 fn perm_range_end(args: &[String], prefix: bool, from_key: bool) -> Result<Vec<u8>, CtlError> {
     let bad = |m: &str| Err(CtlError::BadArgs(m.into()));
@@ -277,6 +317,20 @@ pub async fn role(ctx: &Ctx, c: RoleCmd) -> Result<(), CtlError> {
             let r = client
                 .call(client.auth().role_list(AuthRoleListRequest {}))
                 .await?;
+            if out.pretty {
+                // on a terminal: each role with its permissions
+                let mut rows = Vec::new();
+                for role in &r.roles {
+                    let req = AuthRoleGetRequest { role: role.clone() };
+                    let perms = client
+                        .call(client.auth().role_get(req))
+                        .await
+                        .map_or_else(|_| "?".to_string(), |g| perm_summary(&g.perm));
+                    rows.push(vec![role.clone(), perms]);
+                }
+                print!("{}", table(&["ROLE", "PERMISSIONS"], &rows));
+                return Ok(());
+            }
             out.show(&r, || {
                 if out.format == Format::Fields {
                     fields_hdr(r.header.as_ref());

@@ -158,7 +158,12 @@ pub async fn member_list(ctx: &Ctx) -> Result<(), CtlError> {
     let r: MemberListResponse = client
         .call(client.cluster().member_list(MemberListRequest::default()))
         .await?;
-    match ctx.out.format {
+    let format = if ctx.out.pretty {
+        Format::Table
+    } else {
+        ctx.out.format
+    };
+    match format {
         Format::Simple => r
             .members
             .iter()
@@ -387,7 +392,12 @@ pub async fn endpoint_status(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
         c.call(c.maintenance().status(StatusRequest {})).await
     })
     .await;
-    match ctx.out.format {
+    let format = if ctx.out.pretty {
+        Format::Table
+    } else {
+        ctx.out.format
+    };
+    match format {
         Format::Simple => list
             .iter()
             .for_each(|(ep, s)| println!("{}", status_row(ep, s).join(", "))),

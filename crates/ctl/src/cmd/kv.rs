@@ -146,6 +146,14 @@ pub async fn get(ctx: &Ctx, a: &GetArgs) -> Result<(), CtlError> {
     }
     let client = ctx.client().await?;
     let resp = client.call(client.kv().range(req)).await?;
+    if ctx.out.color && ctx.out.format == Format::Simple && !a.print_value_only {
+        // on a terminal: keys in colour, values plain
+        for kv in &resp.kvs {
+            println!("{}", ctx.out.key_style(&ctx.out.bytes(&kv.key)));
+            println!("{}", ctx.out.bytes(&kv.value));
+        }
+        return Ok(());
+    }
     ctx.out
         .show(&resp, || print_get(&ctx.out, &resp, a.print_value_only))
 }

@@ -10,7 +10,7 @@ use retcd_api::etcdserverpb::{
 
 use super::{Ctx, parse_i64};
 use crate::error::CtlError;
-use crate::output::{Format, Out, fields_hdr, json_bytes, json_flat_header, write_raw};
+use crate::output::{Format, Out, fields_hdr, json_bytes, json_flat_header, table, write_raw};
 
 /// Prints a clientv3 lease response: `json` is the part after the inline header, `fields`
 /// the lines after the header; simple and table are the caller's.
@@ -145,6 +145,25 @@ pub async fn list(ctx: &Ctx) -> Result<(), CtlError> {
     let r = client
         .call(client.lease().lease_leases(LeaseLeasesRequest {}))
         .await?;
+    if ctx.out.pretty {
+        // on a terminal: a table with each lease's time to live and keys
+        let mut rows = Vec::new();
+        for l in &r.leases {
+            let req = LeaseTimeToLiveRequest { id: l.id, keys: true };
+            let row = match client.call(client.lease().lease_time_to_live(req)).await {
+                Ok(t) => vec![
+                    format!("{:016x}", l.id),
+                    t.ttl.to_string(),
+                    t.granted_ttl.to_string(),
+                    t.keys.len().to_string(),
+                ],
+                Err(_) => vec![format!("{:016x}", l.id), "?".into(), "?".into(), "?".into()],
+            };
+            rows.push(row);
+        }
+        print!("{}", table(&["ID", "TTL", "GRANTED TTL", "KEYS"], &rows));
+        return Ok(());
+    }
     let leases: Vec<String> = r.leases.iter().map(|l| format!("{{\"id\":{}}}", l.id)).collect();
     show(
         &ctx.out,

@@ -2,10 +2,12 @@
 //! (settings, output format, a lazily connected client) and Go-style argument parsing.
 
 pub mod auth;
+pub mod check;
 pub mod cluster;
 pub mod concurrency;
 pub mod kv;
 pub mod lease;
+pub mod mirror;
 pub mod snapshot;
 pub mod txn;
 pub mod watch;

@@ -1,0 +1,375 @@
+//! `make-mirror` end to end: a source etcd and destination etcds (real etcd 3.4), keys
+//! written before the mirror starts (more than one page of 1000, some revisions with a
+//! hundred keys) and while it runs (puts, overwrites, deletes, a prefix delete larger than
+//! one txn may hold); each destination must end up with the source's keys, rewritten as
+//! `--dest-prefix`/`--no-dest-prefix` say, and the same as what etcdctl's own mirror writes.
+//! Argument errors are compared with etcdctl's.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ETCD: &str = "/usr/bin/etcd";
+const ETCDCTL: &str = "/usr/bin/etcdctl";
+const RETCDCTL: &str = env!("CARGO_BIN_EXE_retcdctl");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// A real etcd in a temp dir, killed on drop.
+struct Etcd {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ctl(tool: &str, endpoint: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(tool);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ETCDCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("ETCDCTL_API", "3")
+        .env("ETCDCTL_ENDPOINTS", endpoint)
+        .args(args);
+    cmd
+}
+
+/// The retcd binary next to retcdctl (`cargo build -p retcd-server --bin retcd` into the same
+/// target dir) or `$RETCD_BIN`; `None` skips the retcd runs.
+fn retcd_bin() -> Option<String> {
+    std::env::var("RETCD_BIN")
+        .ok()
+        .or_else(|| {
+            let p = Path::new(RETCDCTL).with_file_name("retcd");
+            p.exists().then(|| p.to_string_lossy().into_owned())
+        })
+        .filter(|p| Path::new(p).exists())
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        Etcd::start_server(ETCD)
+    }
+
+    /// etcd or retcd (same flags).
+    fn start_server(bin: &str) -> Etcd {
+        assert!(
+            Path::new(ETCD).exists() && Path::new(ETCDCTL).exists(),
+            "these tests need the real etcd and etcdctl 3.4 at {ETCD} and {ETCDCTL}: apt-get install -y etcd-server etcd-client"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let client = format!("http://127.0.0.1:{}", free_port());
+        let peer = format!("http://127.0.0.1:{}", free_port());
+        let child = Command::new(bin)
+            .args(["--name", "default", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcd");
+        let etcd = Etcd {
+            child,
+            endpoint: client.trim_start_matches("http://").to_string(),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !etcd.run(&["endpoint", "health"], "").status.success() {
+            assert!(Instant::now() < deadline, "etcd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        etcd
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = ctl(ETCDCTL, &self.endpoint, args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("etcdctl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("etcdctl output")
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let out = self.run(args, "");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Every key and value as (key, value) pairs.
+    fn dump(&self) -> Vec<(String, String)> {
+        let out = self.run(&["get", "--prefix", "", "-w", "json"], "");
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let b64 = |v: &serde_json::Value| {
+            use base64::Engine as _;
+            let s = v.as_str().unwrap_or_default();
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .expect("base64"),
+            )
+            .expect("utf-8")
+        };
+        v["kvs"]
+            .as_array()
+            .map(|kvs| {
+                kvs.iter()
+                    .map(|kv| (b64(&kv["key"]), b64(&kv["value"])))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `txn` putting `n` keys `{prefix}{i}` in one revision.
+    fn put_many(&self, prefix: &str, range: std::ops::Range<usize>) {
+        let puts: String = range.map(|i| format!("put {prefix}{i:04} v{i}\n")).collect();
+        let out = self.run(&["txn"], &format!("\n{puts}\n\n"));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// The source's keys under `prefix`, rewritten as a mirror to `dest_prefix` writes them.
+fn expected(src: &[(String, String)], prefix: &str, dest_prefix: &str) -> Vec<(String, String)> {
+    let mut v: Vec<_> = src
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, val)| (format!("{dest_prefix}{}", &k[prefix.len()..]), val.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits until `dest` holds exactly `want` (the mirror applies changes asynchronously).
+fn converges(dest: &Etcd, want: &[(String, String)], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = dest.dump();
+        if got == want {
+            return;
+        }
+        if Instant::now() > deadline {
+            let missing: Vec<_> = want.iter().filter(|kv| !got.contains(kv)).take(5).collect();
+            let extra: Vec<_> = got.iter().filter(|kv| !want.contains(kv)).take(5).collect();
+            panic!(
+                "{what}: destination has {} keys, source {}; missing {missing:?}, extra {extra:?}",
+                got.len(),
+                want.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn mirror(tool: &str, src: &Etcd, args: &[&str]) -> Child {
+    ctl(tool, &src.endpoint, &[&["make-mirror"], args].concat())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("make-mirror")
+}
+
+/// SIGTERM ends a mirror as it ends etcdctl's: killed by the signal, nothing printed
+/// (the running total comes every 30 s).
+fn stop(child: Child, what: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    let out = child.wait_with_output().expect("mirror output");
+    assert_eq!(out.status.signal(), Some(15), "{what}: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{what}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .all(|l| l.parse::<u64>().is_ok()),
+        "{what}: {out:?}"
+    );
+}
+
+#[test]
+fn mirrors_base_and_changes_like_etcdctl() {
+    let src = Etcd::start();
+    let [same, by_etcdctl, renamed, whole] = [(); 4].map(|_| Etcd::start());
+    // before the mirror: more than one page (1000) of keys under /p/, in revisions of 100
+    for i in 0..11 {
+        src.put_many("/p/bulk/", i * 100..(i + 1) * 100);
+    }
+    src.ok(&["put", "/p/a", "1"]);
+    src.ok(&["put", "/p/b", "2"]);
+    src.ok(&["put", "/p/a", "1b"]);
+    src.ok(&["put", "other", "x"]);
+    src.ok(&["del", "/p/b"]);
+    // the destinations hold keys of their own: the mirror leaves them alone
+    renamed.ok(&["put", "/keep", "k"]);
+
+    let mirrors = [
+        mirror(RETCDCTL, &src, &["--prefix", "/p/", &same.endpoint]),
+        mirror(ETCDCTL, &src, &["--prefix", "/p/", &by_etcdctl.endpoint]),
+        mirror(
+            RETCDCTL,
+            &src,
+            &["--prefix=/p/", "--dest-prefix=/q/", &renamed.endpoint],
+        ),
+        mirror(
+            RETCDCTL,
+            &src,
+            &["--prefix=/p/", "--no-dest-prefix", &renamed.endpoint],
+        ),
+        mirror(RETCDCTL, &src, &[&whole.endpoint]),
+    ];
+    std::thread::sleep(Duration::from_millis(500));
+    // while it runs: puts, overwrites, deletes, a revision with many keys, keys outside
+    src.ok(&["put", "/p/c", "3"]);
+    src.ok(&["put", "/p/a", "1c"]);
+    src.ok(&["del", "/p/bulk/0005"]);
+    src.ok(&["del", "/p/bulk/0010", "/p/bulk/0020"]);
+    src.put_many("/p/new/", 0..120);
+    src.ok(&["put", "other", "y"]);
+    src.ok(&["put", "/pp", "not under /p/"]);
+
+    let all = src.dump();
+    let p = expected(&all, "/p/", "/p/");
+    assert_eq!(p.len(), 1100 - 11 + 2 + 120, "source keys under /p/");
+    converges(&same, &p, "retcdctl --prefix /p/");
+    converges(&by_etcdctl, &p, "etcdctl --prefix /p/");
+    let mut r = expected(&all, "/p/", "/q/");
+    r.extend(expected(&all, "/p/", ""));
+    r.push(("/keep".into(), "k".into()));
+    r.sort();
+    converges(&renamed, &r, "--dest-prefix /q/ and --no-dest-prefix");
+    converges(&whole, &all, "the whole keyspace");
+
+    // a prefix delete of more keys than etcd takes in one txn (128): etcdctl's mirror
+    // fails on it, retcdctl applies it in chunks
+    src.ok(&["del", "--prefix", "/p/bulk/"]);
+    src.ok(&["put", "/p/after", "z"]);
+    let all = src.dump();
+    converges(&same, &expected(&all, "/p/", "/p/"), "after a large delete");
+    converges(&whole, &all, "the whole keyspace after a large delete");
+
+    let [a, etcdctl_mirror, c, d, e] = mirrors;
+    for (m, what) in [
+        (a, "same"),
+        (c, "dest-prefix"),
+        (d, "no-dest-prefix"),
+        (e, "whole"),
+    ] {
+        stop(m, what);
+    }
+    let out = etcdctl_mirror.wait_with_output().expect("etcdctl mirror");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.ends_with("\"error\":\"rpc error: code = InvalidArgument desc = etcdserver: too many operations in txn request\"}\nError: etcdserver: too many operations in txn request\n"),
+        "{err}"
+    );
+}
+
+/// The same mirror with retcd servers: retcd to etcd and retcd to retcd.
+#[test]
+fn mirrors_from_and_to_retcd() {
+    let Some(retcd) = retcd_bin() else {
+        eprintln!("skipped: no retcd binary next to retcdctl and no RETCD_BIN");
+        return;
+    };
+    let src = Etcd::start_server(&retcd);
+    let to_etcd = Etcd::start();
+    let to_retcd = Etcd::start_server(&retcd);
+    src.put_many("/p/bulk/", 0..100);
+    src.ok(&["put", "/p/a", "1"]);
+    let mirrors = [
+        mirror(RETCDCTL, &src, &["--prefix", "/p/", &to_etcd.endpoint]),
+        mirror(
+            RETCDCTL,
+            &src,
+            &["--prefix=/p/", "--dest-prefix=/q/", &to_retcd.endpoint],
+        ),
+    ];
+    std::thread::sleep(Duration::from_millis(500));
+    src.ok(&["put", "/p/b", "2"]);
+    src.ok(&["del", "/p/bulk/0000", "/p/bulk/0050"]);
+    src.ok(&["put", "/p/a", "1b"]);
+    src.put_many("/p/new/", 0..20);
+    src.ok(&["put", "/other", "x"]);
+    let all = src.dump();
+    converges(&to_etcd, &expected(&all, "/p/", "/p/"), "retcd to etcd");
+    converges(&to_retcd, &expected(&all, "/p/", "/q/"), "retcd to retcd");
+    let [a, b] = mirrors;
+    stop(a, "retcd to etcd");
+    stop(b, "retcd to retcd");
+}
+
+#[test]
+fn argument_errors_match_etcdctl() {
+    // etcdctl checks the prefix flags once it has the source's revision (with the source
+    // down it waits forever), so the source is up
+    let src = Etcd::start();
+    for args in [
+        &["make-mirror"][..],
+        &["make-mirror", "a", "b"],
+        &[
+            "make-mirror",
+            "--dest-prefix",
+            "x",
+            "--no-dest-prefix",
+            "127.0.0.1:1",
+        ],
+    ] {
+        let want = ctl(ETCDCTL, &src.endpoint, args).output().expect("etcdctl");
+        let got = ctl(RETCDCTL, &src.endpoint, args).output().expect("retcdctl");
+        assert_eq!(
+            (
+                String::from_utf8_lossy(&got.stdout),
+                String::from_utf8_lossy(&got.stderr),
+                got.status.code()
+            ),
+            (
+                String::from_utf8_lossy(&want.stdout),
+                String::from_utf8_lossy(&want.stderr),
+                want.status.code()
+            ),
+            "{args:?}"
+        );
+    }
+}
