@@ -4,109 +4,17 @@
 //! pieces are dropped from etcdctl's output before comparing. `check perf` runs 60 s in
 //! etcdctl; retcdctl's run here is shortened by a test-only environment variable.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::{Output, Stdio};
+
+use common::{ETCDCTL, RETCDCTL, Server as Etcd, ctl, retcd_bin};
 use regex::Regex;
 
-const ETCD: &str = "/usr/bin/etcd";
-const ETCDCTL: &str = "/usr/bin/etcdctl";
-const RETCDCTL: &str = env!("CARGO_BIN_EXE_retcdctl");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// A real etcd in a temp dir, killed on drop.
-struct Etcd {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The retcd binary next to retcdctl (`cargo build -p retcd-server --bin retcd` into the same
-/// target dir) or `$RETCD_BIN`; `None` skips the retcd runs.
-fn retcd_bin() -> Option<String> {
-    std::env::var("RETCD_BIN")
-        .ok()
-        .or_else(|| {
-            let p = Path::new(RETCDCTL).with_file_name("retcd");
-            p.exists().then(|| p.to_string_lossy().into_owned())
-        })
-        .filter(|p| Path::new(p).exists())
-}
-
 impl Etcd {
-    fn start() -> Etcd {
-        Etcd::start_server(ETCD)
-    }
-
-    /// etcd or retcd (same flags).
-    fn start_server(bin: &str) -> Etcd {
-        assert!(
-            Path::new(ETCD).exists() && Path::new(ETCDCTL).exists(),
-            "these tests need the real etcd and etcdctl 3.4: apt-get install -y etcd-server etcd-client"
-        );
-        let dir = tempfile::tempdir().expect("temp dir");
-        let client = format!("http://127.0.0.1:{}", free_port());
-        let peer = format!("http://127.0.0.1:{}", free_port());
-        let child = Command::new(bin)
-            .args(["--name", "default", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("default={peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start etcd");
-        let etcd = Etcd {
-            child,
-            endpoint: client.trim_start_matches("http://").to_string(),
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !etcd.run(ETCDCTL, &["endpoint", "health"], &[]).status.success() {
-            assert!(Instant::now() < deadline, "etcd did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        etcd
-    }
-
     fn run(&self, tool: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(tool);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("ETCDCTL_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("ETCDCTL_API", "3")
-            .env("ETCDCTL_ENDPOINTS", &self.endpoint)
+        ctl(tool, &self.endpoint, args)
             .envs(env.iter().copied())
-            .args(args)
             .stdin(Stdio::null())
             .output()
             .expect("run client")
@@ -139,7 +47,7 @@ fn shape(s: &str) -> String {
 
 #[test]
 fn errors_match_etcdctl() {
-    let e = Etcd::start();
+    let e = Etcd::etcd();
     let cases: &[&[&str]] = &[
         &["check", "perf", "--load", "x"],
         &["check", "datascale", "--load=huge"],
@@ -162,7 +70,7 @@ fn errors_match_etcdctl() {
 
 #[test]
 fn datascale_reports_like_etcdctl() {
-    let e = Etcd::start();
+    let e = Etcd::etcd();
     let args = ["check", "datascale", "--auto-compact", "--auto-defrag"];
     let want = e.run(ETCDCTL, &args, &[]);
     let got = e.run(RETCDCTL, &args, &[]);
@@ -187,7 +95,7 @@ fn datascale_reports_like_etcdctl() {
 
 #[test]
 fn perf_passes_on_an_idle_etcd() {
-    let e = Etcd::start();
+    let e = Etcd::etcd();
     let got = e.run(
         RETCDCTL,
         &[
@@ -223,7 +131,7 @@ fn checks_pass_on_retcd() {
         eprintln!("skipped: no retcd binary next to retcdctl and no RETCD_BIN");
         return;
     };
-    let e = Etcd::start_server(&retcd);
+    let e = Etcd::start(&retcd);
     let got = e.run(RETCDCTL, &["check", "datascale", "--auto-compact"], &[]);
     let out = text(&got.stdout);
     assert_eq!(got.status.code(), Some(0), "{out}{}", text(&got.stderr));

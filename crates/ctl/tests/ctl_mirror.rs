@@ -5,110 +5,15 @@
 //! `--dest-prefix`/`--no-dest-prefix` say, and the same as what etcdctl's own mirror writes.
 //! Argument errors are compared with etcdctl's.
 
+mod common;
+
 use std::io::Write;
-use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const ETCD: &str = "/usr/bin/etcd";
-const ETCDCTL: &str = "/usr/bin/etcdctl";
-const RETCDCTL: &str = env!("CARGO_BIN_EXE_retcdctl");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// A real etcd in a temp dir, killed on drop.
-struct Etcd {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ctl(tool: &str, endpoint: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(tool);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ETCDCTL_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("ETCDCTL_API", "3")
-        .env("ETCDCTL_ENDPOINTS", endpoint)
-        .args(args);
-    cmd
-}
-
-/// The retcd binary next to retcdctl (`cargo build -p retcd-server --bin retcd` into the same
-/// target dir) or `$RETCD_BIN`; `None` skips the retcd runs.
-fn retcd_bin() -> Option<String> {
-    std::env::var("RETCD_BIN")
-        .ok()
-        .or_else(|| {
-            let p = Path::new(RETCDCTL).with_file_name("retcd");
-            p.exists().then(|| p.to_string_lossy().into_owned())
-        })
-        .filter(|p| Path::new(p).exists())
-}
+use common::{ETCDCTL, RETCDCTL, Server as Etcd, ctl, retcd_bin};
 
 impl Etcd {
-    fn start() -> Etcd {
-        Etcd::start_server(ETCD)
-    }
-
-    /// etcd or retcd (same flags).
-    fn start_server(bin: &str) -> Etcd {
-        assert!(
-            Path::new(ETCD).exists() && Path::new(ETCDCTL).exists(),
-            "these tests need the real etcd and etcdctl 3.4 at {ETCD} and {ETCDCTL}: apt-get install -y etcd-server etcd-client"
-        );
-        let dir = tempfile::tempdir().expect("temp dir");
-        let client = format!("http://127.0.0.1:{}", free_port());
-        let peer = format!("http://127.0.0.1:{}", free_port());
-        let child = Command::new(bin)
-            .args(["--name", "default", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("default={peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start etcd");
-        let etcd = Etcd {
-            child,
-            endpoint: client.trim_start_matches("http://").to_string(),
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !etcd.run(&["endpoint", "health"], "").status.success() {
-            assert!(Instant::now() < deadline, "etcd did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        etcd
-    }
-
     fn run(&self, args: &[&str], stdin: &str) -> Output {
         let mut child = ctl(ETCDCTL, &self.endpoint, args)
             .stdin(Stdio::piped())
@@ -230,8 +135,8 @@ fn stop(child: Child, what: &str) {
 
 #[test]
 fn mirrors_base_and_changes_like_etcdctl() {
-    let src = Etcd::start();
-    let [same, by_etcdctl, renamed, whole] = [(); 4].map(|_| Etcd::start());
+    let src = Etcd::etcd();
+    let [same, by_etcdctl, renamed, whole] = [(); 4].map(|_| Etcd::etcd());
     // before the mirror: more than one page (1000) of keys under /p/, in revisions of 100
     for i in 0..11 {
         src.put_many("/p/bulk/", i * 100..(i + 1) * 100);
@@ -313,9 +218,9 @@ fn mirrors_from_and_to_retcd() {
         eprintln!("skipped: no retcd binary next to retcdctl and no RETCD_BIN");
         return;
     };
-    let src = Etcd::start_server(&retcd);
-    let to_etcd = Etcd::start();
-    let to_retcd = Etcd::start_server(&retcd);
+    let src = Etcd::start(&retcd);
+    let to_etcd = Etcd::etcd();
+    let to_retcd = Etcd::start(&retcd);
     src.put_many("/p/bulk/", 0..100);
     src.ok(&["put", "/p/a", "1"]);
     let mirrors = [
@@ -344,7 +249,7 @@ fn mirrors_from_and_to_retcd() {
 fn argument_errors_match_etcdctl() {
     // etcdctl checks the prefix flags once it has the source's revision (with the source
     // down it waits forever), so the source is up
-    let src = Etcd::start();
+    let src = Etcd::etcd();
     for args in [
         &["make-mirror"][..],
         &["make-mirror", "a", "b"],

@@ -3,25 +3,15 @@
 //! status output is compared in shape (every format, values masked), and the errors that do
 //! not depend on the file (arguments, flags, missing files, existing data dirs) exactly.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{ETCD, ETCDCTL, RETCDCTL, free_port};
 use regex::Regex;
 use sha2::{Digest, Sha256};
-
-const ETCD: &str = "/usr/bin/etcd";
-const ETCDCTL: &str = "/usr/bin/etcdctl";
-const RETCDCTL: &str = env!("CARGO_BIN_EXE_retcdctl");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn run(tool: &str, cwd: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::new(tool);

@@ -3,89 +3,18 @@
 //! `lease list`, `user list`, `role list`; and password prompts that do not echo, byte for
 //! byte what etcdctl shows. Piped output is compared with etcdctl's in ctl_vs_etcdctl.rs.
 
-use std::io::Write;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const ETCD: &str = "/usr/bin/etcd";
-const ETCDCTL: &str = "/usr/bin/etcdctl";
-const RETCDCTL: &str = env!("CARGO_BIN_EXE_retcdctl");
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{ETCDCTL, RETCDCTL, Server as Etcd};
+
 const SCRIPT: &str = "/usr/bin/script";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-struct Etcd {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Etcd {
-    fn start() -> Etcd {
-        assert!(
-            Path::new(ETCD).exists() && Path::new(ETCDCTL).exists(),
-            "these tests need the real etcd and etcdctl 3.4: apt-get install -y etcd-server etcd-client"
-        );
-        let dir = tempfile::tempdir().expect("temp dir");
-        let client = format!("http://127.0.0.1:{}", free_port());
-        let peer = format!("http://127.0.0.1:{}", free_port());
-        let child = Command::new(ETCD)
-            .args(["--name", "default", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("default={peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start etcd");
-        let etcd = Etcd {
-            child,
-            endpoint: client.trim_start_matches("http://").to_string(),
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ok = Command::new(ETCDCTL)
-                .args(["--endpoints", &etcd.endpoint, "endpoint", "health"])
-                .env("ETCDCTL_API", "3")
-                .output()
-                .expect("etcdctl")
-                .status
-                .success();
-            if ok {
-                return etcd;
-            }
-            assert!(Instant::now() < deadline, "etcd did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     /// Runs `tool --endpoints EP ARGS` on a pseudo-terminal, typing `keys` (each after a
     /// pause, so that the prompt is up); returns what the terminal showed.
     fn on_tty(&self, env: &str, tool: &str, args: &str, keys: &[&str]) -> String {
@@ -129,7 +58,7 @@ fn colour_and_tables_only_on_a_terminal() {
     if !have_script() {
         return;
     }
-    let e = Etcd::start();
+    let e = Etcd::etcd();
     let put = e.on_tty("", RETCDCTL, "put foo bar", &[]);
     assert_eq!(put, "OK\r\nrc=0\r\n");
     assert_eq!(
@@ -189,7 +118,7 @@ fn password_prompts_do_not_echo() {
     if !have_script() {
         return;
     }
-    let e = Etcd::start();
+    let e = Etcd::etcd();
     for (name, typed) in [("u1", ["secret\r", "secret\r"]), ("u2", ["secret\r", "other\r"])] {
         let want = e.on_tty("", ETCDCTL, &format!("user add {name}"), &typed);
         let got = e.on_tty("", RETCDCTL, &format!("user add {name}x"), &typed);

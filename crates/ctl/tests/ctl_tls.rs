@@ -2,25 +2,15 @@
 //! `https://` with client-certificate authentication (certificates made by the test); stdout,
 //! stderr and exit codes must match after masking timestamps and client ids.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{ETCD, ETCDCTL, RETCDCTL, free_port};
 use regex::Regex;
 use retcd_tls::test_pki::{Issued, TestCa};
-
-const ETCD: &str = "/usr/bin/etcd";
-const ETCDCTL: &str = "/usr/bin/etcdctl";
-const RETCDCTL: &str = env!("CARGO_BIN_EXE_retcdctl");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct TlsEtcd {
     child: Child,

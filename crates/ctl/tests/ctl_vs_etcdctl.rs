@@ -3,25 +3,15 @@
 //! command sequence gives the same revisions); stdout, stderr and exit codes must match after
 //! normalizing only what must differ (log timestamps, client ids, durations, ports, lease ids).
 
+mod common;
+
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{ETCD, ETCDCTL, RETCDCTL, free_port};
 use regex::Regex;
-
-const ETCD: &str = "/usr/bin/etcd";
-const ETCDCTL: &str = "/usr/bin/etcdctl";
-const RETCDCTL: &str = env!("CARGO_BIN_EXE_retcdctl");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
 
 /// A real etcd in a temp dir, killed on drop.
 struct Etcd {
