@@ -173,9 +173,6 @@ pub enum EtcdError {
     ElectionMissingLeaderKey,
 
     // --- retcd-specific ---
-    /// A feature retcd does not have (yet); the message is sent as given.
-    #[error("{0}")]
-    Unimplemented(String),
     /// An unexpected internal failure; the message is sent as given.
     #[error("{0}")]
     Internal(String),
@@ -241,7 +238,6 @@ impl EtcdError {
             ElectionNotLeader | ElectionNoLeader | ElectionMissingLeaderKey => Code::Unknown,
             MaintenanceAuthDenied => Code::Unknown,
 
-            Unimplemented(_) => Code::Unimplemented,
             Internal(_) => Code::Internal,
         }
     }
@@ -251,19 +247,6 @@ impl From<EtcdError> for Status {
     fn from(err: EtcdError) -> Self {
         Status::new(err.code(), err.to_string())
     }
-}
-
-/// The status for an RPC that retcd does not implement yet.
-///
-/// `service_method` is `package.Service/Method`, `issue` the number of the open issue that
-/// brings it: `unimplemented("example.Svc/Method", 42)` gives code
-/// `Unimplemented` with message
-/// `retcd: example.Svc/Method is not implemented yet (see issue 42)`.
-pub fn unimplemented(service_method: &str, issue: u32) -> Status {
-    EtcdError::Unimplemented(format!(
-        "retcd: {service_method} is not implemented yet (see issue {issue})"
-    ))
-    .into()
 }
 
 #[cfg(test)]
@@ -537,13 +520,12 @@ mod tests {
                 Code::DeadlineExceeded,
                 "etcdserver: context deadline exceeded",
             ),
-            (Unimplemented("not here".into()), Code::Unimplemented, "not here"),
             (Internal("boom".into()), Code::Internal, "boom"),
         ]
     }
 
     /// Number of variants of `EtcdError`.
-    const VARIANTS: usize = 69;
+    const VARIANTS: usize = 68;
 
     /// Compile-time guard: adding a variant breaks this match until the
     /// variant is also added here, as a reminder to add it to `table()` and
@@ -617,7 +599,6 @@ mod tests {
             | ElectionNoLeader
             | ElectionMissingLeaderKey
             | MaintenanceAuthDenied
-            | Unimplemented(_)
             | Internal(_) => true,
         }
     }
@@ -653,15 +634,5 @@ mod tests {
                 assert_ne!(ma, mb, "{a:?} and {b:?} share a message");
             }
         }
-    }
-
-    #[test]
-    fn unimplemented_helper() {
-        let status = unimplemented("example.Svc/Method", 42);
-        assert_eq!(status.code(), Code::Unimplemented);
-        assert_eq!(
-            status.message(),
-            "retcd: example.Svc/Method is not implemented yet (see issue 42)"
-        );
     }
 }

@@ -24,7 +24,7 @@
 mod error;
 pub mod ids;
 
-pub use error::{EtcdError, unimplemented};
+pub use error::EtcdError;
 
 /// Storage-level types: `KeyValue` and watch `Event` (proto package `mvccpb`).
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]

@@ -285,7 +285,7 @@ mod tests {
             "jwt",                                     // sign-method is required
             "jwt,sign-method=",                        // empty
             "jwt,sign-method=rs256",                   // case-sensitive
-            "jwt,sign-method=ES512",                   // not implemented here
+            "jwt,sign-method=ES512",                   // refused: jsonwebtoken has no ES512
             "jwt,sign-method=none",                    // never
             "jwt,sign-method=RS256,ttl=5",             // no unit
             "jwt,sign-method=RS256,ttl=-5m",           // negative
