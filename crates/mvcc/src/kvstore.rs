@@ -158,6 +158,9 @@ pub(crate) struct Shared {
     pub(crate) consistent_term: AtomicU64,
     pub(crate) writer: WriterSlot,
     pub(crate) size_in_use: Mutex<Option<(Instant, u64)>>,
+    /// The backend file's size, read after each commit that may grow it (so the quota
+    /// check before every write is an atomic load, not a `stat`).
+    pub(crate) file_size: AtomicU64,
     /// Live keys with a lease found while opening (taken once by the lessor's restore).
     leased_at_open: Mutex<Option<std::collections::HashMap<Vec<u8>, i64>>>,
 }
@@ -227,6 +230,12 @@ impl Shared {
             st.compact_rev = c;
             self.compact_rev.store(c, Ordering::Release);
         }
+    }
+
+    /// Reads the backend file's size again (after a commit, a defragmentation, a restore).
+    pub(crate) fn refresh_file_size(&self) {
+        let len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        self.file_size.store(len, Ordering::Release);
     }
 
     /// Forgets the index entries of an uncommitted batch.
@@ -325,8 +334,10 @@ impl Store {
             consistent_term: AtomicU64::new(consistent_term),
             writer: WriterSlot::default(),
             size_in_use: Mutex::new(None),
+            file_size: AtomicU64::new(0),
             leased_at_open: Mutex::new(Some(leased)),
         };
+        shared.refresh_file_size();
         Ok((
             Store {
                 inner: Arc::new(shared),
@@ -429,9 +440,9 @@ impl Store {
         self.inner.index_read().tree.len()
     }
 
-    /// Size of the backend file in bytes.
+    /// Size of the backend file in bytes, as of the last commit.
     pub fn db_size(&self) -> u64 {
-        std::fs::metadata(&self.inner.path).map(|m| m.len()).unwrap_or(0)
+        self.inner.file_size.load(Ordering::Acquire)
     }
 
     /// Bytes of the backend file in use (allocated pages), best effort: computed from

@@ -162,6 +162,7 @@ impl Store {
                 wtx.set_durability(Durability::None)?;
             }
             wtx.commit()?;
+            shared.refresh_file_size();
             batches += 1;
             if done {
                 tracing::info!(

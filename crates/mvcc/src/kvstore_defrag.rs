@@ -164,6 +164,7 @@ impl Store {
                 .map_err(|e| io_err("syncing", dir, e))?;
         }
         let old = shared.db.replace(new_db);
+        shared.refresh_file_size();
         *shared.size_in_use.lock().unwrap_or_else(PoisonError::into_inner) = None;
         drop(token);
         let writers_paused = paused_at.elapsed();

@@ -399,6 +399,7 @@ impl Store {
             })?;
         }
         wtx.commit()?;
+        shared.refresh_file_size();
 
         // Rebuild the index and the published revisions from the new contents.
         let rtx = shared.db.begin_read()?;

@@ -388,6 +388,7 @@ impl<'a> Batch<'a> {
         })?;
         wtx.commit()?;
         w.shared.publish(w.rev, w.compact);
+        w.shared.refresh_file_size();
         if let Some((index, term)) = w.consistent {
             use std::sync::atomic::Ordering::Release;
             w.shared.consistent_index.store(index, Release);

@@ -81,6 +81,18 @@ impl AlarmStore {
             .collect()
     }
 
+    /// (CORRUPT set, NOSPACE set), under one lock (the applier asks for every request).
+    pub fn capped(&self) -> (bool, bool) {
+        let set = self.lock();
+        let any = |at: AlarmType| set.iter().any(|(t, _)| *t == at as i32);
+        (any(AlarmType::Corrupt), any(AlarmType::Nospace))
+    }
+
+    /// Whether `member` has alarm `at`.
+    pub fn has(&self, member: u64, at: AlarmType) -> bool {
+        self.lock().contains(&(at as i32, member))
+    }
+
     pub fn is_set(&self, at: AlarmType) -> bool {
         self.lock().iter().any(|(t, _)| *t == at as i32)
     }

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use retcd_api::EtcdError;
 use retcd_api::etcdserverpb::{
-    AlarmResponse, AlarmType, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
-    LeaseGrantResponse, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-    ResponseHeader, ResponseOp, TxnRequest, TxnResponse, compare, range_request, request_op, response_op,
+    AlarmResponse, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, ResponseOp,
+    TxnRequest, TxnResponse, compare, range_request, request_op, response_op,
 };
 use retcd_api::mvccpb;
 use retcd_auth::{AuthError, AuthInfo, AuthWrite};
@@ -616,7 +616,8 @@ impl Applier {
     /// and lease request fails; with NOSPACE, requests that add data (puts, txns with a
     /// put, lease grants) fail.
     fn refused_by_alarm(&self, req: &InternalRaftRequest) -> Option<EtcdError> {
-        if self.alarms.is_set(AlarmType::Corrupt)
+        let (corrupt, nospace) = self.alarms.capped();
+        if corrupt
             && (req.put.is_some()
                 || req.delete_range.is_some()
                 || req.txn.is_some()
@@ -626,7 +627,7 @@ impl Applier {
         {
             return Some(EtcdError::Corrupt);
         }
-        if self.alarms.is_set(AlarmType::Nospace)
+        if nospace
             && (req.put.is_some()
                 || req.lease_grant.is_some()
                 || req.txn.as_ref().is_some_and(|t| crate::alarm::txn_cost(t) > 0))

@@ -129,7 +129,7 @@ impl ClientApi {
         match path.as_str() {
             "/health" => self.health(&parts).await,
             "/version" => version(&parts),
-            "/metrics" => crate::metrics::http_response(&self.s),
+            "/metrics" => crate::metrics::http_response(self.s.clone()).await,
             p if p == "/livez" || p.starts_with("/livez/") => self.probe(&parts, Probe::Live).await,
             p if p == "/readyz" || p.starts_with("/readyz/") => self.probe(&parts, Probe::Ready).await,
             p => match p.strip_prefix("/v3/").or_else(|| p.strip_prefix("/v3beta/")) {

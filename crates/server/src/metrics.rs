@@ -270,15 +270,19 @@ pub fn start(s: &std::sync::Arc<EtcdServer>, cluster_version: &str) -> tokio::ta
     })
 }
 
-/// The `/metrics` answer: the text exposition format.
-pub fn http_response(s: &EtcdServer) -> axum::response::Response {
+/// The `/metrics` answer: the text exposition format, rendered on a blocking thread (the
+/// backend's size in use may walk redb's pages).
+pub async fn http_response(s: std::sync::Arc<EtcdServer>) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let text = tokio::task::spawn_blocking(move || render(&s))
+        .await
+        .unwrap_or_default();
     (
         [(
             http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(s),
+        text,
     )
         .into_response()
 }
@@ -289,7 +293,7 @@ pub fn routes(s: std::sync::Arc<EtcdServer>) -> axum::Router {
         "/metrics",
         axum::routing::get(move || {
             let s = s.clone();
-            async move { http_response(&s) }
+            async move { http_response(s).await }
         }),
     )
 }

@@ -90,6 +90,10 @@ impl EtcdServer {
         if alarm::quota_available(self.cfg.quota_backend_bytes, self.store.db_size(), cost) {
             return Ok(());
         }
+        if self.alarms.has(self.member_id, AlarmType::Nospace) {
+            // raised already: no raft round trip for every refused write
+            return Err(EtcdError::NoSpace.into());
+        }
         let raise = AlarmRequest {
             action: alarm_request::AlarmAction::Activate as i32,
             member_id: self.member_id,
