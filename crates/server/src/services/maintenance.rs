@@ -72,6 +72,11 @@ impl Maintenance for MaintenanceService {
         self.s
             .as_caller(&md, async move {
                 let st = self.s.raft.status();
+                // (may walk redb's pages, at most once a second: off the runtime)
+                let store = self.s.store.clone();
+                let in_use = tokio::task::spawn_blocking(move || store.db_size_in_use())
+                    .await
+                    .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?;
                 Ok(Response::new(StatusResponse {
                     header: self.s.header(0),
                     version: ETCD_COMPAT_VERSION.to_string(),
@@ -81,7 +86,7 @@ impl Maintenance for MaintenanceService {
                     raft_term: st.term,
                     raft_applied_index: st.applied_index,
                     errors: self.s.alarms.get(0).iter().map(AlarmStore::describe).collect(),
-                    db_size_in_use: self.s.store.db_size_in_use() as i64,
+                    db_size_in_use: in_use as i64,
                     is_learner: self
                         .s
                         .raft
