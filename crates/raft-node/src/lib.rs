@@ -27,3 +27,12 @@ pub use node::{MemberChange, Proposed, RaftNode, RaftNodeConfig, RaftNodeError, 
 pub use peer::{AppHandler, JOIN_INFO_METHOD, PeerTls, call_member};
 pub use state_machine::{ApplyBatch, ApplyEntry, Backend, SnapshotSource};
 pub use types::{ApplyReply, MemberNode};
+
+/// The log or the state machine can no longer be trusted (a failed fsync, a WAL that refuses
+/// writes, a backend error while applying): stop the process loudly rather than serve on
+/// without durability.
+pub(crate) fn fatal(msg: &str) -> ! {
+    tracing::error!("{msg}; stopping");
+    eprintln!("retcd: FATAL: {msg}");
+    std::process::exit(2);
+}

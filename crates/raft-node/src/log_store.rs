@@ -28,6 +28,7 @@ use openraft::{EntryPayload, RaftLogReader};
 use raft_log::api::raft_log_writer::RaftLogWriter;
 use serde::{Deserialize, Serialize};
 
+use crate::fatal;
 use crate::types::{Entry, LogId, MemberNode, Membership, RaftRequest, TypeConfig, Vote, log_id};
 
 /// raft-log's type parameters for retcd.
@@ -124,13 +125,6 @@ fn group_commit_thread(wal: Weak<Mutex<raft_log::RaftLog<WalTypes>>>, group: Arc
             fatal(&format!("raft log flush failed: {e}"));
         }
     }
-}
-
-/// We can no longer promise durability: stop loudly.
-fn fatal(msg: &str) -> ! {
-    tracing::error!("{msg}; stopping");
-    eprintln!("retcd: FATAL: {msg}");
-    std::process::exit(2);
 }
 
 impl raft_log::Callback for FlushCallback {
@@ -430,13 +424,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             st.in_flight = true;
         }
-        wal.flush(
-            true,
-            Some(FlushCallback::Appends(
-                vec![(callback, asked)],
-                self.group.clone(),
-            )),
-        )?;
+        let cb = FlushCallback::Appends(vec![(callback, asked)], self.group.clone());
+        if let Err(e) = wal.flush(true, Some(cb)) {
+            // The flush worker is gone (it stopped on an I/O error): nothing more can be made
+            // durable.
+            fatal(&format!("raft log flush failed: {e}"));
+        }
         Ok(())
     }
 

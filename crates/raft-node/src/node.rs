@@ -146,6 +146,15 @@ impl Backend for DynBackend {
     }
 }
 
+/// openraft stopped on a storage error or a panic (not a shutdown we asked for): the log or
+/// the store failed, so the process stops loudly instead of answering every request with
+/// an error.
+fn stop_on_fatal(state: &Result<(), openraft::error::Fatal<TypeConfig>>) {
+    if let Err(f @ (openraft::error::Fatal::StorageError(_) | openraft::error::Fatal::Panicked)) = state {
+        crate::fatal(&format!("raft stopped: {f}"))
+    }
+}
+
 impl RaftNode {
     /// Opens the WAL, recovers the state machine and starts raft. A member whose log is empty
     /// bootstraps the initial cluster (etcd's `--initial-cluster-state new`).
@@ -219,11 +228,11 @@ impl RaftNode {
             tokio::spawn(async move {
                 while rx.changed().await.is_ok() {
                     let Some(term) = term.upgrade() else { return };
-                    term.store(
-                        rx.borrow_watched().current_term,
-                        std::sync::atomic::Ordering::Release,
-                    );
+                    let m = rx.borrow_watched();
+                    term.store(m.current_term, std::sync::atomic::Ordering::Release);
+                    stop_on_fatal(&m.running_state);
                 }
+                stop_on_fatal(&rx.borrow_watched().running_state);
             });
         }
         Ok(RaftNode {

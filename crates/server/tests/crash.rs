@@ -178,3 +178,41 @@ fn acknowledged_writes_survive_kill9() {
     let out = server.etcdctl(&["get", "crash-after-restart", "--print-value-only"], None);
     assert_eq!((out.code, out.stdout.as_str()), (0, "v\n"), "{out:?}");
 }
+
+/// A raft log that can no longer be written (its directory removed under the running
+/// server, so the next WAL chunk cannot be created) stops the process loudly (exit code 2,
+/// "FATAL" on stderr) instead of leaving it up answering every write with an error.
+#[test]
+fn a_wal_that_cannot_be_written_stops_the_process() {
+    if common::selftest() {
+        return; // retcd's own contract; etcd panics differently
+    }
+    let mut server = Server::start(kind_under_test());
+    let out = server.etcdctl(&["put", "before", "v"], None);
+    assert!(out.success(), "{out:?}");
+    std::fs::remove_dir_all(server.data_dir().join("member").join("wal")).expect("remove the WAL dir");
+    // WAL chunks hold 64 MiB: ~1.4 MiB values fill the open one within ~50 puts.
+    let big = "x".repeat(1_400_000);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut puts = 0;
+    while server.is_running() && Instant::now() < deadline && puts < 200 {
+        // The value on stdin (too long for an argument).
+        let _ = server.etcdctl(&["put", "big"], Some(&big));
+        puts += 1;
+    }
+    let stop_by = Instant::now() + Duration::from_secs(10);
+    while server.is_running() && Instant::now() < stop_by {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !server.is_running(),
+        "retcd still runs after {puts} puts with its WAL dir gone\n{}",
+        server.log_tail(30)
+    );
+    let log = server.log();
+    assert!(
+        log.contains("retcd: FATAL:"),
+        "no FATAL line:\n{}",
+        server.log_tail(30)
+    );
+}
