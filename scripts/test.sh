@@ -11,6 +11,7 @@ command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if ((${#need[@]})); then
     SUDO=""

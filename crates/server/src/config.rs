@@ -39,7 +39,6 @@ const IGNORED_FLAGS: &[(&str, bool)] = &[
     ("wal-dir", true),
     ("max-txn-ops-per-request", true),
     ("experimental-enable-v2v3", true),
-    ("experimental-peer-skip-client-san-verification", true),
     ("experimental-warning-apply-duration", true),
     ("experimental-backend-bbolt-freelist-type", true),
     ("experimental-txn-mode-write-with-shared-buffer", true),

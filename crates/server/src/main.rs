@@ -28,6 +28,7 @@ mod checks;
 mod compactor;
 mod config;
 mod corrupt;
+mod dns;
 mod etcdserver;
 mod gateway;
 mod gosort;
@@ -279,14 +280,14 @@ async fn run(cfg: Config) -> Result<(), String> {
         let router = tonic::transport::Server::builder().add_service(raft.peer_service());
         // https peer URLs: TLS only (a plain-text connection never reaches the service)
         let tls_config = tls.peer.clone().filter(|_| url.starts_with("https://"));
-        let allowed = cfg.tls.peer_allowed.clone();
+        let check = tls::connection_check(cfg.tls.peer_allowed.clone(), cfg.tls.peer_client_san);
         tracing::info!(address = %url, tls = tls_config.is_some(), "serving peer traffic");
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|v| *v).await;
             };
             if let Some(config) = tls_config {
-                let incoming = tls::allowed_incoming(retcd_tls::incoming(listener, config), allowed);
+                let incoming = retcd_tls::incoming_checked(listener, config, check);
                 return router.serve_with_incoming_shutdown(incoming, shutdown).await;
             }
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -393,7 +394,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         // https client URLs: TLS only (a plain-text connection never reaches gRPC).
         let tls_config = tls.client.clone().filter(|_| url.starts_with("https://"));
         tracing::info!(address = %url, tls = tls_config.is_some(), "ready to serve client requests");
-        let client_allowed = cfg.tls.client_allowed.clone();
+        let check = tls::connection_check(cfg.tls.client_allowed.clone(), false);
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|v| *v).await;
@@ -402,10 +403,7 @@ async fn run(cfg: Config) -> Result<(), String> {
             // there); over TLS it works on the decrypted stream, after the handshake.
             if let Some(config) = tls_config {
                 // h2 (by ALPN) to an HTTP/2-only server, the rest to one that also speaks 1.1
-                let incoming = Box::pin(tls::allowed_incoming(
-                    retcd_tls::incoming(listener, config),
-                    client_allowed,
-                ));
+                let incoming = Box::pin(retcd_tls::incoming_checked(listener, config, check));
                 let (h2, other) = http::split_by_alpn(incoming, tls_stop.clone());
                 let h2 = tokio_stream::StreamExt::map(h2, |c| c.map(h2_authority::H2AuthorityFix::new));
                 let other = tokio_stream::StreamExt::map(other, |c| c.map(h2_authority::H2AuthorityFix::new));

@@ -9,6 +9,10 @@
 //! - Peer side: the same with `--peer-*` for `https://` peer URLs; members dial each other's
 //!   `https://` peer URLs presenting their peer certificate and checking the other's against
 //!   `--peer-trusted-ca-file` (with `--peer-auto-tls`, like etcd, without checking).
+//! - Each handshaken connection is checked before it is served ([`connection_check`]): the
+//!   allowed CN/hostname, and on peer listeners, as etcd, that the peer's client certificate
+//!   names the address it connects from ([`check_client_san`]) unless
+//!   `--experimental-peer-skip-client-san-verification`.
 //! - `--cipher-suites --tls-min-version --tls-max-version` apply to both.
 //!
 //! The HTTP/2 `:authority` shim (`h2_authority`) runs on the decrypted stream, after the
@@ -89,6 +93,11 @@ pub struct TlsFlags {
         default_value = ""
     )]
     pub client_cert_allowed_hostname: String,
+    /// Skip verification of SAN field in client certificate for peer connections.
+    #[arg(long = "experimental-peer-skip-client-san-verification",
+          env = "ETCD_EXPERIMENTAL_PEER_SKIP_CLIENT_SAN_VERIFICATION", default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub experimental_peer_skip_client_san_verification: bool,
     /// Comma-separated list of supported TLS cipher suites between client/server and peers
     /// (Go's names; empty: rustls' defaults).
     #[arg(long = "cipher-suites", env = "ETCD_CIPHER_SUITES", default_value = "")]
@@ -121,6 +130,9 @@ pub struct SecurityFileConfig {
     allowed_cn: Option<String>,
     #[serde(rename = "allowed-hostname")]
     allowed_hostname: Option<String>,
+    /// etcd 3.5's key (peer side only; etcd's client listeners never check SANs)
+    #[serde(rename = "skip-client-san-verification")]
+    skip_client_san_verification: Option<bool>,
 }
 
 /// The TLS keys of etcd's YAML config file.
@@ -135,6 +147,10 @@ pub struct TlsFileConfig {
     cipher_suites: Option<Vec<String>>,
     #[serde(rename = "tls-min-version")]
     tls_min_version: Option<String>,
+    /// the flag's name as a key (etcd 3.6; etcd 3.5 also reads
+    /// `peer-transport-security: skip-client-san-verification`)
+    #[serde(rename = "experimental-peer-skip-client-san-verification")]
+    experimental_peer_skip_client_san_verification: Option<bool>,
     #[serde(rename = "tls-max-version")]
     tls_max_version: Option<String>,
 }
@@ -160,7 +176,15 @@ impl TlsFlags {
             set(&mut self.peer_auto_tls, p.auto_tls);
             set(&mut self.peer_cert_allowed_cn, p.allowed_cn);
             set(&mut self.peer_cert_allowed_hostname, p.allowed_hostname);
+            set(
+                &mut self.experimental_peer_skip_client_san_verification,
+                p.skip_client_san_verification,
+            );
         }
+        set(
+            &mut self.experimental_peer_skip_client_san_verification,
+            f.experimental_peer_skip_client_san_verification,
+        );
         set(&mut self.cipher_suites, f.cipher_suites.map(|v| v.join(",")));
         set(&mut self.tls_min_version, f.tls_min_version);
         set(&mut self.tls_max_version, f.tls_max_version);
@@ -202,6 +226,10 @@ pub struct TlsSettings {
     pub peer_allowed: AllowedCert,
     /// `--client-cert-allowed-hostname`: the host a client's certificate must be valid for.
     pub client_allowed: AllowedCert,
+    /// A peer's client certificate must name the address it connects from
+    /// ([`check_client_san`]): peer TLS with client certificates, without
+    /// `--experimental-peer-skip-client-san-verification`.
+    pub peer_client_san: bool,
 }
 
 /// What a verified certificate must also name to be let in (etcd's `AllowedCN` and
@@ -344,6 +372,8 @@ impl TlsSettings {
                     .into(),
             );
         }
+        let peer_client_san =
+            peer.https && peer.client_cert_auth && !f.experimental_peer_skip_client_san_verification;
         Ok((
             TlsSettings {
                 client,
@@ -353,6 +383,7 @@ impl TlsSettings {
                 max_version,
                 peer_allowed,
                 client_allowed,
+                peer_client_san,
             },
             warnings,
         ))
@@ -533,42 +564,111 @@ fn server_options(s: &TlsSettings, side: &SideSettings, cert: PathBuf, key: Path
     }
 }
 
-/// TLS connections on a listener, keeping only those whose (verified) client certificate
-/// passes `allowed` (`--peer-cert-allowed-cn`, `--*-cert-allowed-hostname`), as etcd checks
-/// them; the others are closed and logged like any refused handshake.
-pub fn allowed_incoming<S>(
-    incoming: S,
-    allowed: AllowedCert,
-) -> impl tokio_stream::Stream<
-    Item = std::io::Result<retcd_tls::tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
->
-where
-    S: tokio_stream::Stream<
-            Item = std::io::Result<retcd_tls::tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
-        >,
-{
-    tokio_stream::StreamExt::filter(incoming, move |conn| {
-        let Ok(stream) = conn else { return true };
-        if allowed.is_empty() {
-            return true;
-        }
-        let (tcp, session) = stream.get_ref();
-        let der = session
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| c.as_ref());
-        match allowed.check(der) {
-            Ok(()) => true,
-            Err(why) => {
-                tracing::warn!(
-                    remote_addr = %tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
-                    error = %format!("client certificate authentication failed: {why}"),
-                    "rejected connection"
-                );
-                false
+/// What a listener checks on each handshaken connection (`retcd_tls::incoming_checked`), as
+/// etcd's TLS listeners do: `allowed` (`--peer-cert-allowed-cn`, `--*-cert-allowed-hostname`;
+/// refused as `client certificate authentication failed: ...`), then, with `client_san`
+/// (peer listeners), the client certificate's SANs against the peer's address
+/// ([`check_client_san`]). `None` when there is nothing to check.
+pub fn connection_check(allowed: AllowedCert, client_san: bool) -> Option<retcd_tls::ConnectionCheck> {
+    if allowed.is_empty() && !client_san {
+        return None;
+    }
+    let allowed = Arc::new(allowed);
+    let resolver = Arc::new(crate::dns::Resolver::system());
+    Some(Arc::new(move |cert, remote| {
+        let allowed = Arc::clone(&allowed);
+        let resolver = Arc::clone(&resolver);
+        Box::pin(async move {
+            let der = cert.as_ref().map(|c| c.as_ref());
+            if !allowed.is_empty() {
+                allowed
+                    .check(der)
+                    .map_err(|why| format!("client certificate authentication failed: {why}"))?;
+            }
+            match der {
+                Some(der) if client_san => check_client_san(der, remote.ip(), &resolver).await,
+                _ => Ok(()),
+            }
+        })
+    }))
+}
+
+/// etcd's check of a peer's client certificate against the address the peer connects from
+/// (`checkCertSAN` in etcd's `pkg/transport`): a certificate without IP or DNS SANs passes;
+/// one with IP SANs passes if one is `remote` (none and no DNS SANs: `x509: certificate is
+/// valid for <IPs>, not <remote>`, Go's error); with DNS SANs, a name `remote` resolves to
+/// (reverse lookup) must equal one, or end with a `*.` one's suffix, or one must resolve to
+/// `remote` (forward lookup), else `tls: "<remote>" does not match any of DNSNames [...]`
+/// with the last lookup error. Names compare as etcd compares them (exactly).
+pub async fn check_client_san(
+    der: &[u8],
+    remote: std::net::IpAddr,
+    resolver: &crate::dns::Resolver,
+) -> Result<(), String> {
+    use x509_parser::extensions::GeneralName;
+    let remote = remote.to_canonical();
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("x509: cannot parse the certificate: {e}"))?;
+    let mut ips = Vec::new();
+    let mut dns_names: Vec<String> = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::IPAddress(b) => {
+                    if let Ok(v4) = <[u8; 4]>::try_from(*b) {
+                        ips.push(std::net::IpAddr::from(v4));
+                    } else if let Ok(v6) = <[u8; 16]>::try_from(*b) {
+                        ips.push(std::net::IpAddr::from(v6).to_canonical());
+                    }
+                }
+                GeneralName::DNSName(n) => dns_names.push(n.to_string()),
+                _ => {}
             }
         }
-    })
+    }
+    if !ips.is_empty() {
+        if ips.contains(&remote) {
+            return Ok(());
+        }
+        if dns_names.is_empty() {
+            let valid: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
+            return Err(format!(
+                "x509: certificate is valid for {}, not {remote}",
+                valid.join(", ")
+            ));
+        }
+    }
+    if dns_names.is_empty() {
+        return Ok(());
+    }
+    let (wildcards, names): (Vec<&String>, Vec<&String>) =
+        dns_names.iter().partition(|n| n.starts_with("*."));
+    let mut last_error = None;
+    match resolver.lookup_addr(remote).await {
+        Ok(found) => {
+            for name in &found {
+                let name = name.strip_suffix('.').unwrap_or(name);
+                if wildcards.iter().any(|w| name.ends_with(&w[1..])) || names.iter().any(|n| *n == name) {
+                    return Ok(());
+                }
+            }
+        }
+        Err(e) => last_error = Some(e),
+    }
+    for name in &names {
+        match resolver.lookup_host(name).await {
+            Ok(addrs) if addrs.contains(&remote) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => last_error = Some(e),
+        }
+    }
+    // Go's %q of a []string: ["a" "b"]
+    let quoted: Vec<String> = dns_names.iter().map(|n| format!("{n:?}")).collect();
+    Err(format!(
+        "tls: \"{remote}\" does not match any of DNSNames [{}]{}",
+        quoted.join(" "),
+        last_error.map(|e| format!(" ({e})")).unwrap_or_default()
+    ))
 }
 
 /// The Common Name of the client certificate the request's connection was verified with:
@@ -785,6 +885,171 @@ mod tests {
         assert!(allowed.check(Some(&bare)).is_err());
         assert!(allowed.check(None).is_err());
         assert!(AllowedCert::default().check(None).is_ok());
+    }
+
+    #[test]
+    fn peer_client_san_verification_flag() {
+        let peer = [
+            "--listen-peer-urls",
+            "https://127.0.0.1:2380",
+            "--initial-advertise-peer-urls",
+            "https://127.0.0.1:2380",
+            "--peer-cert-file",
+            "p.pem",
+            "--peer-key-file",
+            "pk.pem",
+        ];
+        let with = |extra: &[&str]| {
+            let mut a = peer.to_vec();
+            a.extend_from_slice(extra);
+            Config::from_args(args(&a)).unwrap().tls.peer_client_san
+        };
+        // only when peers are asked for certificates
+        assert!(!with(&[]));
+        assert!(with(&[
+            "--peer-client-cert-auth",
+            "--peer-trusted-ca-file",
+            "ca.pem"
+        ]));
+        assert!(with(&["--peer-trusted-ca-file", "ca.pem"]));
+        assert!(!with(&[
+            "--peer-trusted-ca-file",
+            "ca.pem",
+            "--experimental-peer-skip-client-san-verification"
+        ]));
+        assert!(!with(&[
+            "--peer-trusted-ca-file=ca.pem",
+            "--experimental-peer-skip-client-san-verification=true"
+        ]));
+        assert!(with(&[
+            "--peer-trusted-ca-file=ca.pem",
+            "--experimental-peer-skip-client-san-verification=false"
+        ]));
+        // plain-text peers: nothing to check
+        let c = Config::from_args(args(&[
+            "--peer-client-cert-auth",
+            "--peer-trusted-ca-file",
+            "ca.pem",
+        ]))
+        .unwrap();
+        assert!(!c.tls.peer_client_san);
+        // no longer an ignored flag
+        let c = Config::from_args(args(&["--experimental-peer-skip-client-san-verification"])).unwrap();
+        assert!(
+            c.warnings.iter().all(|w| !w.contains("san-verification")),
+            "{:?}",
+            c.warnings
+        );
+
+        // the config file: etcd 3.6's top-level key and etcd 3.5's peer-transport-security key
+        let dir = tempfile::tempdir().unwrap();
+        let base =
+            "listen-peer-urls: https://127.0.0.1:2380\ninitial-advertise-peer-urls: https://127.0.0.1:2380\n";
+        let security = "peer-transport-security:\n  cert-file: /p.pem\n  key-file: /pk.pem\n  client-cert-auth: true\n  trusted-ca-file: /ca.pem\n";
+        for (extra, want) in [
+            ("", true),
+            ("experimental-peer-skip-client-san-verification: true\n", false),
+            ("  skip-client-san-verification: true\n", false),
+        ] {
+            let p = dir.path().join("c.yaml");
+            std::fs::write(&p, format!("{base}{security}{extra}")).unwrap();
+            let c = Config::from_args(args(&["--config-file", p.to_str().unwrap()])).unwrap();
+            assert_eq!(c.tls.peer_client_san, want, "{extra:?}");
+            assert!(
+                c.warnings.iter().all(|w| !w.contains("config-file key")),
+                "{extra:?}: {:?}",
+                c.warnings
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn client_san_against_the_peer_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca = TestCa::new(dir.path(), "ca");
+        let mut cert = |sans: &[&str]| {
+            let issued = ca.issue("c", "member", sans);
+            pem_first_der(&std::fs::read(&issued.cert).unwrap())
+        };
+        let hosts = dir.path().join("hosts");
+        std::fs::write(&hosts, "10.0.0.9 node9.example.com node9\n").unwrap();
+        // no nameserver: reverse lookups beyond the hosts file fail at once
+        let resolver = crate::dns::Resolver::with(hosts, Vec::new(), std::time::Duration::from_secs(1), 1);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let check = |der: Vec<u8>, remote: &str| {
+            let resolver = resolver.clone();
+            let remote = ip(remote);
+            async move { check_client_san(&der, remote, &resolver).await }
+        };
+
+        // IP SANs
+        assert_eq!(check(cert(&["10.0.0.7"]), "10.0.0.7").await, Ok(()));
+        assert_eq!(check(cert(&["10.0.0.7"]), "::ffff:10.0.0.7").await, Ok(()));
+        assert_eq!(
+            check(cert(&["10.0.0.7", "10.0.0.8"]), "10.0.0.9").await,
+            Err("x509: certificate is valid for 10.0.0.7, 10.0.0.8, not 10.0.0.9".into())
+        );
+        assert_eq!(check(cert(&["::1"]), "::1").await, Ok(()));
+        // no IP or DNS SANs: nothing to check (as etcd)
+        assert_eq!(check(cert(&[]), "10.0.0.9").await, Ok(()));
+        // DNS SANs: a name of the address (reverse lookup), exactly or under a wildcard
+        assert_eq!(check(cert(&["node9.example.com"]), "10.0.0.9").await, Ok(()));
+        assert_eq!(check(cert(&["*.example.com"]), "10.0.0.9").await, Ok(()));
+        assert_eq!(
+            check(cert(&["10.0.0.7", "node9"]), "10.0.0.9").await,
+            Ok(()),
+            "the IP SANs fail, a DNS SAN matches"
+        );
+        // ... or a name that resolves to the address (forward lookup)
+        let localhost = resolver.lookup_host("localhost").await.unwrap()[0];
+        assert_eq!(check(cert(&["localhost"]), &localhost.to_string()).await, Ok(()));
+        // neither: the names, and the last lookup error (here the reverse lookup's)
+        assert_eq!(
+            check(cert(&["localhost", "*.example.org"]), "10.0.0.9").await,
+            Err(r#"tls: "10.0.0.9" does not match any of DNSNames ["localhost" "*.example.org"]"#.into())
+        );
+        assert_eq!(
+            check(cert(&["localhost"]), "10.0.0.10").await,
+            Err(r#"tls: "10.0.0.10" does not match any of DNSNames ["localhost"] (lookup 10.0.0.10.in-addr.arpa.: no nameserver answered)"#.into())
+        );
+        assert_eq!(
+            check(cert(&["10.0.0.7", "*.example.org"]), "10.0.0.9").await,
+            Err(r#"tls: "10.0.0.9" does not match any of DNSNames ["*.example.org"]"#.into())
+        );
+    }
+
+    #[tokio::test]
+    async fn connection_checks_combine_allowed_names_and_sans() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca = TestCa::new(dir.path(), "ca");
+        let issued = ca.issue("m", "member", &["10.0.0.7"]);
+        let cert = retcd_tls::load_certs(&issued.cert).unwrap().remove(0);
+        let from = |ip: &str| std::net::SocketAddr::new(ip.parse().unwrap(), 40000);
+        assert!(connection_check(AllowedCert::default(), false).is_none());
+        let san = connection_check(AllowedCert::default(), true).unwrap();
+        assert_eq!(san(Some(cert.clone()), from("10.0.0.7")).await, Ok(()));
+        assert_eq!(
+            san(Some(cert.clone()), from("10.0.0.8")).await,
+            Err("x509: certificate is valid for 10.0.0.7, not 10.0.0.8".into())
+        );
+        assert_eq!(
+            san(None, from("10.0.0.8")).await,
+            Ok(()),
+            "no certificate, nothing to check"
+        );
+        let cn = AllowedCert {
+            cn: Some("other".into()),
+            hostname: None,
+        };
+        let both = connection_check(cn.clone(), true).unwrap();
+        assert_eq!(
+            both(Some(cert.clone()), from("10.0.0.7")).await,
+            Err(
+                "client certificate authentication failed: CN \"member\" is not the allowed \"other\"".into()
+            )
+        );
+        let names_only = connection_check(cn, false).unwrap();
+        assert!(names_only(Some(cert), from("10.0.0.8")).await.is_err());
     }
 
     /// The DER of the first certificate in a PEM file.

@@ -2,8 +2,9 @@
 //! certificate for 127.0.0.1/localhost, client certificates with a CN), driven with the real
 //! etcdctl 3.4 and with retcdctl: server TLS, mutual TLS, CRLs, `--auto-tls`, plain-text
 //! clients refused by TLS-only listeners, http and https listeners side by side, cipher and
-//! version settings, a 3-member cluster with peer mutual TLS, and one error compared with
-//! real etcd in the same situation.
+//! version settings, a 3-member cluster with peer mutual TLS, peers refused when their client
+//! certificate does not name their address (and `--experimental-peer-skip-client-san-verification`),
+//! compared with real etcd, and one error compared with real etcd in the same situation.
 //!
 //! Run: `cargo test -p retcd-server --test tls`
 
@@ -647,6 +648,151 @@ fn three_members_with_peer_mutual_tls() {
         let n = c.read(&mut buf).unwrap_or(0);
         // no HTTP/2 SETTINGS frame comes back, at most a TLS alert record (type 0x15)
         assert!(n == 0 || buf[0] == 0x15, "plain text answered: {:?}", &buf[..n]);
+    }
+}
+
+/// Three members with peer mutual TLS on 127.0.0.2, .3 and .4, each with a certificate for its
+/// own address only. They dial each other from 127.0.0.1 (the kernel's source address for
+/// loopback), so no member's client certificate names the address it connects from: as with
+/// etcd 3.4, every peer connection is refused after its handshake ("rejected connection",
+/// Go's x509 error) and the cluster never forms; with
+/// `--experimental-peer-skip-client-san-verification` it forms and takes writes. Run on
+/// retcd and on etcd.
+#[test]
+fn peer_client_certificate_sans_must_name_the_peer_address() {
+    let mut pki = Pki::new();
+    let ports: Vec<Arc<Ports>> = (0..3).map(|_| Ports::reserve()).collect();
+    let host = |i: usize| format!("127.0.0.{}", i + 2);
+    let peer_url = |i: usize| format!("https://{}:{}", host(i), ports[i].peer());
+    let initial = (0..3)
+        .map(|i| format!("m{i}={}", peer_url(i)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let certs: Vec<Issued> = (0..3)
+        .map(|i| pki.ca.issue(&format!("m{i}"), &format!("m{i}"), &[&host(i)]))
+        .collect();
+    struct Members(Vec<(Child, tempfile::TempDir)>);
+    impl Members {
+        fn logs(&self) -> Vec<String> {
+            self.0
+                .iter()
+                .map(|(_, d)| std::fs::read_to_string(d.path().join("server.log")).unwrap_or_default())
+                .collect()
+        }
+    }
+    impl Drop for Members {
+        fn drop(&mut self) {
+            let logs = self.logs();
+            for ((c, _), log) in self.0.iter_mut().zip(logs) {
+                if std::thread::panicking() {
+                    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                    eprintln!("----- member log (last lines) -----");
+                    for l in tail.iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let start = |kind: ServerKind, extra: &[&str]| {
+        let mut members = Members(Vec::new());
+        for i in 0..3 {
+            let dir = tempfile::Builder::new()
+                .prefix("retcd-tls-san-")
+                .tempdir()
+                .unwrap();
+            let log = File::create(dir.path().join("server.log")).unwrap();
+            let child = Command::new(kind.binary())
+                .args(["--name", &format!("m{i}"), "--data-dir"])
+                .arg(dir.path().join("data"))
+                .args(["--listen-client-urls", &ports[i].client_url()])
+                .args(["--advertise-client-urls", &ports[i].client_url()])
+                .args(["--listen-peer-urls", &peer_url(i)])
+                .args(["--initial-advertise-peer-urls", &peer_url(i)])
+                .args(["--initial-cluster", &initial])
+                .args(["--peer-cert-file", &s(&certs[i].cert)])
+                .args(["--peer-key-file", &s(&certs[i].key)])
+                .args([
+                    "--peer-client-cert-auth",
+                    "--peer-trusted-ca-file",
+                    &s(&pki.ca.cert),
+                ])
+                .args(extra)
+                .env_remove("ETCD_EXPERIMENTAL_PEER_SKIP_CLIENT_SAN_VERIFICATION")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            members.0.push((child, dir));
+        }
+        members
+    };
+    let get = |i: usize| etcdctl_with(&ports[i].client_url(), "1s", "3s", &["get", "probe"], None);
+    for kind in [ServerKind::Retcd, ServerKind::Etcd] {
+        let name = kind.name();
+        // SANs checked: every peer connection is refused, no leader, no member serves
+        let mut members = start(kind, &[]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            for (c, _) in &mut members.0 {
+                assert!(matches!(c.try_wait(), Ok(None)), "{name}: a member exited");
+            }
+            let logs = members.logs();
+            let refused = logs.iter().all(|log| {
+                log.lines().any(|l| {
+                    l.contains("rejected connection") && l.contains("x509: certificate is valid for 127.0.0.")
+                })
+            });
+            if refused {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: peers were not refused for their client certificate's SANs"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // several election timeouts later, still nothing
+        std::thread::sleep(Duration::from_secs(3));
+        for i in 0..3 {
+            let out = get(i);
+            assert!(!out.success(), "{name}: m{i} served a read without a quorum");
+        }
+        drop(members);
+
+        // skipped: the cluster forms and takes writes through every member
+        let members = start(kind, &["--experimental-peer-skip-client-san-verification"]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for i in 0..3 {
+            loop {
+                let out = get(i);
+                if out.success() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{name}: m{i} not ready with the SAN check skipped: {}",
+                    out.stderr
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        for (i, p) in ports.iter().enumerate() {
+            let out = etcdctl_with(
+                &p.client_url(),
+                "2s",
+                "10s",
+                &["put", "k", &format!("v{i}")],
+                None,
+            );
+            assert!(out.success(), "{name}: put through m{i}: {}", out.stderr);
+        }
+        for log in members.logs() {
+            assert!(!log.contains("rejected connection"), "{name}: {log}");
+        }
     }
 }
 

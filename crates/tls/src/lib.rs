@@ -8,7 +8,8 @@
 //!   `--tls-max-version`, turned into a rustls crypto provider and protocol versions.
 //! - `server`: the server side: a rustls `ServerConfig` from etcd's options (certificate, key,
 //!   client-certificate authentication against a CA, CRLs) and [`incoming`], a stream of
-//!   handshaken TLS connections for tonic's `serve_with_incoming`.
+//!   handshaken TLS connections for tonic's `serve_with_incoming` ([`incoming_checked`]: each
+//!   also passed through a [`ConnectionCheck`], e.g. the peer certificate's SANs).
 //! - `selfcert`: `--auto-tls` / `--peer-auto-tls` certificates (etcd's `fixtures/` files).
 //! - `client`: the client side: a rustls `ClientConfig` (CA bundle or the system's roots, client
 //!   certificate, skipping verification) and [`Dialer`], which connects tonic channels to
@@ -31,7 +32,7 @@ pub mod test_pki;
 pub use client::{ClientTlsOptions, Dialer, client_config};
 pub use files::{load_certs, load_crls, load_key};
 pub use selfcert::self_signed;
-pub use server::{ServerTlsOptions, incoming, server_config};
+pub use server::{ConnectionCheck, ServerTlsOptions, incoming, incoming_checked, server_config};
 pub use suites::{TlsVersion, cipher_suite, protocol_versions};
 
 pub use rustls;

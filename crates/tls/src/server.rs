@@ -1,10 +1,13 @@
 //! The server side: rustls configuration from etcd's options and the TLS listener.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
@@ -75,6 +78,19 @@ pub fn server_config(o: &ServerTlsOptions) -> Result<Arc<ServerConfig>, TlsError
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A check of each connection after its handshake, before it is served (etcd's TLS listener
+/// checks: allowed names, the client certificate's SANs against the client's address). It is
+/// given the client's verified certificate (`None` if none was asked for or sent) and the
+/// client's address; `Err(reason)` closes the connection, logged as a refused handshake.
+pub type ConnectionCheck = Arc<
+    dyn Fn(
+            Option<CertificateDer<'static>>,
+            SocketAddr,
+        ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Handshaken TLS connections accepted on `listener`, for tonic's `serve_with_incoming`.
 ///
 /// Handshakes run concurrently (one slow client holds up nobody). A connection that fails its
@@ -84,6 +100,17 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn incoming(
     listener: TcpListener,
     config: Arc<ServerConfig>,
+) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+    incoming_checked(listener, config, None)
+}
+
+/// [`incoming`], with `check` run on every handshaken connection (concurrently too, so a
+/// check waiting for DNS holds up nobody else); a connection it refuses is closed and logged
+/// as a refused handshake.
+pub fn incoming_checked(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    check: Option<ConnectionCheck>,
 ) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
@@ -108,14 +135,25 @@ pub fn incoming(
             }
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let check = check.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(stream)).await;
+                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return rejected(remote, &e.to_string()),
+                    Err(_) => return rejected(remote, "TLS handshake timed out"),
+                };
+                if let Some(check) = check {
+                    let cert = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.clone().into_owned());
+                    if let Err(why) = check(cert, remote).await {
+                        return rejected(remote, &why);
                     }
-                    Ok(Err(e)) => rejected(remote, &e.to_string()),
-                    Err(_) => rejected(remote, "TLS handshake timed out"),
                 }
+                let _ = tx.send(Ok(stream)).await;
             });
         }
     });

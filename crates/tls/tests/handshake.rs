@@ -1,6 +1,6 @@
 //! TLS handshakes over loopback between `retcd_tls::incoming` and clients built from
 //! `client_config`: who gets through to the server (mutual TLS, CRLs, plain text, skipped
-//! verification).
+//! verification, a connection check after the handshake).
 
 use std::time::Duration;
 
@@ -127,6 +127,50 @@ async fn revoked_certificates_are_refused() {
     let (port, _rx) = serve(opts).await;
     assert!(talk(port, &client(Some(&p.ca), Some(&p.alice))).await);
     assert!(!talk(port, &client(Some(&p.ca), Some(&bob))).await);
+}
+
+/// `incoming_checked`: the check gets the client's certificate and address after the
+/// handshake; a connection it refuses never reaches the server.
+#[tokio::test]
+async fn a_connection_check_sees_the_certificate_and_can_refuse() {
+    let mut p = pki();
+    let bob = p.ca.issue("bob", "bob", &[]);
+    let bob_der = retcd_tls::load_certs(&bob.cert).unwrap().remove(0);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let check: retcd_tls::ConnectionCheck = std::sync::Arc::new(move |cert, remote| {
+        let refuse = cert.as_ref() == Some(&bob_der);
+        seen2.lock().unwrap().push((cert.is_some(), remote.ip()));
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if refuse {
+                Err("not bob".to_string())
+            } else {
+                Ok(())
+            }
+        })
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut conns = retcd_tls::incoming_checked(
+        listener,
+        server_config(&server_opts(&p, true)).unwrap(),
+        Some(check),
+    );
+    tokio::spawn(async move {
+        while let Some(Ok(mut c)) = conns.next().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 5];
+                if c.read_exact(&mut buf).await.is_ok() {
+                    let _ = c.write_all(&buf).await;
+                }
+            });
+        }
+    });
+    assert!(talk(port, &client(Some(&p.ca), Some(&p.alice))).await);
+    assert!(!talk(port, &client(Some(&p.ca), Some(&bob))).await);
+    let loopback: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    assert_eq!(*seen.lock().unwrap(), [(true, loopback), (true, loopback)]);
 }
 
 #[tokio::test]
