@@ -75,15 +75,34 @@ impl TlsSettings {
         if !self.configured() && !urls.iter().any(|u| u.starts_with("https://")) {
             return Ok(None);
         }
+        // etcd's order and messages: the client pair, then the CA bundle
+        match (&self.cert, &self.key) {
+            (Some(c), Some(k)) => crate::tlsfiles::check_pair(c, k)?,
+            (None, None) => {}
+            (c, k) => {
+                return Err(CtlError::BadArgs(format!(
+                    "KeyFile and CertFile must both be present[key: {}, cert: {}]",
+                    k.as_deref().unwrap_or_default(),
+                    c.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        let skip = self.configured() && self.insecure_skip_verify;
+        if let Some(ca) = &self.cacert
+            && crate::tlsfiles::ca_is_empty(ca)?
+            && !skip
+        {
+            return crate::tlsfiles::trusting_nothing(self.cert.as_deref(), self.key.as_deref()).map(Some);
+        }
         retcd_tls::client_config(&retcd_tls::ClientTlsOptions {
             ca_file: self.cacert.as_ref().map(PathBuf::from),
             cert_file: self.cert.as_ref().map(PathBuf::from),
             key_file: self.key.as_ref().map(PathBuf::from),
-            insecure_skip_verify: self.configured() && self.insecure_skip_verify,
+            insecure_skip_verify: skip,
             ..Default::default()
         })
         .map(Some)
-        .map_err(|e| CtlError::BadArgs(e.to_string()))
+        .map_err(crate::tlsfiles::go_message)
     }
 }
 
@@ -189,6 +208,18 @@ impl Client {
                 done => return done,
             }
         }
+    }
+
+    /// Checks what dialing `settings` needs before any connection: the endpoints' form and
+    /// the TLS files (clientv3's config errors, exit 128), so that a command can fail on them
+    /// before it waits for another cluster.
+    pub fn check(settings: &Settings) -> Result<(), CtlError> {
+        let urls = settings
+            .endpoints
+            .iter()
+            .map(|e| endpoint_url(e, &settings.tls).map(|(u, _)| u))
+            .collect::<Result<Vec<_>, _>>()?;
+        settings.tls.client_config(&urls).map(|_| ())
     }
 
     /// Dials until the command deadline; `warn` logs clientv3's warning when it passes.

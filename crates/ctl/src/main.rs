@@ -15,6 +15,7 @@ mod cmd;
 mod error;
 mod gofmt;
 mod output;
+mod tlsfiles;
 
 use std::io::IsTerminal;
 
