@@ -33,6 +33,33 @@ pub struct Settings {
     pub user: Option<String>,
     pub password: Option<String>,
     pub tls: TlsSettings,
+    /// what etcdctl only finds wrong when it builds its first client, after the command
+    /// checked its arguments
+    pub deferred: Option<Deferred>,
+}
+
+/// A global setting etcdctl rejects once a command asks for a client.
+#[derive(Debug, Clone)]
+pub enum Deferred {
+    /// a flag given on the command line and in its `ETCDCTL_*` variable: the fatal log line
+    EnvConflict(String),
+    /// an output format etcdctl does not know (exit 4)
+    BadFormat,
+}
+
+impl Settings {
+    /// Fails as etcdctl does when it makes its client config: a flag given both ways ends
+    /// the process (exit 1), an unknown output format is an error (exit 4).
+    pub fn check_deferred(&self) -> Result<(), CtlError> {
+        match &self.deferred {
+            None => Ok(()),
+            Some(Deferred::EnvConflict(line)) => {
+                eprintln!("{line}");
+                std::process::exit(crate::error::exit::ERROR);
+            }
+            Some(Deferred::BadFormat) => Err(CtlError::BadFeature("unsupported output format".into())),
+        }
+    }
 }
 
 /// etcdctl's secure-connection flags (`--cacert --cert --key --insecure-transport
@@ -229,6 +256,7 @@ impl Client {
         direct: bool,
         warn: bool,
     ) -> Result<Client, CtlError> {
+        settings.check_deferred()?;
         let first = endpoints
             .first()
             .map(|e| endpoint_url(e, &settings.tls))

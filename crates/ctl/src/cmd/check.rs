@@ -358,14 +358,14 @@ async fn compact_and_defrag(
 /// `check perf|datascale`.
 pub async fn check(ctx: &Ctx, cmd: &CheckCmd) -> Result<(), CtlError> {
     match cmd {
-        CheckCmd::Perf { prefix, args } => perf(ctx, prefix, args).await,
-        CheckCmd::Datascale { prefix, args } => datascale(ctx, prefix, args).await,
+        CheckCmd::Perf { prefix, load, args } => perf(ctx, prefix, load, args).await,
+        CheckCmd::Datascale { prefix, load, args } => datascale(ctx, prefix, load, args).await,
     }
 }
 
-async fn perf(ctx: &Ctx, prefix: &str, a: &CheckArgs) -> Result<(), CtlError> {
-    let Some(mut load) = perf_load(&a.load) else {
-        return Err(CtlError::BadFeature(format!("unknown load option {}", a.load)));
+async fn perf(ctx: &Ctx, prefix: &str, load_name: &str, a: &CheckArgs) -> Result<(), CtlError> {
+    let Some(mut load) = perf_load(load_name) else {
+        return Err(CtlError::BadFeature(format!("unknown load option {load_name}")));
     };
     if let Some(secs) = std::env::var(TEST_DURATION_VAR).ok().and_then(|s| s.parse().ok()) {
         load.duration = secs;
@@ -549,9 +549,9 @@ async fn memory_or_zero(ctx: &Ctx, host: &str) -> f64 {
     }
 }
 
-async fn datascale(ctx: &Ctx, prefix: &str, a: &CheckArgs) -> Result<(), CtlError> {
-    let Some(load) = datascale_load(&a.load) else {
-        return Err(CtlError::BadFeature(format!("unknown load option {}", a.load)));
+async fn datascale(ctx: &Ctx, prefix: &str, load_name: &str, a: &CheckArgs) -> Result<(), CtlError> {
+    let Some(load) = datascale_load(load_name) else {
+        return Err(CtlError::BadFeature(format!("unknown load option {load_name}")));
     };
     let (clients, settings) = clients(ctx, load.clients).await?;
     let ep = ctx.settings.endpoints.first().cloned().unwrap_or_default();

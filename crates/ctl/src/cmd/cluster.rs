@@ -199,6 +199,8 @@ pub async fn member_list(ctx: &Ctx) -> Result<(), CtlError> {
 
 /// The endpoints to act on: `--endpoints`, or with `--cluster` every member's client URLs.
 async fn target_endpoints(ctx: &Ctx, cluster: bool) -> Result<Vec<String>, CtlError> {
+    // etcdctl builds its client config (checking the global flags) first
+    ctx.settings.check_deferred()?;
     if !cluster {
         return Ok(ctx.settings.endpoints.clone());
     }
@@ -490,7 +492,13 @@ pub async fn endpoint_hashkv(ctx: &Ctx, cluster: bool, rev: i64) -> Result<(), C
 }
 
 /// `alarm list` and `alarm disarm` (which disarms every listed alarm, as clientv3 does).
-pub async fn alarm(ctx: &Ctx, disarm: bool) -> Result<(), CtlError> {
+pub async fn alarm(ctx: &Ctx, disarm: bool, args: &[String]) -> Result<(), CtlError> {
+    if !args.is_empty() {
+        let which = if disarm { "disarm" } else { "list" };
+        return Err(CtlError::BadArgs(format!(
+            "alarm {which} command accepts no arguments"
+        )));
+    }
     let client = ctx.client().await?;
     let get = AlarmRequest {
         action: AlarmAction::Get as i32,
@@ -624,6 +632,7 @@ pub async fn snapshot_save(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
     let [path] = args else {
         return Err(CtlError::BadArgs("snapshot save expects one argument".into()));
     };
+    ctx.settings.check_deferred()?;
     let eps = &ctx.settings.endpoints;
     if eps.len() != 1 {
         return Err(CtlError::BadArgs(format!(

@@ -145,6 +145,8 @@ fn dest_settings(ctx: &Ctx, a: &MirrorArgs, dest: &str) -> Settings {
             insecure_transport: a.dest_insecure_transport,
             insecure_skip_verify: false,
         },
+        // the source's client is the one etcdctl checks the global flags for
+        deferred: None,
         ..ctx.settings.clone()
     }
 }

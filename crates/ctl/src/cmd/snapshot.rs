@@ -179,6 +179,10 @@ pub fn status(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
             "snapshot status requires exactly one argument".into(),
         ));
     };
+    // etcdctl sets up its printer (and so refuses an unknown format) here, without a client
+    if matches!(ctx.settings.deferred, Some(crate::client::Deferred::BadFormat)) {
+        ctx.settings.check_deferred()?;
+    }
     if ctx.out.format == Format::Protobuf {
         return Err(ctx.out.unsupported());
     }
