@@ -309,6 +309,8 @@ impl Client {
                 }
             }
             if Instant::now() + Duration::from_millis(100) >= deadline {
+                // clientv3 gives up at the deadline itself, not before
+                tokio::time::sleep(deadline.saturating_duration_since(Instant::now())).await;
                 if warn {
                     let s = Status::deadline_exceeded(last_err);
                     warn_unary_failed(&target, &grpc_string(&s));

@@ -344,9 +344,13 @@ pub async fn role(ctx: &Ctx, c: RoleCmd) -> Result<(), CtlError> {
             out.show(&r, || {
                 if out.format == Format::Fields {
                     fields_hdr(r.header.as_ref());
-                    r.roles
+                    // one line, each role quoted after it (none: the bare label)
+                    let roles: String = r
+                        .roles
                         .iter()
-                        .for_each(|x| println!("\"Roles\" : {}", quote(x.as_bytes())));
+                        .map(|x| format!(" {}", quote(x.as_bytes())))
+                        .collect();
+                    println!("\"Roles\" :{roles}");
                 } else {
                     r.roles.iter().for_each(|x| println!("{x}"));
                 }
