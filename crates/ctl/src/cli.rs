@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::client::{Deferred, Settings, TlsSettings};
+use crate::client::{Deferred, Discovery, Settings, TlsSettings};
 use crate::gofmt;
 use crate::output::{Format, Out};
 
@@ -201,6 +201,22 @@ impl Global {
                 Format::Simple
             }
         };
+        let discovery = self
+            .discovery_srv
+            .filter(|d| !d.is_empty())
+            .map(|domain| -> Result<Discovery, String> {
+                Ok(Discovery {
+                    domain,
+                    service_name: self.discovery_srv_name.clone().unwrap_or_default(),
+                    insecure: flag_bool(&self.insecure_discovery, "insecure-discovery", true)?,
+                })
+            })
+            .transpose()?;
+        // etcdctl has TLS check the servers against the domain when discovery is secure
+        let server_name = discovery
+            .as_ref()
+            .filter(|d| !d.insecure)
+            .map(|d| d.domain.clone());
         Ok(Resolved {
             settings: Settings {
                 endpoints,
@@ -220,8 +236,11 @@ impl Global {
                         "insecure-skip-tls-verify",
                         false,
                     )?,
+                    server_name,
                 },
                 deferred,
+                discovery,
+                discovered: Default::default(),
             },
             out: Out {
                 format,

@@ -16,6 +16,7 @@ mod cmd;
 mod error;
 mod gofmt;
 mod output;
+mod srv;
 mod tlsfiles;
 mod usage;
 

@@ -208,6 +208,104 @@ pub fn trusting_nothing(cert: Option<&str>, key: Option<&str>) -> Result<Arc<Cli
     Ok(Arc::new(cfg))
 }
 
+/// The CA bundles Go's `x509.SystemCertPool` looks for on Linux, first found wins
+/// (`SSL_CERT_FILE` before them).
+const SYSTEM_BUNDLES: [&str; 6] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The certificates of `--cacert`, or of the system's bundle.
+fn roots(ca: Option<&str>) -> RootCertStore {
+    let text = match ca {
+        Some(path) => std::fs::read(path).unwrap_or_default(),
+        None => std::env::var("SSL_CERT_FILE")
+            .ok()
+            .into_iter()
+            .chain(SYSTEM_BUNDLES.iter().map(|s| s.to_string()))
+            .find_map(|p| std::fs::read(p).ok())
+            .unwrap_or_default(),
+    };
+    let mut store = RootCertStore::empty();
+    store.add_parsable_certificates(
+        blocks(&text)
+            .into_iter()
+            .filter(|b| b.kind == "CERTIFICATE")
+            .map(|b| rustls::pki_types::CertificateDer::from(b.der)),
+    );
+    store
+}
+
+/// Verifies server certificates as the usual verifier does, but against one name whatever
+/// the endpoint's host (Go's `tls.Config.ServerName`).
+#[derive(Debug)]
+struct VerifyAs {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for VerifyAs {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// `config`, checking server certificates against `name` (trusting `ca`, or the system's
+/// bundle) instead of each endpoint's host.
+pub fn verifying_as(
+    config: Arc<ClientConfig>,
+    name: &str,
+    ca: Option<&str>,
+) -> Result<Arc<ClientConfig>, CtlError> {
+    let bad = |e: String| CtlError::BadArgs(e);
+    let name = rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| bad(e.to_string()))?;
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots(ca)),
+        Arc::new(retcd_tls::default_provider()),
+    )
+    .build()
+    .map_err(|e| bad(e.to_string()))?;
+    let mut config = (*config).clone();
+    config
+        .dangerous()
+        .set_certificate_verifier(Arc::new(VerifyAs { inner, name }));
+    Ok(Arc::new(config))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -341,7 +341,7 @@ async fn compact_and_defrag(
         println!("Compacted with revision {rev}");
     }
     if a.auto_defrag {
-        for ep in &settings.endpoints {
+        for ep in &settings.prepare()? {
             println!("Defragmenting {}", quote(ep.as_bytes()));
             let d = Client::connect_to(settings, std::slice::from_ref(ep), true).await?;
             d.call_within(
@@ -554,7 +554,7 @@ async fn datascale(ctx: &Ctx, prefix: &str, load_name: &str, a: &CheckArgs) -> R
         return Err(CtlError::BadFeature(format!("unknown load option {load_name}")));
     };
     let (clients, settings) = clients(ctx, load.clients).await?;
-    let ep = ctx.settings.endpoints.first().cloned().unwrap_or_default();
+    let ep = ctx.settings.prepare()?.first().cloned().unwrap_or_default();
     check_empty(&clients[0], prefix, None).await?;
     let fail = |line: &str| -> ! {
         println!("{line}");

@@ -771,10 +771,9 @@ pub async fn snapshot_save(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
     let [path] = args else {
         return Err(CtlError::BadArgs("snapshot save expects one argument".into()));
     };
-    ctx.settings.check_deferred()?;
-    let eps = &ctx.settings.endpoints;
+    let eps = &ctx.settings.prepare()?;
     if eps.len() != 1 {
-        return Err(CtlError::BadArgs(format!(
+        return Err(CtlError::Interrupted(format!(
             "snapshot must be requested to one selected node, not multiple [{}]",
             eps.join(" ")
         )));
@@ -860,8 +859,9 @@ pub async fn move_leader(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
         return Err(CtlError::BadArgs("move-leader command needs 1 argument".into()));
     };
     let target_id = parse_u64(target, 16).map_err(CtlError::BadArgs)?;
+    let endpoints = ctx.settings.prepare()?;
     let mut leader = None;
-    for ep in &ctx.settings.endpoints {
+    for ep in &endpoints {
         let c = Client::connect_to(&ctx.settings, std::slice::from_ref(ep), false).await?;
         let s = c.call(c.maintenance().status(StatusRequest {})).await?;
         if s.header.as_ref().is_some_and(|h| h.member_id == s.leader) {
@@ -872,7 +872,7 @@ pub async fn move_leader(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
     let Some((c, leader_id)) = leader else {
         return Err(CtlError::BadArgs(format!(
             "no leader endpoint given at [{}]",
-            ctx.settings.endpoints.join(" ")
+            endpoints.join(" ")
         )));
     };
     let r = c

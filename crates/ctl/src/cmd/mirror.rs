@@ -144,9 +144,13 @@ fn dest_settings(ctx: &Ctx, a: &MirrorArgs, dest: &str) -> Settings {
             key: file(&a.dest_key),
             insecure_transport: a.dest_insecure_transport,
             insecure_skip_verify: false,
+            server_name: None,
         },
-        // the source's client is the one etcdctl checks the global flags for
+        // the source's client is the one etcdctl checks the global flags for, and the one
+        // discovery applies to
         deferred: None,
+        discovery: None,
+        discovered: Default::default(),
         ..ctx.settings.clone()
     }
 }

@@ -180,9 +180,7 @@ pub fn status(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
         ));
     };
     // etcdctl sets up its printer (and so refuses an unknown format) here, without a client
-    if matches!(ctx.settings.deferred, Some(crate::client::Deferred::BadFormat)) {
-        ctx.settings.check_deferred()?;
-    }
+    ctx.settings.check_format()?;
     if ctx.out.format == Format::Protobuf {
         return Err(ctx.out.unsupported());
     }
