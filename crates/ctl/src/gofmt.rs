@@ -262,11 +262,13 @@ pub fn parse_int(s: &str) -> Result<i64, String> {
     } else {
         (10, lower.as_str(), false)
     };
-    if digits.is_empty() && !(base == 8 && !prefixed) {
+    // a leading 0 (octal) is a digit itself; a 0x/0o/0b prefix needs digits after it
+    let leading_zero = base == 8 && !prefixed;
+    if digits.is_empty() && !leading_zero {
         return Err(syntax());
     }
     // `_` only between digits (or right after a base prefix), never first or last
-    let mut prev_digit = prefixed || (base == 8 && !prefixed);
+    let mut prev_digit = prefixed || leading_zero;
     let mut prev_underscore = false;
     let mut value: u128 = 0;
     for c in digits.chars() {

@@ -514,10 +514,7 @@ pub fn find(root: &Command, argv: &[String]) -> Lookup {
     let mut argv = argv.to_vec();
     let mut live: Vec<usize> = (1..argv.len()).collect();
     let mut path: Vec<String> = Vec::new();
-    loop {
-        let Some(cmds) = chain(root, &path) else {
-            break;
-        };
+    while let Some(cmds) = chain(root, &path) {
         let cmd = *cmds.last().expect("root");
         let (found, empty) = words(&argv, &live, &known_flags(&cmds));
         // a group passes over empty words (clap would take one for a subcommand name)

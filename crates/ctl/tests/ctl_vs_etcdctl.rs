@@ -388,6 +388,8 @@ fn unreachable_endpoint() {
     // header and borders) and exit 1; protobuf is refused after the endpoints were tried.
     // The health check's duration is masked (it runs to the deadline).
     let took = Regex::new(r"\| +[0-9.]+[µnm]?s +\|").expect("regex");
+    // the duration's width sets the column's: runs of spaces and dashes count as one
+    let runs = Regex::new(r"( |-)+").expect("regex");
     for w in FORMATS {
         for cmd in [
             &["endpoint", "status"][..],
@@ -397,8 +399,6 @@ fn unreachable_endpoint() {
         ] {
             let args: Vec<&str> = [&["-w", w][..], cmd].concat();
             let (want, got) = (run(ETCDCTL, &args), run(RETCDCTL, &args));
-            // the duration's width sets the column's: runs of spaces and dashes count as one
-            let runs = Regex::new(r"( |-)+").expect("regex");
             let t = |b: &[u8]| {
                 let s = took
                     .replace_all(&normalize(&String::from_utf8_lossy(b), &[]), "| D |")
@@ -1166,6 +1166,8 @@ fn snapshot_save_in_every_format() {
 fn alarms_in_every_format() {
     let p = Pair::start_with(&["--quota-backend-bytes=1"]);
     p.check(&["put", "a", "b"]);
+    let cells = Regex::new(r"\| +\d+ \| +\d+ \| ").expect("regex");
+    let size = Regex::new(r"\| +\d+ kB \|").expect("regex");
     for w in FORMATS {
         // etcdctl 3.4 crashes (nil header) printing alarms in the fields format
         if w != "fields" {
@@ -1174,8 +1176,6 @@ fn alarms_in_every_format() {
         // masked: the raft indexes, and the size in use (two bbolt files grow apart); the
         // table's index columns are as wide as their headers
         if w == "table" {
-            let cells = Regex::new(r"\| +\d+ \| +\d+ \| ").expect("regex");
-            let size = Regex::new(r"\| +\d+ kB \|").expect("regex");
             p.check_fixed(&["-w", w, "endpoint", "status"], |_, t| {
                 let t = cells.replace_all(t, "| N | N | ");
                 size.replace_all(&t, "| S |").into_owned()
