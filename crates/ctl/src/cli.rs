@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::client::{Settings, TlsSettings};
-use crate::error::CtlError;
+use crate::client::{Deferred, Discovery, Settings, TlsSettings};
 use crate::gofmt;
 use crate::output::{Format, Out};
 
@@ -26,6 +25,21 @@ pub fn go_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// A boolean flag kept as given (`None` when absent) but checked as pflag parses it.
+fn go_bool_str(s: &str) -> Result<String, String> {
+    go_bool(s).map(|_| s.to_string())
+}
+
+/// A duration flag kept as given, checked as pflag parses it (Go's `time.ParseDuration`).
+fn go_duration_str(s: &str) -> Result<String, String> {
+    gofmt::check_duration(s).map(|_| s.to_string())
+}
+
+/// An int flag as pflag parses it (Go's `strconv.ParseInt(s, 0, 64)`).
+fn go_int(s: &str) -> Result<i64, String> {
+    gofmt::parse_int(s)
+}
+
 /// A boolean global flag (or its `ETCDCTL_*` variable): `default` when absent; a value Go
 /// cannot parse fails as etcdctl's flag parsing does.
 fn flag_bool(v: &Option<String>, name: &str, default: bool) -> Result<bool, String> {
@@ -39,7 +53,15 @@ fn flag_bool(v: &Option<String>, name: &str, default: bool) -> Result<bool, Stri
 
 /// The retcdctl command line.
 #[derive(Debug, Parser)]
-#[command(name = "retcdctl", about = "A simple command line client for etcd3.", version = None, disable_version_flag = true)]
+#[command(
+    name = "retcdctl",
+    about = "A simple command line client for etcd3.",
+    version = None,
+    disable_version_flag = true,
+    disable_help_flag = true,
+    disable_help_subcommand = true,
+    args_override_self = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -51,59 +73,62 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// gRPC endpoints
-    #[arg(long, global = true)]
+    #[arg(long, global = true, allow_hyphen_values = true)]
     pub endpoints: Option<String>,
     /// dial timeout for client connections
-    #[arg(long, global = true)]
+    #[arg(long, global = true, allow_hyphen_values = true, value_parser = go_duration_str)]
     pub dial_timeout: Option<String>,
     /// timeout for short running command (excluding dial timeout)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, allow_hyphen_values = true, value_parser = go_duration_str)]
     pub command_timeout: Option<String>,
     /// keepalive time for client connections
-    #[arg(long, global = true)]
+    #[arg(long, global = true, allow_hyphen_values = true, value_parser = go_duration_str)]
     pub keepalive_time: Option<String>,
     /// keepalive timeout for client connections
-    #[arg(long, global = true)]
+    #[arg(long, global = true, allow_hyphen_values = true, value_parser = go_duration_str)]
     pub keepalive_timeout: Option<String>,
     /// set the output format (fields, json, protobuf, simple, table)
-    #[arg(short = 'w', long, global = true)]
+    #[arg(short = 'w', long, global = true, allow_hyphen_values = true)]
     pub write_out: Option<String>,
     /// print byte strings as hex encoded strings
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool_str)]
     pub hex: Option<String>,
     /// username[:password] for authentication (prompt if password is not supplied)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, allow_hyphen_values = true)]
     pub user: Option<String>,
     /// password for authentication (if this option is used, --user option shouldn't include password)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, allow_hyphen_values = true)]
     pub password: Option<String>,
     /// disable transport security for client connections
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool_str)]
     pub insecure_transport: Option<String>,
     /// skip server certificate verification (CAUTION: this option should be enabled only for testing purposes)
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool_str)]
     pub insecure_skip_tls_verify: Option<String>,
     /// accept insecure SRV records describing cluster endpoints
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool_str)]
     pub insecure_discovery: Option<String>,
     /// enable client-side debug logging
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool_str)]
     pub debug: Option<String>,
     /// verify certificates of TLS-enabled secure servers using this CA bundle
-    #[arg(long, global = true)]
+    #[arg(long, global = true, allow_hyphen_values = true)]
     pub cacert: Option<String>,
     /// identify secure client using this TLS certificate file
-    #[arg(long, global = true)]
+    #[arg(long, global = true, allow_hyphen_values = true)]
     pub cert: Option<String>,
     /// identify secure client using this TLS key file
-    #[arg(long, global = true)]
+    #[arg(long, global = true, allow_hyphen_values = true)]
     pub key: Option<String>,
     /// domain name to query for SRV records describing cluster endpoints
-    #[arg(short = 'd', long, global = true)]
+    #[arg(short = 'd', long, global = true, allow_hyphen_values = true)]
     pub discovery_srv: Option<String>,
     /// service name to query when using DNS discovery
-    #[arg(long, global = true)]
+    #[arg(long, global = true, allow_hyphen_values = true)]
     pub discovery_srv_name: Option<String>,
+    /// help for the command: etcdctl's usage text
+    #[arg(short = 'h', long, global = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
+    pub help: bool,
 }
 
 /// Global settings after flags and `ETCDCTL_*` variables are resolved.
@@ -111,12 +136,12 @@ pub struct Global {
 pub struct Resolved {
     pub settings: Settings,
     pub out: Out,
-    pub format_error: Option<CtlError>,
 }
 
 impl Global {
     /// Applies `ETCDCTL_<FLAG>` variables to flags not given on the command line. A flag given
-    /// both ways is fatal, as in etcdctl (`Err` carries the log line to print).
+    /// both ways is fatal, as in etcdctl, once a client is made (the flag's value is kept
+    /// until then); `Err` carries the message of a variable's bad boolean.
     pub fn resolve(mut self) -> Result<Resolved, String> {
         let fields: [(&str, &mut Option<String>); 19] = [
             ("endpoints", &mut self.endpoints),
@@ -139,6 +164,7 @@ impl Global {
             ("discovery-srv-name", &mut self.discovery_srv_name),
             ("api", &mut None),
         ];
+        let mut deferred = None;
         for (name, slot) in fields {
             let var = format!("ETCDCTL_{}", name.to_uppercase().replace('-', "_"));
             let Ok(v) = std::env::var(&var) else { continue };
@@ -146,10 +172,11 @@ impl Global {
                 continue;
             }
             if slot.is_some() {
-                return Err(format!(
+                deferred.get_or_insert(Deferred::EnvConflict(format!(
                     "{} C | pkg/flags: conflicting environment variable \"{var}\" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)",
                     gofmt::capnslog_now()
-                ));
+                )));
+                continue;
             }
             *slot = Some(v);
         }
@@ -167,10 +194,29 @@ impl Global {
             .filter(|s| !s.is_empty())
             .collect();
         let (pretty, color) = Out::terminal_style(self.write_out.is_some());
-        let (format, format_error) = match Format::parse(self.write_out.as_deref().unwrap_or("simple")) {
-            Ok(f) => (f, None),
-            Err(e) => (Format::Simple, Some(e)),
+        let format = match Format::parse(self.write_out.as_deref().unwrap_or("simple")) {
+            Ok(f) => f,
+            Err(_) => {
+                deferred.get_or_insert(Deferred::BadFormat);
+                Format::Simple
+            }
         };
+        let discovery = self
+            .discovery_srv
+            .filter(|d| !d.is_empty())
+            .map(|domain| -> Result<Discovery, String> {
+                Ok(Discovery {
+                    domain,
+                    service_name: self.discovery_srv_name.clone().unwrap_or_default(),
+                    insecure: flag_bool(&self.insecure_discovery, "insecure-discovery", true)?,
+                })
+            })
+            .transpose()?;
+        // etcdctl has TLS check the servers against the domain when discovery is secure
+        let server_name = discovery
+            .as_ref()
+            .filter(|d| !d.insecure)
+            .map(|d| d.domain.clone());
         Ok(Resolved {
             settings: Settings {
                 endpoints,
@@ -190,7 +236,11 @@ impl Global {
                         "insecure-skip-tls-verify",
                         false,
                     )?,
+                    server_name,
                 },
+                deferred,
+                discovery,
+                discovered: Default::default(),
             },
             out: Out {
                 format,
@@ -198,7 +248,6 @@ impl Global {
                 pretty,
                 color,
             },
-            format_error,
         })
     }
 }
@@ -207,16 +256,16 @@ impl Global {
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// Linearizable(l) or Serializable(s)
-    #[arg(long, default_value = "l")]
+    #[arg(long, default_value = "l", allow_hyphen_values = true)]
     pub consistency: String,
     /// Order of results; ASCEND or DESCEND (ASCEND by default)
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub order: String,
     /// Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub sort_by: String,
     /// Maximum number of results
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = go_int)]
     pub limit: i64,
     /// Get keys with matching prefix
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
@@ -225,13 +274,13 @@ pub struct GetArgs {
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
     pub from_key: bool,
     /// Specify the kv revision
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = go_int)]
     pub rev: i64,
     /// Get only the keys
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
     pub keys_only: bool,
-    /// Only get the count of keys (etcdctl 3.5)
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
+    /// Only get the count of keys (etcdctl 3.5; not in etcdctl 3.4's usage text)
+    #[arg(long, hide = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
     pub count_only: bool,
     /// Only write values when using the "simple" output format
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
@@ -243,7 +292,7 @@ pub struct GetArgs {
 #[derive(Debug, Args)]
 pub struct PutArgs {
     /// lease ID (in hexadecimal) to attach to the key
-    #[arg(long, default_value = "0")]
+    #[arg(long, default_value = "0", allow_hyphen_values = true)]
     pub lease: String,
     /// return the previous key-value pair before modification
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
@@ -278,12 +327,13 @@ pub struct TxnArgs {
     /// Input transaction in interactive mode
     #[arg(short, long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
     pub interactive: bool,
+    pub args: Vec<String>,
 }
 
 /// `compaction`.
 #[derive(Debug, Args)]
 pub struct CompactionArgs {
-    /// Wait for the compaction to physically remove all old revisions
+    /// 'true' to wait for compaction to physically remove all old revisions
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
     pub physical: bool,
     pub args: Vec<String>,
@@ -299,7 +349,7 @@ pub struct WatchArgs {
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
     pub prefix: bool,
     /// Revision to start watching
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = go_int)]
     pub rev: i64,
     /// get the previous key-value pair before the event happens
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
@@ -345,8 +395,12 @@ pub enum LeaseCmd {
 pub enum MemberCmd {
     /// Adds a member into the cluster
     Add {
-        /// comma separated peer URLs for the new member.
-        #[arg(long, default_value = "")]
+        #[arg(
+            long,
+            help = "comma separated peer URLs for the new member.",
+            default_value = "",
+            allow_hyphen_values = true
+        )]
         peer_urls: String,
         /// indicates if the new member is raft learner
         #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
@@ -357,8 +411,12 @@ pub enum MemberCmd {
     Remove(Positional),
     /// Updates a member in the cluster
     Update {
-        /// comma separated peer URLs for the updated member.
-        #[arg(long, default_value = "")]
+        #[arg(
+            long,
+            help = "comma separated peer URLs for the updated member.",
+            default_value = "",
+            allow_hyphen_values = true
+        )]
         peer_urls: String,
         args: Vec<String>,
     },
@@ -376,20 +434,30 @@ pub struct ClusterFlag {
     pub cluster: bool,
 }
 
+/// `endpoint`: `--cluster` is the group's flag, given before or after the subcommand (as
+/// etcdctl's persistent flag).
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
+    /// use all endpoints from the cluster member list
+    #[arg(long, global = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
+    pub cluster: bool,
+    #[command(subcommand)]
+    pub command: EndpointCmd,
+}
+
 /// `endpoint` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum EndpointCmd {
     /// Checks the healthiness of endpoints specified in `--endpoints` flag
-    Health(ClusterFlag),
+    Health(Positional),
     /// Prints out the status of endpoints specified in `--endpoints` flag
-    Status(ClusterFlag),
+    Status(Positional),
     /// Prints the KV history hash for each endpoint in --endpoints
     Hashkv {
-        #[command(flatten)]
-        cluster: ClusterFlag,
-        /// the revision to hash (default: latest)
-        #[arg(long, default_value_t = 0)]
+        /// maximum revision to hash (default: all revisions)
+        #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = go_int)]
         rev: i64,
+        args: Vec<String>,
     },
 }
 
@@ -397,9 +465,9 @@ pub enum EndpointCmd {
 #[derive(Debug, Subcommand)]
 pub enum AlarmCmd {
     /// Disarms all alarms
-    Disarm,
+    Disarm(Positional),
     /// Lists all alarms
-    List,
+    List(Positional),
 }
 
 /// `snapshot` subcommands.
@@ -417,22 +485,26 @@ pub enum SnapshotCmd {
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// Path to the data directory
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub data_dir: String,
     /// Path to the WAL directory (use --data-dir if none given)
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub wal_dir: String,
     /// Initial cluster configuration for restore bootstrap
-    #[arg(long, default_value = "default=http://localhost:2380")]
+    #[arg(
+        long,
+        default_value = "default=http://localhost:2380",
+        allow_hyphen_values = true
+    )]
     pub initial_cluster: String,
     /// Initial cluster token for the etcd cluster during restore bootstrap
-    #[arg(long, default_value = "etcd-cluster")]
+    #[arg(long, default_value = "etcd-cluster", allow_hyphen_values = true)]
     pub initial_cluster_token: String,
     /// List of this member's peer URLs to advertise to the rest of the cluster
-    #[arg(long, default_value = "http://localhost:2380")]
+    #[arg(long, default_value = "http://localhost:2380", allow_hyphen_values = true)]
     pub initial_advertise_peer_urls: String,
     /// Human-readable name for this member
-    #[arg(long, default_value = "default")]
+    #[arg(long, default_value = "default", allow_hyphen_values = true)]
     pub name: String,
     /// Ignore snapshot integrity hash value (required if copied from data directory)
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
@@ -449,7 +521,7 @@ pub enum UserCmd {
         #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = go_bool)]
         interactive: bool,
         /// Supply password from the command line flag
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
         new_user_password: String,
         /// Create a user without password (CN based auth only)
         #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
@@ -521,25 +593,25 @@ pub enum RoleCmd {
 #[derive(Debug, Args)]
 pub struct MirrorArgs {
     /// Verify certificates of TLS enabled secure servers using this CA bundle
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub dest_cacert: String,
     /// Identify secure client using this TLS certificate file for the destination cluster
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub dest_cert: String,
     /// Identify secure client using this TLS key file
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub dest_key: String,
     /// Disable transport security for client connections
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = go_bool)]
     pub dest_insecure_transport: bool,
     /// destination prefix to mirror a prefix to a different prefix in the destination cluster
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub dest_prefix: String,
     /// mirror key-values to the root of the destination cluster
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
     pub no_dest_prefix: bool,
     /// Key-value prefix to mirror
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub prefix: String,
     pub args: Vec<String>,
 }
@@ -547,14 +619,9 @@ pub struct MirrorArgs {
 /// The flags `check perf` and `check datascale` share (their `--prefix` defaults differ).
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)
-    #[arg(long, default_value = "s")]
-    pub load: String,
-    /// Compact storage with last revision after test is finished.
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
+    #[arg(long, help = "Compact storage with last revision after test is finished.", action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
     pub auto_compact: bool,
-    /// Defragment storage after test is finished.
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
+    #[arg(long, help = "Defragment storage after test is finished.", action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
     pub auto_defrag: bool,
     pub args: Vec<String>,
 }
@@ -564,17 +631,41 @@ pub struct CheckArgs {
 pub enum CheckCmd {
     /// Check the performance of the etcd cluster
     Perf {
-        /// The prefix for writing the performance check's keys.
-        #[arg(long, default_value = "/etcdctl-check-perf/")]
+        #[arg(
+            long,
+            default_value = "/etcdctl-check-perf/",
+            allow_hyphen_values = true,
+            help = "The prefix for writing the performance check's keys."
+        )]
         prefix: String,
+        #[arg(
+            long,
+            default_value = "s",
+            allow_hyphen_values = true,
+            help = "The performance check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)"
+        )]
+        load: String,
         #[command(flatten)]
         args: CheckArgs,
     },
-    /// Check the memory usage of holding data for different workloads on a given server endpoint.
+    #[command(
+        about = "Check the memory usage of holding data for different workloads on a given server endpoint."
+    )]
     Datascale {
-        /// The prefix for writing the datascale check's keys.
-        #[arg(long, default_value = "/etcdctl-check-datascale/")]
+        #[arg(
+            long,
+            default_value = "/etcdctl-check-datascale/",
+            allow_hyphen_values = true,
+            help = "The prefix for writing the datascale check's keys."
+        )]
         prefix: String,
+        #[arg(
+            long,
+            default_value = "s",
+            allow_hyphen_values = true,
+            help = "The datascale check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)"
+        )]
+        load: String,
         #[command(flatten)]
         args: CheckArgs,
     },
@@ -584,14 +675,31 @@ pub enum CheckCmd {
 #[derive(Debug, Subcommand)]
 pub enum AuthCmd {
     /// Enables authentication
-    Enable,
+    Enable(Positional),
     /// Disables authentication
-    Disable,
-    /// Returns authentication status (etcdctl 3.5)
-    Status,
+    Disable(Positional),
+    /// Returns authentication status (etcdctl 3.5; not in etcdctl 3.4's usage text)
+    #[command(hide = true)]
+    Status(Positional),
 }
 
-/// The commands.
+/// `completion` subcommands: a script for each shell (clap_complete's, not cobra's).
+#[derive(Debug, Subcommand)]
+pub enum CompletionCmd {
+    /// Generate the autocompletion script for bash
+    Bash,
+    /// Generate the autocompletion script for fish
+    Fish,
+    /// Generate the autocompletion script for powershell
+    Powershell,
+    /// Generate the autocompletion script for zsh
+    Zsh,
+    /// Generate the autocompletion script for elvish (beyond etcdctl)
+    #[command(hide = true)]
+    Elvish,
+}
+
+/// The commands, in etcdctl's order (its suggestions for a mistyped command follow it).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Gets the key or a range of keys
@@ -604,47 +712,38 @@ pub enum Command {
     Txn(TxnArgs),
     /// Compacts the event history in etcd
     Compaction(CompactionArgs),
+    /// Alarm related commands
+    #[command(subcommand)]
+    Alarm(AlarmCmd),
+    /// Defragments the storage of the etcd members with given endpoints
+    Defrag(ClusterFlag),
+    /// Endpoint related commands
+    Endpoint(EndpointArgs),
+    #[command(
+        name = "move-leader",
+        about = "Transfers leadership to another etcd cluster member."
+    )]
+    MoveLeader(Positional),
     /// Watches events stream on keys or prefixes
     Watch(WatchArgs),
+    /// Prints the version of etcdctl
+    Version(Positional),
     /// Lease related commands
     #[command(subcommand)]
     Lease(LeaseCmd),
     /// Membership related commands
     #[command(subcommand)]
     Member(MemberCmd),
-    /// Endpoint related commands
-    #[command(subcommand)]
-    Endpoint(EndpointCmd),
-    /// Alarm related commands
-    #[command(subcommand)]
-    Alarm(AlarmCmd),
-    /// Defragments the storage of the etcd members with given endpoints
-    Defrag(ClusterFlag),
     /// Manages etcd node snapshots
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
     /// Makes a mirror at the destination etcd cluster
     #[command(name = "make-mirror")]
     MakeMirror(MirrorArgs),
-    /// commands for checking properties of the etcd cluster
-    #[command(subcommand)]
-    Check(CheckCmd),
-    /// Transfers leadership to another etcd cluster member.
-    #[command(name = "move-leader")]
-    MoveLeader(Positional),
-    /// User related commands
-    #[command(subcommand)]
-    User(UserCmd),
-    /// Role related commands
-    #[command(subcommand)]
-    Role(RoleCmd),
-    /// Enable or disable authentication
-    #[command(subcommand)]
-    Auth(AuthCmd),
     /// Acquires a named lock
     Lock {
         /// timeout for session
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value = "10", allow_hyphen_values = true, value_parser = go_int)]
         ttl: i64,
         args: Vec<String>,
     },
@@ -655,8 +754,19 @@ pub enum Command {
         listen: bool,
         args: Vec<String>,
     },
-    /// Prints the version of etcdctl
-    Version,
-    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell)
-    Completion(Positional),
+    /// Enable or disable authentication
+    #[command(subcommand)]
+    Auth(AuthCmd),
+    /// User related commands
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Role related commands
+    #[command(subcommand)]
+    Role(RoleCmd),
+    /// commands for checking properties of the etcd cluster
+    #[command(subcommand)]
+    Check(CheckCmd),
+    /// Generate the autocompletion script for the specified shell
+    #[command(subcommand)]
+    Completion(CompletionCmd),
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use retcd_api::etcdserverpb::{
@@ -33,6 +33,93 @@ pub struct Settings {
     pub user: Option<String>,
     pub password: Option<String>,
     pub tls: TlsSettings,
+    /// what etcdctl only finds wrong when it builds its first client, after the command
+    /// checked its arguments
+    pub deferred: Option<Deferred>,
+    /// `--discovery-srv`: the endpoints come from DNS SRV records, when it finds any
+    pub discovery: Option<Discovery>,
+    /// the endpoints discovery found (looked up once, when the first client is made)
+    pub discovered: Arc<OnceLock<Result<Vec<String>, String>>>,
+}
+
+/// `--discovery-srv DOMAIN --discovery-srv-name NAME --insecure-discovery`.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub domain: String,
+    pub service_name: String,
+    /// keep the `http://` endpoints found (etcdctl's default); without it they are dropped
+    /// and TLS checks the servers' certificates against the domain
+    pub insecure: bool,
+}
+
+/// A global setting etcdctl rejects once a command asks for a client.
+#[derive(Debug, Clone)]
+pub enum Deferred {
+    /// a flag given on the command line and in its `ETCDCTL_*` variable: the fatal log line
+    EnvConflict(String),
+    /// an output format etcdctl does not know (exit 4)
+    BadFormat,
+}
+
+impl Settings {
+    /// What etcdctl does when it makes its client config: a flag given both ways ends the
+    /// process (exit 1); the endpoints are looked up (`--discovery-srv`; a failed lookup is
+    /// an error, exit 1); an unknown output format is an error (exit 4). Returns the
+    /// endpoints the client dials.
+    pub fn prepare(&self) -> Result<Vec<String>, CtlError> {
+        if let Some(Deferred::EnvConflict(line)) = &self.deferred {
+            eprintln!("{line}");
+            std::process::exit(crate::error::exit::ERROR);
+        }
+        let endpoints = self.client_endpoints()?;
+        self.check_format()?;
+        Ok(endpoints)
+    }
+
+    /// [`Settings::prepare`] for a command that dials its endpoints itself.
+    pub fn check_deferred(&self) -> Result<(), CtlError> {
+        self.prepare().map(|_| ())
+    }
+
+    /// An unknown output format (exit 4).
+    pub fn check_format(&self) -> Result<(), CtlError> {
+        match self.deferred {
+            Some(Deferred::BadFormat) => Err(CtlError::BadFeature("unsupported output format".into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The endpoints a client dials: those SRV records name, else `--endpoints`.
+    fn client_endpoints(&self) -> Result<Vec<String>, CtlError> {
+        let Some(d) = &self.discovery else {
+            return Ok(self.endpoints.clone());
+        };
+        let found = self.discovered.get_or_init(|| {
+            let dns = crate::srv::System::from_resolv_conf();
+            let found = crate::srv::client_endpoints(&dns, &d.domain, &d.service_name)?;
+            if d.insecure {
+                return Ok(found);
+            }
+            Ok(found
+                .into_iter()
+                .filter(|ep| {
+                    let plain = ep.starts_with("http://");
+                    if plain {
+                        eprintln!(
+                            "ignoring discovered insecure endpoint {}",
+                            gofmt::quote(ep.as_bytes())
+                        );
+                    }
+                    !plain
+                })
+                .collect())
+        });
+        match found {
+            Err(e) => Err(CtlError::Other(e.clone())),
+            Ok(eps) if eps.is_empty() => Ok(self.endpoints.clone()),
+            Ok(eps) => Ok(eps.clone()),
+        }
+    }
 }
 
 /// etcdctl's secure-connection flags (`--cacert --cert --key --insecure-transport
@@ -46,6 +133,9 @@ pub struct TlsSettings {
     /// text unless a certificate file is given.
     pub insecure_transport: bool,
     pub insecure_skip_verify: bool,
+    /// the name servers' certificates must carry instead of the endpoint's host (the
+    /// discovery domain, with `--insecure-discovery=false`)
+    pub server_name: Option<String>,
 }
 
 impl Default for TlsSettings {
@@ -56,6 +146,7 @@ impl Default for TlsSettings {
             key: None,
             insecure_transport: true,
             insecure_skip_verify: false,
+            server_name: None,
         }
     }
 }
@@ -75,15 +166,40 @@ impl TlsSettings {
         if !self.configured() && !urls.iter().any(|u| u.starts_with("https://")) {
             return Ok(None);
         }
-        retcd_tls::client_config(&retcd_tls::ClientTlsOptions {
+        // etcd's order and messages: the client pair, then the CA bundle
+        match (&self.cert, &self.key) {
+            (Some(c), Some(k)) => crate::tlsfiles::check_pair(c, k)?,
+            (None, None) => {}
+            (c, k) => {
+                return Err(CtlError::BadArgs(format!(
+                    "KeyFile and CertFile must both be present[key: {}, cert: {}]",
+                    k.as_deref().unwrap_or_default(),
+                    c.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        let skip = self.configured() && self.insecure_skip_verify;
+        let empty_pool = match &self.cacert {
+            Some(ca) => crate::tlsfiles::ca_is_empty(ca)?,
+            None => false,
+        };
+        if empty_pool && !skip {
+            return crate::tlsfiles::trusting_nothing(self.cert.as_deref(), self.key.as_deref()).map(Some);
+        }
+        let config = retcd_tls::client_config(&retcd_tls::ClientTlsOptions {
             ca_file: self.cacert.as_ref().map(PathBuf::from),
             cert_file: self.cert.as_ref().map(PathBuf::from),
             key_file: self.key.as_ref().map(PathBuf::from),
-            insecure_skip_verify: self.configured() && self.insecure_skip_verify,
+            insecure_skip_verify: skip,
             ..Default::default()
         })
-        .map(Some)
-        .map_err(|e| CtlError::BadArgs(e.to_string()))
+        .map_err(crate::tlsfiles::go_message)?;
+        match &self.server_name {
+            Some(name) if !skip => {
+                crate::tlsfiles::verifying_as(config, name, self.cacert.as_deref()).map(Some)
+            }
+            _ => Ok(Some(config)),
+        }
     }
 }
 
@@ -163,7 +279,8 @@ pub fn warn_unary_failed(target: &str, error: &str) {
 impl Client {
     /// Connects to the first endpoint that answers, retrying until the command deadline.
     pub async fn connect(settings: &Settings) -> Result<Client, CtlError> {
-        Self::connect_to(settings, &settings.endpoints, false).await
+        let endpoints = settings.prepare()?;
+        Self::dial(settings, &endpoints, false, true).await
     }
 
     /// Connects to one of `endpoints`; `direct` names the target as clientv3 does for calls
@@ -173,6 +290,7 @@ impl Client {
         endpoints: &[String],
         direct: bool,
     ) -> Result<Client, CtlError> {
+        settings.check_deferred()?;
         Self::dial(settings, endpoints, direct, true).await
     }
 
@@ -183,12 +301,25 @@ impl Client {
         settings: &Settings,
         mut waiting: impl FnMut(),
     ) -> Result<Client, CtlError> {
+        let endpoints = settings.prepare()?;
         loop {
-            match Self::dial(settings, &settings.endpoints, false, false).await {
+            match Self::dial(settings, &endpoints, false, false).await {
                 Err(e) if e.is_unreachable() => waiting(),
                 done => return done,
             }
         }
+    }
+
+    /// Checks what dialing `settings` needs before any connection: the endpoints' form and
+    /// the TLS files (clientv3's config errors, exit 128), so that a command can fail on them
+    /// before it waits for another cluster.
+    pub fn check(settings: &Settings) -> Result<(), CtlError> {
+        let urls = settings
+            .endpoints
+            .iter()
+            .map(|e| endpoint_url(e, &settings.tls).map(|(u, _)| u))
+            .collect::<Result<Vec<_>, _>>()?;
+        settings.tls.client_config(&urls).map(|_| ())
     }
 
     /// Dials until the command deadline; `warn` logs clientv3's warning when it passes.
@@ -250,6 +381,8 @@ impl Client {
                 }
             }
             if Instant::now() + Duration::from_millis(100) >= deadline {
+                // clientv3 gives up at the deadline itself, not before
+                tokio::time::sleep(deadline.saturating_duration_since(Instant::now())).await;
                 if warn {
                     let s = Status::deadline_exceeded(last_err);
                     warn_unary_failed(&target, &grpc_string(&s));
@@ -369,6 +502,10 @@ fn dial_error(addr: &str, e: &tonic::transport::Error) -> String {
                         | CertificateError::NotValidYet
                         | CertificateError::NotValidYetContext { .. },
                     ) => "x509: certificate has expired or is not yet valid".to_string(),
+                    TlsError::InvalidCertificate(CertificateError::NotValidForNameContext {
+                        expected,
+                        presented,
+                    }) => go_hostname_error(&expected.to_str(), presented),
                     other => other.to_string(),
                 };
                 return transport(format!("authentication handshake failed: {why}"));
@@ -383,6 +520,33 @@ fn dial_error(addr: &str, e: &tonic::transport::Error) -> String {
         src = s.source();
     }
     transport(format!("Error while dialing dial tcp {addr}: {e}"))
+}
+
+/// Go's `x509.HostnameError` for a certificate that does not name `host`; `presented` are
+/// the certificate's names as rustls lists them (`DnsName("a.example")`, `IpAddress(10.0.0.1)`).
+fn go_hostname_error(host: &str, presented: &[String]) -> String {
+    let names = |kind: &str| -> Vec<String> {
+        presented
+            .iter()
+            .filter_map(|p| p.strip_prefix(kind)?.strip_suffix(')'))
+            .map(|n| n.trim_matches('"').to_string())
+            .collect()
+    };
+    let valid = if host.parse::<std::net::IpAddr>().is_ok() {
+        let ips = names("IpAddress(");
+        if ips.is_empty() {
+            return format!(
+                "x509: cannot validate certificate for {host} because it doesn't contain any IP SANs"
+            );
+        }
+        ips
+    } else {
+        names("DnsName(")
+    };
+    if valid.is_empty() {
+        return format!("x509: certificate is not valid for any names, but wanted to match {host}");
+    }
+    format!("x509: certificate is valid for {}, not {host}", valid.join(", "))
 }
 
 /// Prints `prompt` on stderr and reads one line (the password) from stdin. When stdin is a

@@ -193,6 +193,112 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(total))
 }
 
+/// Whether Go's `time.ParseDuration` accepts `s`; `Err` carries its message
+/// (`time: invalid duration "x"`, `time: missing unit in duration "1"`,
+/// `time: unknown unit "q" in duration "1q"`).
+pub fn check_duration(s: &str) -> Result<(), String> {
+    let q = |t: &str| quote(t.as_bytes());
+    let invalid = || Err(format!("time: invalid duration {}", q(s)));
+    let mut rest = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if rest == "0" {
+        return Ok(());
+    }
+    if rest.is_empty() {
+        return invalid();
+    }
+    while !rest.is_empty() {
+        let int_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let mut frac_len = 0;
+        let mut after = &rest[int_end..];
+        if let Some(f) = after.strip_prefix('.') {
+            frac_len = f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len());
+            after = &f[frac_len..];
+        }
+        if int_end == 0 && frac_len == 0 {
+            return invalid();
+        }
+        // the integer part must fit Go's int64 nanoseconds
+        if rest[..int_end].trim_start_matches('0').len() > 19 {
+            return invalid();
+        }
+        let unit_end = after
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let unit = &after[..unit_end];
+        if unit.is_empty() {
+            return Err(format!("time: missing unit in duration {}", q(s)));
+        }
+        if !matches!(unit, "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h") {
+            return Err(format!("time: unknown unit {} in duration {}", q(unit), q(s)));
+        }
+        rest = &after[unit_end..];
+    }
+    Ok(())
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)` (pflag's int flags): an optional sign, `0x`/`0o`/`0b`
+/// or a leading `0` (octal) for the base, `_` between digits; Go's messages.
+pub fn parse_int(s: &str) -> Result<i64, String> {
+    let syntax = || {
+        format!(
+            "strconv.ParseInt: parsing {}: invalid syntax",
+            quote(s.as_bytes())
+        )
+    };
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (base, digits, prefixed) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d, true)
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d, true)
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d, true)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..], false)
+    } else {
+        (10, lower.as_str(), false)
+    };
+    // a leading 0 (octal) is a digit itself; a 0x/0o/0b prefix needs digits after it
+    let leading_zero = base == 8 && !prefixed;
+    if digits.is_empty() && !leading_zero {
+        return Err(syntax());
+    }
+    // `_` only between digits (or right after a base prefix), never first or last
+    let mut prev_digit = prefixed || leading_zero;
+    let mut prev_underscore = false;
+    let mut value: u128 = 0;
+    for c in digits.chars() {
+        if c == '_' {
+            if !prev_digit {
+                return Err(syntax());
+            }
+            prev_digit = false;
+            prev_underscore = true;
+            continue;
+        }
+        let d = c.to_digit(base).ok_or_else(syntax)?;
+        value = (value * u128::from(base) + u128::from(d)).min(u128::from(u64::MAX) + 1);
+        prev_digit = true;
+        prev_underscore = false;
+    }
+    if prev_underscore {
+        return Err(syntax());
+    }
+    let limit = if neg { 1u128 << 63 } else { (1u128 << 63) - 1 };
+    if value > limit {
+        return Err(format!(
+            "strconv.ParseInt: parsing {}: value out of range",
+            quote(s.as_bytes())
+        ));
+    }
+    let v = value as i128;
+    Ok((if neg { -v } else { v }) as i64)
+}
+
 /// go-humanize's `Bytes` (SI units): `25 kB`, `1.2 MB`, `7 B`.
 pub fn humanize_bytes(n: u64) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
@@ -290,6 +396,48 @@ pub fn capnslog_now() -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn go_durations_and_ints_as_pflag_reads_them() {
+        for ok in ["5s", "0", "-1.5h", "1h2m3.5s", ".5s", "3us", "2µs", "+7ms"] {
+            assert_eq!(check_duration(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(check_duration("x"), Err("time: invalid duration \"x\"".into()));
+        assert_eq!(check_duration(""), Err("time: invalid duration \"\"".into()));
+        assert_eq!(check_duration("."), Err("time: invalid duration \".\"".into()));
+        assert_eq!(
+            check_duration("1"),
+            Err("time: missing unit in duration \"1\"".into())
+        );
+        assert_eq!(
+            check_duration("1q"),
+            Err("time: unknown unit \"q\" in duration \"1q\"".into())
+        );
+        assert_eq!(parse_int("12"), Ok(12));
+        assert_eq!(parse_int("-0x10"), Ok(-16));
+        assert_eq!(parse_int("010"), Ok(8));
+        assert_eq!(parse_int("0b101"), Ok(5));
+        assert_eq!(parse_int("0o17"), Ok(15));
+        assert_eq!(parse_int("1_000"), Ok(1000));
+        assert_eq!(parse_int("0"), Ok(0));
+        assert_eq!(parse_int("-9223372036854775808"), Ok(i64::MIN));
+        for bad in ["x", "", "-", "0x", "1_", "_1", "1__0", "1.5", "08"] {
+            assert_eq!(
+                parse_int(bad),
+                Err(format!(
+                    "strconv.ParseInt: parsing {}: invalid syntax",
+                    quote(bad.as_bytes())
+                )),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_int("99999999999999999999"),
+            Err("strconv.ParseInt: parsing \"99999999999999999999\": value out of range".into())
+        );
+        assert!(parse_int("9223372036854775808").is_err());
+    }
+
     use super::*;
 
     #[test]

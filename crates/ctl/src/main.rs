@@ -3,7 +3,8 @@
 //! any etcd; `snapshot status|restore` read retcd's snapshot files offline with `retcd-mvcc`.
 //!
 //! # Layout
-//! - [`cli`]: the command line (clap) and the `ETCDCTL_*` environment;
+//! - [`cli`]: the command line (clap) and the `ETCDCTL_*` environment; [`usage`]: etcdctl's
+//!   command lookup, usage texts and flag errors around it;
 //! - [`client`]: dialing, authentication, per-call deadlines;
 //! - [`output`]: the five output formats; [`gofmt`]: Go's formatting rules they rely on;
 //! - [`cmd`]: the commands, one module per group;
@@ -15,53 +16,109 @@ mod cmd;
 mod error;
 mod gofmt;
 mod output;
+mod srv;
+mod tlsfiles;
+mod usage;
 
 use std::io::IsTerminal;
 
 use clap::{CommandFactory, Parser, error::ErrorKind};
+use usage::Lookup;
 
-use cli::{AlarmCmd, AuthCmd, Cli, Command, EndpointCmd, LeaseCmd, MemberCmd, SnapshotCmd};
+use cli::{AlarmCmd, AuthCmd, Cli, Command, CompletionCmd, EndpointCmd, LeaseCmd, MemberCmd, SnapshotCmd};
 use cmd::Ctx;
 use error::CtlError;
 
-/// Turns a clap parse error into etcdctl's (cobra/pflag) message and exit code.
-fn clap_failure(e: clap::Error) -> ! {
-    match e.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            std::process::exit(0);
-        }
-        ErrorKind::InvalidSubcommand => {
-            let name = e
-                .get(clap::error::ContextKind::InvalidSubcommand)
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            let msg = format!("unknown command \"{name}\" for \"etcdctl\"");
-            eprintln!("Error: {msg}\nRun 'etcdctl --help' for usage.\nError: {msg}");
-            std::process::exit(error::exit::ERROR);
-        }
-        ErrorKind::UnknownArgument => {
-            let arg = e
-                .get(clap::error::ContextKind::InvalidArg)
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            let flag = arg.split('=').next().unwrap_or_default().to_string();
-            eprintln!("Error: unknown flag: {flag}");
-            std::process::exit(error::exit::ERROR);
-        }
-        _ => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ");
-            eprintln!("Error: {first}");
-            std::process::exit(error::exit::ERROR);
+/// A flag etcdctl could not parse: the error, the command's usage on stdout, and the error
+/// again (cobra's report, then etcdctl's own), exit 1.
+fn flag_failure(msg: &str, root: &clap::Command, path: &[String]) -> ! {
+    eprintln!("Error: {msg}");
+    print!("{}", usage::usage(root, path, true));
+    eprintln!();
+    eprintln!("Error: {msg}");
+    std::process::exit(error::exit::ERROR);
+}
+
+/// `help [COMMAND...]`: the command's usage (the root's for none); an unknown topic is
+/// said on stderr before the root's usage, as cobra does. Exit 0 either way.
+fn help(root: &clap::Command, topic: &[String]) -> ! {
+    let argv: Vec<String> = std::iter::once("etcdctl".to_string())
+        .chain(topic.iter().cloned())
+        .collect();
+    match usage::find(root, &argv) {
+        Lookup::Found { path, .. } => print!("{}", usage::usage(root, &path, true)),
+        Lookup::Help(_) => print!("{}", usage::usage(root, &["help".to_string()], true)),
+        Lookup::Unknown(_) => {
+            let words: Vec<String> = topic
+                .iter()
+                .map(|w| {
+                    if w.contains('`') || w.chars().any(char::is_control) {
+                        gofmt::quote(w.as_bytes())
+                    } else {
+                        format!("`{w}`")
+                    }
+                })
+                .collect();
+            eprintln!("Unknown help topic [{}]", words.join(" "));
+            print!("{}", usage::usage(root, &[], false));
         }
     }
+    std::process::exit(0);
+}
+
+/// Parses the command line as etcdctl does: the command first (an unknown one is fatal, a
+/// group without subcommand or `-h` prints its usage), then the flags (errors in pflag's
+/// words, with the usage).
+fn parse(argv: Vec<String>) -> Cli {
+    let root = Cli::command();
+    let (path, argv) = match usage::find(&root, &argv) {
+        Lookup::Unknown(msg) => {
+            eprintln!("Error: {msg}");
+            eprintln!("Run 'etcdctl --help' for usage.");
+            eprintln!("Error: {msg}");
+            std::process::exit(error::exit::ERROR);
+        }
+        // `help -h`: the help command's own usage
+        Lookup::Help(_)
+            if argv
+                .iter()
+                .any(|a| a == "-h" || a == "--help" || a == "--help=true") =>
+        {
+            print!("{}", usage::usage(&root, &["help".to_string()], true));
+            std::process::exit(0);
+        }
+        Lookup::Help(topic) => help(&root, &topic),
+        Lookup::Found { path, mut argv, rest } => {
+            // a group's unknown words: cobra shows the group's usage (after its flags parse)
+            for &i in rest.iter().rev() {
+                argv.remove(i);
+            }
+            (path, argv)
+        }
+    };
+    let group = path
+        .iter()
+        .try_fold(&root, |c, n| c.find_subcommand(n))
+        .is_some_and(clap::Command::has_subcommands);
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e)
+            if group
+                && matches!(
+                    e.kind(),
+                    ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ) =>
+        {
+            print!("{}", usage::usage(&root, &path, true));
+            std::process::exit(0);
+        }
+        Err(e) => flag_failure(&usage::flag_error(&e, &root, &path, &argv), &root, &path),
+    };
+    if cli.global.help {
+        print!("{}", usage::usage(&root, &path, true));
+        std::process::exit(0);
+    }
+    cli
 }
 
 async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlError> {
@@ -91,12 +148,15 @@ async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlErro
             MemberCmd::List(_) => cluster::member_list(ctx).await,
             MemberCmd::Promote(p) => cluster::member_promote(ctx, &p.args).await,
         },
-        Command::Endpoint(c) => match c {
-            EndpointCmd::Health(f) => cluster::endpoint_health(ctx, f.cluster).await,
-            EndpointCmd::Status(f) => cluster::endpoint_status(ctx, f.cluster).await,
-            EndpointCmd::Hashkv { cluster: f, rev } => cluster::endpoint_hashkv(ctx, f.cluster, rev).await,
+        Command::Endpoint(e) => match e.command {
+            EndpointCmd::Health(_) => cluster::endpoint_health(ctx, e.cluster).await,
+            EndpointCmd::Status(_) => cluster::endpoint_status(ctx, e.cluster).await,
+            EndpointCmd::Hashkv { rev, .. } => cluster::endpoint_hashkv(ctx, e.cluster, rev).await,
         },
-        Command::Alarm(c) => cluster::alarm(ctx, matches!(c, AlarmCmd::Disarm)).await,
+        Command::Alarm(c) => match c {
+            AlarmCmd::Disarm(p) => cluster::alarm(ctx, true, &p.args).await,
+            AlarmCmd::List(p) => cluster::alarm(ctx, false, &p.args).await,
+        },
         Command::Defrag(f) => cluster::defrag(ctx, f.cluster).await,
         Command::Snapshot(SnapshotCmd::Save(p)) => cluster::snapshot_save(ctx, &p.args).await,
         Command::Snapshot(SnapshotCmd::Status(p)) => snapshot::status(ctx, &p.args),
@@ -106,31 +166,37 @@ async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlErro
         Command::MoveLeader(p) => cluster::move_leader(ctx, &p.args).await,
         Command::User(c) => auth::user(ctx, c).await,
         Command::Role(c) => auth::role(ctx, c).await,
-        Command::Auth(c) => auth::auth(ctx, matches!(c, AuthCmd::Enable), matches!(c, AuthCmd::Status)).await,
+        Command::Auth(c) => match c {
+            AuthCmd::Enable(p) => auth::auth(ctx, true, false, &p.args).await,
+            AuthCmd::Disable(p) => auth::auth(ctx, false, false, &p.args).await,
+            AuthCmd::Status(p) => auth::auth(ctx, false, true, &p.args).await,
+        },
         Command::Lock { ttl, args } => concurrency::lock(ctx, &args, ttl, exec).await,
         Command::Elect { listen, args } => concurrency::elect(ctx, &args, listen).await,
-        Command::Version => {
+        Command::Version(_) => {
             println!("etcdctl version: 3.4.23");
             println!("API version: 3.4");
             Ok(())
         }
-        Command::Completion(p) => completion(&p.args),
+        Command::Completion(shell) => {
+            completion(shell);
+            Ok(())
+        }
     }
 }
 
-/// `completion SHELL`: prints a completion script (beyond etcdctl).
-fn completion(args: &[String]) -> Result<(), CtlError> {
+/// `completion SHELL`: clap_complete's completion script for the shell (etcdctl's are
+/// cobra's).
+fn completion(shell: CompletionCmd) {
     use clap_complete::Shell;
-    let [shell] = args else {
-        return Err(CtlError::BadArgs(
-            "completion needs one argument: bash, zsh, fish, elvish or powershell".into(),
-        ));
+    let shell = match shell {
+        CompletionCmd::Bash => Shell::Bash,
+        CompletionCmd::Fish => Shell::Fish,
+        CompletionCmd::Powershell => Shell::PowerShell,
+        CompletionCmd::Zsh => Shell::Zsh,
+        CompletionCmd::Elvish => Shell::Elvish,
     };
-    let shell: Shell = shell
-        .parse()
-        .map_err(|_| CtlError::BadArgs(format!("unknown shell {shell}")))?;
     clap_complete::generate(shell, &mut Cli::command(), "retcdctl", &mut std::io::stdout());
-    Ok(())
 }
 
 /// Writing to a closed pipe (`retcdctl get --prefix "" | head -1`) ends the process quietly,
@@ -163,7 +229,7 @@ fn main() {
         exec = argv.split_off(pos + 1);
         argv.pop();
     }
-    let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| clap_failure(e));
+    let cli = parse(argv);
     let resolved = match cli.global.resolve() {
         Ok(r) => r,
         Err(fatal) => {
@@ -172,22 +238,17 @@ fn main() {
         }
     };
     let endpoints = resolved.settings.endpoints.join(",");
-    let result = match resolved.format_error {
-        Some(e) if !matches!(cli.command, Command::Version | Command::Completion(_)) => Err(e),
-        _ => {
-            let ctx = Ctx {
-                settings: resolved.settings,
-                out: resolved.out,
-            };
-            match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt.block_on(run(&ctx, cli.command, &exec)),
-                Err(e) => Err(CtlError::Other(e.to_string())),
-            }
-        }
+    let ctx = Ctx {
+        settings: resolved.settings,
+        out: resolved.out,
+    };
+    let result = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(run(&ctx, cli.command, &exec)),
+        Err(e) => Err(CtlError::Other(e.to_string())),
     };
     if let Err(e) = result {
         eprintln!("Error: {e}");

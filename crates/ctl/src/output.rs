@@ -324,13 +324,86 @@ pub fn fields_kv(prefix: &str, kv: &KeyValue) {
     println!("\"{prefix}Lease\" : {}", kv.lease);
 }
 
-/// A tablewriter table as etcdctl configures it: headers centred, cells right-aligned.
+/// How wide tablewriter lets a cell grow before it wraps its text at spaces.
+const WRAP_AT: usize = 30;
+
+fn text_width(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// `words` broken into lines of at most `limit` columns so that the lines come out as even
+/// as possible (the least sum of squared gaps, the last line free, an over-long line
+/// penalised): tablewriter's word wrap.
+fn even_lines(words: &[&str], limit: usize) -> Vec<String> {
+    const OVERLONG: i64 = 100_000;
+    let n = words.len();
+    let limit = limit as i64;
+    // span(i, j): the width of words i..=j joined by spaces
+    let span = |i: usize, j: usize| -> i64 {
+        (words[i..=j].iter().map(|w| text_width(w)).sum::<usize>() + (j - i)) as i64
+    };
+    let mut cost = vec![i64::from(i32::MAX); n];
+    let mut next = vec![n; n];
+    for i in (0..n).rev() {
+        if span(i, n - 1) <= limit {
+            cost[i] = 0;
+            next[i] = n;
+            continue;
+        }
+        for j in i + 1..n {
+            let gap = limit - span(i, j - 1);
+            let mut c = gap * gap + cost[j];
+            if span(i, j - 1) > limit {
+                c += OVERLONG;
+            }
+            if c < cost[i] {
+                cost[i] = c;
+                next[i] = j;
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    let mut i = 0;
+    while i < n {
+        lines.push(words[i..next[i]].join(" "));
+        i = next[i];
+    }
+    lines
+}
+
+/// A cell as tablewriter lays it out: its lines (each paragraph wrapped at spaces when the
+/// cell is wider than 30 columns) and the width it needs.
+fn cell_lines(text: &str) -> (Vec<String>, usize) {
+    let paragraphs: Vec<&str> = text.split('\n').collect();
+    let widest = paragraphs.iter().map(|p| text_width(p)).max().unwrap_or(0);
+    let limit = widest.min(WRAP_AT);
+    let mut width = limit;
+    let mut lines = Vec::new();
+    for (i, p) in paragraphs.iter().enumerate() {
+        let words: Vec<&str> = p.split(' ').collect();
+        let longest = words.iter().map(|w| text_width(w)).max().unwrap_or(0);
+        let wrapped = even_lines(&words, limit.max(longest));
+        width = wrapped.iter().map(|l| text_width(l)).fold(width, usize::max);
+        if i > 0 {
+            lines.push(" ".to_string());
+        }
+        lines.extend(wrapped);
+    }
+    (lines, width)
+}
+
+/// A tablewriter table as etcdctl configures it: headers centred, cells right-aligned, a
+/// cell wider than 30 columns wrapped over several lines.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let width = |s: &str| s.chars().count();
-    let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(width(cell));
+    let head: Vec<(Vec<String>, usize)> = headers.iter().map(|h| cell_lines(h)).collect();
+    let body: Vec<Vec<(Vec<String>, usize)>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| cell_lines(c)).collect())
+        .collect();
+    let mut widths: Vec<usize> = head.iter().map(|(_, w)| *w).collect();
+    for row in &body {
+        for (w, (_, cw)) in widths.iter_mut().zip(row) {
+            *w = (*w).max(*cw);
         }
     }
     let border: String = widths
@@ -339,22 +412,26 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         + "\n";
     let mut out = border.clone();
     out.push('|');
-    for (h, w) in headers.iter().zip(&widths) {
-        let gap = w - width(h);
+    for ((lines, _), w) in head.iter().zip(&widths) {
+        let h = lines.first().map(String::as_str).unwrap_or_default();
+        let gap = w - text_width(h);
         out += &format!(" {}{h}{} |", " ".repeat(gap / 2), " ".repeat(gap - gap / 2));
     }
     out.push('\n');
     out += &border;
-    for row in rows {
-        out.push('|');
-        for (cell, w) in row.iter().zip(&widths) {
-            out += &format!(" {}{cell} |", " ".repeat(w - width(cell)));
+    for row in &body {
+        let height = row.iter().map(|(l, _)| l.len()).max().unwrap_or(1);
+        for k in 0..height {
+            out.push('|');
+            for ((lines, _), w) in row.iter().zip(&widths) {
+                let cell = lines.get(k).map(String::as_str).unwrap_or_default();
+                out += &format!(" {}{cell} |", " ".repeat(w - text_width(cell)));
+            }
+            out.push('\n');
         }
-        out.push('\n');
     }
-    if !rows.is_empty() {
-        out += &border;
-    }
+    // tablewriter closes the table even without rows
+    out += &border;
     out
 }
 
@@ -420,5 +497,22 @@ mod tests {
             t,
             "+-----------------+-----------+\n|    ENDPOINT     |   HASH    |\n+-----------------+-----------+\n| 127.0.0.1:23791 | 535685548 |\n+-----------------+-----------+\n"
         );
+        // no rows: still closed
+        assert_eq!(table(&["A"], &[]), "+---+\n| A |\n+---+\n+---+\n");
+        // a cell wider than 30 columns: wrapped at spaces, as evenly as it goes
+        let t = table(
+            &["ERRORS"],
+            &[vec!["memberID:14348863076607938349 alarm:NOSPACE ".into()]],
+        );
+        assert_eq!(
+            t,
+            "+--------------------------------+\n|             ERRORS             |\n+--------------------------------+\n|  memberID:14348863076607938349 |\n|                 alarm:NOSPACE  |\n+--------------------------------+\n"
+        );
+        assert_eq!(
+            even_lines(&["aaa", "bb", "cc", "ddddd"], 6),
+            vec!["aaa", "bb cc", "ddddd"]
+        );
+        // a word longer than the limit stays whole
+        assert_eq!(cell_lines(&"x".repeat(40)), (vec!["x".repeat(40)], 40));
     }
 }

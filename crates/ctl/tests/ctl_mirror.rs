@@ -11,11 +11,12 @@ use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ETCDCTL, RETCDCTL, Server as Etcd, ctl, retcd_bin};
+use common::{ETCDCTL, RETCDCTL, Server as Etcd, ctl, free_port, retcd_bin};
 
 impl Etcd {
     fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = ctl(ETCDCTL, &self.endpoint, args)
+        let flags: Vec<&str> = self.client_flags.iter().map(String::as_str).collect();
+        let mut child = ctl(ETCDCTL, &self.endpoint, &[&flags, args].concat())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -276,5 +277,260 @@ fn argument_errors_match_etcdctl() {
             ),
             "{args:?}"
         );
+    }
+}
+
+/// Waits (at most `secs`) for `child` to exit; its output, or `None` if it is still running.
+fn exits_within(mut child: Child, secs: u64) -> Result<Output, Child> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if child.try_wait().expect("try_wait").is_some() {
+            return Ok(child.wait_with_output().expect("output"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(child)
+}
+
+fn outcome(o: &Output) -> (String, String, Option<i32>) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        o.status.code(),
+    )
+}
+
+/// etcdctl reads the source's revision before it looks at `--dest-prefix` with
+/// `--no-dest-prefix`: while the source does not answer it waits, and it fails (exit 128)
+/// once the source is up, whatever the destination. The destination's TLS files are checked
+/// before the source is contacted.
+#[test]
+fn prefix_conflict_is_checked_once_the_source_answers() {
+    let port = free_port();
+    let source = format!("127.0.0.1:{port}");
+    let conflict = [
+        "make-mirror",
+        "--dest-prefix",
+        "x",
+        "--no-dest-prefix",
+        "127.0.0.1:1",
+    ];
+    let spawn = |tool: &str| {
+        ctl(tool, &source, &conflict)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("make-mirror")
+    };
+    let (want, got) = (spawn(ETCDCTL), spawn(RETCDCTL));
+    std::thread::sleep(Duration::from_secs(3));
+    let want = exits_within(want, 0).expect_err("etcdctl waits for the source");
+    let got = exits_within(got, 0).expect_err("retcdctl waits for the source as etcdctl does");
+    let _src = Etcd::start_on(common::ETCD, port);
+    let want = exits_within(want, 20).expect("etcdctl ends once the source answers");
+    let got = exits_within(got, 20).expect("retcdctl ends once the source answers");
+    assert_eq!(outcome(&got), outcome(&want));
+    assert_eq!(want.status.code(), Some(128));
+    assert_eq!(
+        outcome(&want).1,
+        "Error: `--dest-prefix` and `--no-dest-prefix` cannot be set at the same time, choose one\n"
+    );
+
+    // a destination CA that cannot be read fails at once, though the source is down
+    let dead = format!("127.0.0.1:{}", free_port());
+    let args = [
+        "make-mirror",
+        "--dest-cacert=/nonexistent/ca.pem",
+        "--dest-prefix",
+        "x",
+        "--no-dest-prefix",
+        "127.0.0.1:1",
+    ];
+    let run = |tool: &str| {
+        let child = ctl(tool, &dead, &args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("make-mirror");
+        exits_within(child, 10).unwrap_or_else(|_| panic!("{tool} waits"))
+    };
+    let (want, got) = (run(ETCDCTL), run(RETCDCTL));
+    assert_eq!(outcome(&got), outcome(&want));
+    assert_eq!(want.status.code(), Some(128));
+}
+
+/// The mirror's `--dest-cacert --dest-cert --dest-key --dest-insecure-transport` against a
+/// destination serving https with client-certificate authentication (certificates made by
+/// the test): what etcdctl reaches, retcdctl reaches and fills alike; where etcdctl cannot
+/// connect (no client certificate, a server certificate it cannot verify) retcdctl does not
+/// either, and both wait without a word; unusable files fail as etcdctl's do.
+#[test]
+fn tls_destination_like_etcdctl() {
+    use retcd_tls::test_pki::TestCa;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ca = TestCa::new(dir.path(), "ca");
+    let server = ca.issue("server", "server", &["127.0.0.1", "localhost"]);
+    let client = ca.issue("mirror", "mirror", &[]);
+    let tls = common::TlsFiles {
+        ca: ca.cert.clone(),
+        server_cert: server.cert.clone(),
+        server_key: server.key.clone(),
+        client_cert: client.cert.clone(),
+        client_key: client.key.clone(),
+    };
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").expect("write");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_string();
+    let (ca_f, cert_f, key_f, garbage_f) = (
+        path(&ca.cert),
+        path(&client.cert),
+        path(&client.key),
+        path(&garbage),
+    );
+
+    let src = Etcd::etcd();
+    src.put_many("/p/bulk/", 0..50);
+    src.ok(&["put", "/p/a", "1"]);
+    let mut dests = vec![("etcd", Etcd::start_tls(common::ETCD, &tls))];
+    match retcd_bin() {
+        Some(retcd) => dests.push(("retcd", Etcd::start_tls(&retcd, &tls))),
+        None => eprintln!("no retcd binary next to retcdctl and no RETCD_BIN: etcd destination only"),
+    }
+
+    for (kind, dest) in &dests {
+        let bare = dest.endpoint.trim_start_matches("https://").to_string();
+        let files = |prefix: &str| -> Vec<String> {
+            vec![
+                "--prefix=/p/".into(),
+                format!("--dest-prefix={prefix}"),
+                format!("--dest-cacert={ca_f}"),
+                format!("--dest-cert={cert_f}"),
+                format!("--dest-key={key_f}"),
+            ]
+        };
+        // (dest prefix, flags, destination, reachable)
+        let mut runs: Vec<(String, Vec<String>, String, bool)> = Vec::new();
+        // etcdctl's mirrors first (prefixes /e/...), then retcdctl's (/r/...)
+        for short in ["e", "r"] {
+            // no scheme: TLS because files are given
+            runs.push((
+                format!("/{short}/bare/"),
+                files(&format!("/{short}/bare/")),
+                bare.clone(),
+                true,
+            ));
+            runs.push((
+                format!("/{short}/https/"),
+                files(&format!("/{short}/https/")),
+                dest.endpoint.clone(),
+                true,
+            ));
+            let mut f = files(&format!("/{short}/secure/"));
+            f.push("--dest-insecure-transport=false".into());
+            runs.push((format!("/{short}/secure/"), f, bare.clone(), true));
+            // no client certificate: the server refuses the connection
+            runs.push((
+                format!("/{short}/nocert/"),
+                vec![
+                    "--prefix=/p/".into(),
+                    format!("--dest-prefix=/{short}/nocert/"),
+                    format!("--dest-cacert={ca_f}"),
+                ],
+                bare.clone(),
+                false,
+            ));
+            // the server's certificate is not checked against the test CA: unknown authority
+            runs.push((
+                format!("/{short}/noca/"),
+                vec![
+                    "--prefix=/p/".into(),
+                    format!("--dest-prefix=/{short}/noca/"),
+                    format!("--dest-cert={cert_f}"),
+                    format!("--dest-key={key_f}"),
+                ],
+                dest.endpoint.clone(),
+                false,
+            ));
+        }
+        let half = runs.len() / 2;
+        let mirrors: Vec<(String, Child)> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, (p, flags, to, _))| {
+                let tool = if i < half { ETCDCTL } else { RETCDCTL };
+                let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+                args.push(to);
+                (format!("{kind}: {tool} {p}"), mirror(tool, &src, &args))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        src.ok(&["put", "/p/b", "2"]);
+        src.ok(&["put", "/p/a", "1b"]);
+        src.ok(&["del", "/p/bulk/0003"]);
+        src.ok(&["put", "/q/outside", "x"]);
+        let all = src.dump();
+        let mut want: Vec<(String, String)> = runs
+            .iter()
+            .filter(|r| r.3)
+            .flat_map(|(p, ..)| expected(&all, "/p/", p))
+            .collect();
+        want.sort();
+        assert_eq!(want.len(), 6 * 51, "{kind}");
+        // the refused mirrors wrote nothing: the destination holds exactly the others' keys
+        converges(dest, &want, &format!("TLS destination ({kind})"));
+        std::thread::sleep(Duration::from_secs(1));
+        converges(dest, &want, &format!("TLS destination ({kind}), a second later"));
+        for (what, m) in mirrors {
+            stop(m, &what);
+        }
+    }
+
+    // unusable destination files: etcdctl's messages and exit codes
+    let dest = &dests[0].1;
+    for flags in [
+        vec!["--dest-cacert=/nonexistent/ca.pem".to_string()],
+        vec![format!("--dest-cert={cert_f}")],
+        vec![format!("--dest-key={key_f}")],
+        vec![
+            format!("--dest-cert={garbage_f}"),
+            format!("--dest-key={garbage_f}"),
+        ],
+        vec![format!("--dest-cacert={garbage_f}")],
+        vec![format!("--dest-cert={cert_f}"), format!("--dest-key={ca_f}")],
+        vec![format!("--dest-cert={key_f}"), format!("--dest-key={key_f}")],
+        vec![format!("--dest-cacert={key_f}")],
+        vec![
+            format!("--dest-cert={cert_f}"),
+            format!("--dest-key={}", path(&server.key)),
+        ],
+    ] {
+        let mut args: Vec<&str> = vec!["make-mirror"];
+        args.extend(flags.iter().map(String::as_str));
+        args.push(&dest.endpoint);
+        let run = |tool: &str| {
+            let child = ctl(tool, &src.endpoint, &args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("make-mirror");
+            exits_within(child, 10)
+        };
+        match (run(ETCDCTL), run(RETCDCTL)) {
+            (Ok(want), Ok(got)) => assert_eq!(outcome(&got), outcome(&want), "{args:?}"),
+            (Err(mut a), Err(mut b)) => {
+                // both accepted the files and mirror: fine, as long as they agree
+                let _ = a.kill();
+                let _ = b.kill();
+                let _ = (a.wait(), b.wait());
+            }
+            (want, got) => panic!(
+                "{args:?}: etcdctl {:?}, retcdctl {:?}",
+                want.as_ref().map(outcome).ok(),
+                got.as_ref().map(outcome).ok()
+            ),
+        }
     }
 }

@@ -18,6 +18,8 @@ struct TlsEtcd {
     dir: tempfile::TempDir,
     ca: TestCa,
     alice: Issued,
+    /// another client pair of the same CA (its key does not match alice's certificate)
+    bob: Issued,
 }
 
 impl Drop for TlsEtcd {
@@ -41,6 +43,7 @@ impl TlsEtcd {
         let mut ca = TestCa::new(dir.path(), "ca");
         let server = ca.issue("server", "server", &["127.0.0.1", "localhost"]);
         let alice = ca.issue("alice", "alice", &[]);
+        let bob = ca.issue("bob", "bob", &[]);
         let endpoint = format!("https://127.0.0.1:{}", free_port());
         let peer = format!("http://127.0.0.1:{}", free_port());
         let child = Command::new(ETCD)
@@ -71,6 +74,7 @@ impl TlsEtcd {
             dir,
             ca,
             alice,
+            bob,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -230,4 +234,52 @@ fn tls_flags_match_etcdctl() {
         "k".into(),
     ]);
     assert_eq!(out.status.code(), Some(128));
+    // files that are not what they should be: Go's crypto/tls and x509 messages; a CA file
+    // without any PEM data is an empty pool (no server certificate verifies), not an error
+    let garbage = etcd.dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not PEM\n").unwrap();
+    let (cert, key, ca, junk) = (
+        s(&etcd.alice.cert),
+        s(&etcd.alice.key),
+        s(&etcd.ca.cert),
+        s(&garbage),
+    );
+    for (flags, code) in [
+        (vec![format!("--cert={junk}"), format!("--key={junk}")], 128),
+        (vec![format!("--cert={key}"), format!("--key={key}")], 128),
+        (vec![format!("--cert={cert}"), format!("--key={cert}")], 128),
+        (
+            vec![format!("--cert={cert}"), format!("--key={}", s(&etcd.bob.key))],
+            128,
+        ),
+        (
+            vec![
+                format!("--cacert={key}"),
+                format!("--cert={cert}"),
+                format!("--key={key}"),
+            ],
+            128,
+        ),
+        (
+            vec![
+                format!("--cacert={junk}"),
+                format!("--cert={cert}"),
+                format!("--key={key}"),
+            ],
+            1,
+        ),
+        (
+            vec![
+                format!("--cacert={ca}"),
+                format!("--cert={cert}"),
+                format!("--key={key}"),
+            ],
+            0,
+        ),
+    ] {
+        let mut args = flags;
+        args.extend(["get".into(), "k".into(), "--print-value-only".into()]);
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(code));
+    }
 }

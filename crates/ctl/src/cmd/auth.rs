@@ -121,7 +121,12 @@ pub async fn user(ctx: &Ctx, c: UserCmd) -> Result<(), CtlError> {
                 );
             })
         }
-        UserCmd::List(_) => {
+        UserCmd::List(p) => {
+            if !p.args.is_empty() {
+                return Err(CtlError::BadArgs(
+                    "user list command requires no arguments".into(),
+                ));
+            }
             let client = ctx.client().await?;
             let r = client
                 .call(client.auth().user_list(AuthUserListRequest {}))
@@ -312,7 +317,12 @@ pub async fn role(ctx: &Ctx, c: RoleCmd) -> Result<(), CtlError> {
                 .await?;
             show_role(out, role, &r)
         }
-        RoleCmd::List(_) => {
+        RoleCmd::List(p) => {
+            if !p.args.is_empty() {
+                return Err(CtlError::BadArgs(
+                    "role list command requires no arguments".into(),
+                ));
+            }
             let client = ctx.client().await?;
             let r = client
                 .call(client.auth().role_list(AuthRoleListRequest {}))
@@ -334,9 +344,13 @@ pub async fn role(ctx: &Ctx, c: RoleCmd) -> Result<(), CtlError> {
             out.show(&r, || {
                 if out.format == Format::Fields {
                     fields_hdr(r.header.as_ref());
-                    r.roles
+                    // one line, each role quoted after it (none: the bare label)
+                    let roles: String = r
+                        .roles
                         .iter()
-                        .for_each(|x| println!("\"Roles\" : {}", quote(x.as_bytes())));
+                        .map(|x| format!(" {}", quote(x.as_bytes())))
+                        .collect();
+                    println!("\"Roles\" :{roles}");
                 } else {
                     r.roles.iter().for_each(|x| println!("{x}"));
                 }
@@ -408,7 +422,13 @@ pub async fn role(ctx: &Ctx, c: RoleCmd) -> Result<(), CtlError> {
 
 /// `auth enable` (creating the root role if needed, as etcdctl does), `auth disable`, and
 /// `auth status` (etcdctl 3.5).
-pub async fn auth(ctx: &Ctx, enable: bool, status: bool) -> Result<(), CtlError> {
+pub async fn auth(ctx: &Ctx, enable: bool, status: bool, args: &[String]) -> Result<(), CtlError> {
+    if !args.is_empty() && !status {
+        let which = if enable { "enable" } else { "disable" };
+        return Err(CtlError::BadArgs(format!(
+            "auth {which} command does not accept any arguments"
+        )));
+    }
     let client = ctx.client().await?;
     if status {
         let r = client

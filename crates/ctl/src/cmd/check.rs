@@ -341,7 +341,7 @@ async fn compact_and_defrag(
         println!("Compacted with revision {rev}");
     }
     if a.auto_defrag {
-        for ep in &settings.endpoints {
+        for ep in &settings.prepare()? {
             println!("Defragmenting {}", quote(ep.as_bytes()));
             let d = Client::connect_to(settings, std::slice::from_ref(ep), true).await?;
             d.call_within(
@@ -358,14 +358,14 @@ async fn compact_and_defrag(
 /// `check perf|datascale`.
 pub async fn check(ctx: &Ctx, cmd: &CheckCmd) -> Result<(), CtlError> {
     match cmd {
-        CheckCmd::Perf { prefix, args } => perf(ctx, prefix, args).await,
-        CheckCmd::Datascale { prefix, args } => datascale(ctx, prefix, args).await,
+        CheckCmd::Perf { prefix, load, args } => perf(ctx, prefix, load, args).await,
+        CheckCmd::Datascale { prefix, load, args } => datascale(ctx, prefix, load, args).await,
     }
 }
 
-async fn perf(ctx: &Ctx, prefix: &str, a: &CheckArgs) -> Result<(), CtlError> {
-    let Some(mut load) = perf_load(&a.load) else {
-        return Err(CtlError::BadFeature(format!("unknown load option {}", a.load)));
+async fn perf(ctx: &Ctx, prefix: &str, load_name: &str, a: &CheckArgs) -> Result<(), CtlError> {
+    let Some(mut load) = perf_load(load_name) else {
+        return Err(CtlError::BadFeature(format!("unknown load option {load_name}")));
     };
     if let Some(secs) = std::env::var(TEST_DURATION_VAR).ok().and_then(|s| s.parse().ok()) {
         load.duration = secs;
@@ -549,12 +549,12 @@ async fn memory_or_zero(ctx: &Ctx, host: &str) -> f64 {
     }
 }
 
-async fn datascale(ctx: &Ctx, prefix: &str, a: &CheckArgs) -> Result<(), CtlError> {
-    let Some(load) = datascale_load(&a.load) else {
-        return Err(CtlError::BadFeature(format!("unknown load option {}", a.load)));
+async fn datascale(ctx: &Ctx, prefix: &str, load_name: &str, a: &CheckArgs) -> Result<(), CtlError> {
+    let Some(load) = datascale_load(load_name) else {
+        return Err(CtlError::BadFeature(format!("unknown load option {load_name}")));
     };
     let (clients, settings) = clients(ctx, load.clients).await?;
-    let ep = ctx.settings.endpoints.first().cloned().unwrap_or_default();
+    let ep = ctx.settings.prepare()?.first().cloned().unwrap_or_default();
     check_empty(&clients[0], prefix, None).await?;
     let fail = |line: &str| -> ! {
         println!("{line}");

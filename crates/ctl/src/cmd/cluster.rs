@@ -32,6 +32,136 @@ fn peer_urls(urls: &str) -> Result<Vec<String>, CtlError> {
     Ok(urls.split(',').map(str::to_string).collect())
 }
 
+/// Go's `url.Parse` of a peer URL, far enough for what etcd's `types.NewURLs` looks at:
+/// (scheme, host, path), or the parse error as Go words it.
+fn go_parse_url(raw: &str) -> Result<(String, String, String), String> {
+    let fail = |why: String| Err(format!("parse {}: {why}", quote(raw.as_bytes())));
+    if raw.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return fail("net/url: invalid control character in URL".into());
+    }
+    // every `%` starts two hex digits; in a host, only an escape of a non-ASCII byte or %25
+    let escapes = |s: &str, host: bool| -> Result<(), String> {
+        let b = s.as_bytes();
+        for i in (0..b.len()).filter(|&i| b[i] == b'%') {
+            let digit = |k: usize| b.get(i + k).and_then(|c| (*c as char).to_digit(16));
+            let bad = match (digit(1), digit(2)) {
+                (Some(d), Some(_)) => host && d < 8 && &b[i..i + 3] != b"%25",
+                _ => true,
+            };
+            if bad {
+                return Err(format!(
+                    "invalid URL escape {}",
+                    quote(&b[i..(i + 3).min(b.len())])
+                ));
+            }
+        }
+        Ok(())
+    };
+    let (rest, fragment) = raw.split_once('#').unwrap_or((raw, ""));
+    // the scheme: a letter, then letters, digits, + - . up to ':'
+    let mut scheme = String::new();
+    let mut rest = rest;
+    for (i, c) in rest.char_indices() {
+        match c {
+            'a'..='z' | 'A'..='Z' => {}
+            '0'..='9' | '+' | '-' | '.' if i > 0 => {}
+            ':' if i == 0 => return fail("missing protocol scheme".into()),
+            ':' => {
+                scheme = rest[..i].to_ascii_lowercase();
+                rest = &rest[i + 1..];
+                break;
+            }
+            _ => break,
+        }
+    }
+    let rest = rest.split_once('?').map_or(rest, |(p, _)| p);
+    let mut host = String::new();
+    let mut path = rest;
+    if !rest.starts_with('/') {
+        if !scheme.is_empty() {
+            // opaque (`http:x`): no host, no path
+            return escapes(fragment, false).map_or_else(fail, |()| Ok((scheme, host, String::new())));
+        }
+        if rest.split('/').next().is_some_and(|seg| seg.contains(':')) {
+            return fail("first path segment in URL cannot contain colon".into());
+        }
+    } else if let Some(after) = rest.strip_prefix("//")
+        && (!scheme.is_empty() || !rest.starts_with("///"))
+    {
+        let (authority, p) = after.find('/').map_or((after, ""), |i| after.split_at(i));
+        path = p;
+        let h = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let port_ok = |p: &str| {
+            p.is_empty()
+                || p.strip_prefix(':')
+                    .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let port = if h.starts_with('[') {
+            let Some(i) = h.rfind(']') else {
+                return fail("missing ']' in host".into());
+            };
+            &h[i + 1..]
+        } else {
+            h.rfind(':').map_or("", |i| &h[i..])
+        };
+        if !port_ok(port) {
+            return fail(format!("invalid port {} after host", quote(port.as_bytes())));
+        }
+        if let Err(e) = escapes(h, true) {
+            return fail(e);
+        }
+        let allowed =
+            |b: u8| b >= 0x80 || b.is_ascii_alphanumeric() || b"-_.~$&'()*+,;=:[]<>\"%".contains(&b);
+        if let Some(c) = h.bytes().find(|&b| !allowed(b)) {
+            return fail(format!("invalid character {} in host name", quote(&[c])));
+        }
+        host = h.to_string();
+    }
+    if let Err(e) = escapes(path, false).and_then(|()| escapes(fragment, false)) {
+        return fail(e);
+    }
+    Ok((scheme, host, path.to_string()))
+}
+
+/// Whether Go's `net.SplitHostPort` accepts `hp` (`host:port`, `[v6]:port`).
+fn go_host_port(hp: &str) -> bool {
+    let Some(colon) = hp.rfind(':') else {
+        return false;
+    };
+    let (from_open, from_close) = if hp.starts_with('[') {
+        match hp.find(']') {
+            Some(end) if end + 1 == colon => (1, end + 1),
+            _ => return false,
+        }
+    } else {
+        if hp[..colon].contains(':') {
+            return false;
+        }
+        (0, 0)
+    };
+    !hp[from_open..].contains('[') && !hp[from_close..].contains(']')
+}
+
+/// etcd's `types.NewURLs`, which clientv3 runs on peer URLs before a member add or update:
+/// each URL (spaces trimmed) must parse, be http(s) or unix(s), have a host:port and no path.
+fn check_peer_urls(urls: &[String]) -> Result<(), CtlError> {
+    for raw in urls {
+        let u = raw.trim();
+        let (scheme, host, path) = go_parse_url(u).map_err(CtlError::Other)?;
+        let bad = |m: &str| Err(CtlError::Other(format!("{m}: {u}")));
+        if !matches!(scheme.as_str(), "http" | "https" | "unix" | "unixs") {
+            return bad("URL scheme must be http, https, unix, or unixs");
+        }
+        if !go_host_port(&host) {
+            return bad("URL address does not have the form \"host:port\"");
+        }
+        if !path.is_empty() {
+            return bad("URL must not contain a path");
+        }
+    }
+    Ok(())
+}
+
 /// Prints the response of a member change: the simple sentence, or json/protobuf.
 fn show_member_change<M: crate::output::Pb>(ctx: &Ctx, r: &M, sentence: String) -> Result<(), CtlError> {
     match ctx.out.format {
@@ -49,9 +179,18 @@ pub async fn member_add(ctx: &Ctx, args: &[String], urls: &str, learner: bool) -
     let name = match args {
         [] => return Err(CtlError::BadArgs("member name not provided".into())),
         [name] => name.clone(),
-        _ => return Err(CtlError::BadArgs("too many arguments".into())),
+        _ => {
+            let hints: String = args
+                .iter()
+                .filter(|a| a.to_lowercase().starts_with("http"))
+                .map(|a| format!(", did you mean --peer-urls={a}"))
+                .collect();
+            return Err(CtlError::BadArgs(format!("too many arguments{hints}")));
+        }
     };
     let peer_ur_ls = peer_urls(urls)?;
+    ctx.settings.check_deferred()?;
+    check_peer_urls(&peer_ur_ls)?;
     let client = ctx.client().await?;
     let req = MemberAddRequest {
         peer_ur_ls: peer_ur_ls.clone(),
@@ -109,6 +248,8 @@ pub async fn member_remove(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
 pub async fn member_update(ctx: &Ctx, args: &[String], urls: &str) -> Result<(), CtlError> {
     let id = member_id(args)?;
     let peer_ur_ls = peer_urls(urls)?;
+    ctx.settings.check_deferred()?;
+    check_peer_urls(&peer_ur_ls)?;
     let client = ctx.client().await?;
     let r = client
         .call(
@@ -199,6 +340,8 @@ pub async fn member_list(ctx: &Ctx) -> Result<(), CtlError> {
 
 /// The endpoints to act on: `--endpoints`, or with `--cluster` every member's client URLs.
 async fn target_endpoints(ctx: &Ctx, cluster: bool) -> Result<Vec<String>, CtlError> {
+    // etcdctl builds its client config (checking the global flags) first
+    ctx.settings.check_deferred()?;
     if !cluster {
         return Ok(ctx.settings.endpoints.clone());
     }
@@ -232,29 +375,11 @@ async fn check_health(ctx: &Ctx, ep: String) -> Health {
             key: b"health".to_vec(),
             ..Default::default()
         };
+        // etcdctl 3.4 asks for nothing more (its alarm check came with 3.5)
         match client.call(client.kv().range(get)).await {
-            Err(CtlError::Rpc(s)) if s.message() == "etcdserver: permission denied" => {}
-            r => {
-                r?;
-            }
+            Err(CtlError::Rpc(s)) if s.message() == "etcdserver: permission denied" => Ok(()),
+            r => r.map(|_| ()),
         }
-        let alarms = client
-            .call(client.maintenance().alarm(AlarmRequest::default()))
-            .await
-            .map_err(|_| CtlError::Other("Unable to fetch the alarm list".into()))?;
-        if alarms.alarms.is_empty() {
-            return Ok(());
-        }
-        let names: String = alarms
-            .alarms
-            .iter()
-            .map(|a| match AlarmType::try_from(a.alarm) {
-                Ok(AlarmType::Nospace) => "NOSPACE ",
-                Ok(AlarmType::Corrupt) => "CORRUPT ",
-                _ => "UNKNOWN ",
-            })
-            .collect();
-        Err(CtlError::Other(format!("Active Alarm(s): {names}")))
     }
     .await;
     let took = gofmt::duration(start.elapsed());
@@ -342,14 +467,19 @@ pub async fn endpoint_health(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
 }
 
 /// Runs `f` against each endpoint separately; failures are reported on stderr as
-/// `Failed to <what> of endpoint EP (ERR)` and make the command exit 1 after printing.
-async fn per_endpoint<T, F, Fut>(ctx: &Ctx, eps: &[String], what: &str, f: F) -> (Vec<(String, T)>, bool)
+/// `Failed to <what> of endpoint EP (ERR)`; the last one is returned with the results.
+async fn per_endpoint<T, F, Fut>(
+    ctx: &Ctx,
+    eps: &[String],
+    what: &str,
+    f: F,
+) -> (Vec<(String, T)>, Option<CtlError>)
 where
     F: Fn(Client) -> Fut,
     Fut: std::future::Future<Output = Result<T, CtlError>>,
 {
     let mut ok = Vec::new();
-    let mut failed = false;
+    let mut failed = None;
     for ep in eps {
         let r = match Client::connect_to(&ctx.settings, std::slice::from_ref(ep), true).await {
             Ok(c) => f(c).await,
@@ -358,8 +488,8 @@ where
         match r {
             Ok(v) => ok.push((ep.clone(), v)),
             Err(e) => {
-                failed = true;
                 eprintln!("Failed to {what} of endpoint {ep} ({e})");
+                failed = Some(e);
             }
         }
     }
@@ -384,14 +514,15 @@ fn status_row(ep: &str, s: &StatusResponse) -> Vec<String> {
 
 /// `endpoint status [--cluster]`.
 pub async fn endpoint_status(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
-    if ctx.out.format == Format::Protobuf {
-        return Err(ctx.out.unsupported());
-    }
     let eps = target_endpoints(ctx, cluster).await?;
     let (list, failed) = per_endpoint(ctx, &eps, "get the status", |c| async move {
         c.call(c.maintenance().status(StatusRequest {})).await
     })
     .await;
+    // etcdctl's printer refuses protobuf once the endpoints have answered
+    if ctx.out.format == Format::Protobuf {
+        return Err(ctx.out.unsupported());
+    }
     let format = if ctx.out.pretty {
         Format::Table
     } else {
@@ -440,7 +571,8 @@ pub async fn endpoint_status(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
             println!("[{}]", items.join(","));
         }
     }
-    if failed {
+    // etcdctl exits 1 without a word more
+    if failed.is_some() {
         std::process::exit(crate::error::exit::ERROR);
     }
     Ok(())
@@ -448,9 +580,6 @@ pub async fn endpoint_status(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
 
 /// `endpoint hashkv [--cluster] [--rev]`.
 pub async fn endpoint_hashkv(ctx: &Ctx, cluster: bool, rev: i64) -> Result<(), CtlError> {
-    if ctx.out.format == Format::Protobuf {
-        return Err(ctx.out.unsupported());
-    }
     let eps = target_endpoints(ctx, cluster).await?;
     let (list, failed) = per_endpoint(ctx, &eps, "get the hash", |c| async move {
         c.call(c.maintenance().hash_kv(HashKvRequest { revision: rev }))
@@ -458,6 +587,9 @@ pub async fn endpoint_hashkv(ctx: &Ctx, cluster: bool, rev: i64) -> Result<(), C
     })
     .await;
     let list: Vec<(String, HashKvResponse)> = list;
+    if ctx.out.format == Format::Protobuf {
+        return Err(ctx.out.unsupported());
+    }
     match ctx.out.format {
         Format::Simple => list.iter().for_each(|(ep, h)| println!("{ep}, {}", h.hash)),
         Format::Table => {
@@ -483,14 +615,21 @@ pub async fn endpoint_hashkv(ctx: &Ctx, cluster: bool, rev: i64) -> Result<(), C
             println!("[{}]", items.join(","));
         }
     }
-    if failed {
-        std::process::exit(crate::error::exit::ERROR);
+    // etcdctl ends with the last failure (exit 1)
+    match failed {
+        Some(e) => Err(CtlError::Other(e.to_string())),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// `alarm list` and `alarm disarm` (which disarms every listed alarm, as clientv3 does).
-pub async fn alarm(ctx: &Ctx, disarm: bool) -> Result<(), CtlError> {
+pub async fn alarm(ctx: &Ctx, disarm: bool, args: &[String]) -> Result<(), CtlError> {
+    if !args.is_empty() {
+        let which = if disarm { "disarm" } else { "list" };
+        return Err(CtlError::BadArgs(format!(
+            "alarm {which} command accepts no arguments"
+        )));
+    }
     let client = ctx.client().await?;
     let get = AlarmRequest {
         action: AlarmAction::Get as i32,
@@ -520,9 +659,17 @@ pub async fn alarm(ctx: &Ctx, disarm: bool) -> Result<(), CtlError> {
             }
             return;
         }
-        r.alarms
-            .iter()
-            .for_each(|a| println!("memberID:{} alarm:{}", a.member_id, name(a.alarm)));
+        // Go's compact text of the message: each set field and a space
+        for a in &r.alarms {
+            let mut line = String::new();
+            if a.member_id != 0 {
+                line += &format!("memberID:{} ", a.member_id);
+            }
+            if a.alarm != 0 {
+                line += &format!("alarm:{} ", name(a.alarm));
+            }
+            println!("{line}");
+        }
     })
 }
 
@@ -624,9 +771,9 @@ pub async fn snapshot_save(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
     let [path] = args else {
         return Err(CtlError::BadArgs("snapshot save expects one argument".into()));
     };
-    let eps = &ctx.settings.endpoints;
+    let eps = &ctx.settings.prepare()?;
     if eps.len() != 1 {
-        return Err(CtlError::BadArgs(format!(
+        return Err(CtlError::Interrupted(format!(
             "snapshot must be requested to one selected node, not multiple [{}]",
             eps.join(" ")
         )));
@@ -712,8 +859,9 @@ pub async fn move_leader(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
         return Err(CtlError::BadArgs("move-leader command needs 1 argument".into()));
     };
     let target_id = parse_u64(target, 16).map_err(CtlError::BadArgs)?;
+    let endpoints = ctx.settings.prepare()?;
     let mut leader = None;
-    for ep in &ctx.settings.endpoints {
+    for ep in &endpoints {
         let c = Client::connect_to(&ctx.settings, std::slice::from_ref(ep), false).await?;
         let s = c.call(c.maintenance().status(StatusRequest {})).await?;
         if s.header.as_ref().is_some_and(|h| h.member_id == s.leader) {
@@ -724,7 +872,7 @@ pub async fn move_leader(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
     let Some((c, leader_id)) = leader else {
         return Err(CtlError::BadArgs(format!(
             "no leader endpoint given at [{}]",
-            ctx.settings.endpoints.join(" ")
+            endpoints.join(" ")
         )));
     };
     let r = c
@@ -735,4 +883,64 @@ pub async fn move_leader(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
         &r,
         format!("Leadership transferred from {leader_id:x} to {target_id:x}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(u: &str) -> Option<String> {
+        check_peer_urls(&[u.to_string()]).err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn peer_urls_checked_as_etcd_does() {
+        for ok in [
+            "http://127.0.0.1:2380",
+            " https://a.example:1 ",
+            "http://[::1]:2380",
+            "unix://sock:0",
+            "http://a:",
+            "HTTP://a:1",
+        ] {
+            assert_eq!(check(ok), None, "{ok}");
+        }
+        let cases = [
+            (
+                "ftp://a:1",
+                "URL scheme must be http, https, unix, or unixs: ftp://a:1",
+            ),
+            ("a:1", "URL scheme must be http, https, unix, or unixs: a:1"),
+            (
+                "http://a",
+                "URL address does not have the form \"host:port\": http://a",
+            ),
+            (
+                "http://[::1]",
+                "URL address does not have the form \"host:port\": http://[::1]",
+            ),
+            ("http://a:1/p", "URL must not contain a path: http://a:1/p"),
+            (
+                "http://127.0.0.1:2s000",
+                "parse \"http://127.0.0.1:2s000\": invalid port \":2s000\" after host",
+            ),
+            ("http://[::1:1", "parse \"http://[::1:1\": missing ']' in host"),
+            (
+                "http://a b:1",
+                "parse \"http://a b:1\": invalid character \" \" in host name",
+            ),
+            (
+                "http://%zz:1",
+                "parse \"http://%zz:1\": invalid URL escape \"%zz\"",
+            ),
+            ("://a:1", "parse \"://a:1\": missing protocol scheme"),
+            (
+                "1a:1",
+                "parse \"1a:1\": first path segment in URL cannot contain colon",
+            ),
+        ];
+        for (u, want) in cases {
+            assert_eq!(check(u).as_deref(), Some(want), "{u}");
+        }
+    }
 }

@@ -299,6 +299,8 @@ pub async fn elect(ctx: &Ctx, args: &[String], listen: bool) -> Result<(), CtlEr
             "elect takes one election name argument and an optional proposal argument".into(),
         ));
     }
+    // etcdctl makes its client (checking the global flags) before it looks at -l
+    ctx.settings.check_deferred()?;
     if listen && args.len() != 1 {
         return Err(CtlError::BadArgs("proposal given but -l is set".into()));
     }

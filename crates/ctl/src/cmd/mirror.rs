@@ -144,7 +144,13 @@ fn dest_settings(ctx: &Ctx, a: &MirrorArgs, dest: &str) -> Settings {
             key: file(&a.dest_key),
             insecure_transport: a.dest_insecure_transport,
             insecure_skip_verify: false,
+            server_name: None,
         },
+        // the source's client is the one etcdctl checks the global flags for, and the one
+        // discovery applies to
+        deferred: None,
+        discovery: None,
+        discovered: Default::default(),
         ..ctx.settings.clone()
     }
 }
@@ -222,21 +228,7 @@ pub async fn make_mirror(ctx: &Ctx, a: &MirrorArgs) -> Result<(), CtlError> {
             "make-mirror takes one destination argument".into(),
         ));
     };
-    // etcdctl checks this after it has read the source's revision (and so hangs first when
-    // the source is down); the message and exit code are the same.
-    if a.no_dest_prefix && !a.dest_prefix.is_empty() {
-        return Err(CtlError::BadArgs(
-            "`--dest-prefix` and `--no-dest-prefix` cannot be set at the same time, choose one".into(),
-        ));
-    }
     let prefix = a.prefix.as_bytes().to_vec();
-    let dest_prefix = if a.no_dest_prefix {
-        Vec::new()
-    } else if a.dest_prefix.is_empty() {
-        prefix.clone()
-    } else {
-        a.dest_prefix.as_bytes().to_vec()
-    };
     let tty = std::io::stderr().is_terminal();
     let state = Arc::new(State::default());
     spawn_printer(state.clone(), tty);
@@ -247,7 +239,11 @@ pub async fn make_mirror(ctx: &Ctx, a: &MirrorArgs) -> Result<(), CtlError> {
         let state = state.clone();
         move || state.waiting.store(what, Ordering::Relaxed)
     };
-    let dest_client = Client::connect_patiently(&dest_settings(ctx, a, dest), waiting(1)).await?;
+    // As etcdctl: the destination's TLS files are checked first, then the source is read
+    // (waiting while it does not answer), then the prefix flags, and only then does the
+    // mirror wait for the destination.
+    let dest_settings = dest_settings(ctx, a, dest);
+    Client::check(&dest_settings)?;
     let src = Client::connect_patiently(&ctx.settings, waiting(2)).await?;
 
     // SyncBase: the revision to copy at, from a read of "foo" as clientv3's syncer does
@@ -261,8 +257,22 @@ pub async fn make_mirror(ctx: &Ctx, a: &MirrorArgs) -> Result<(), CtlError> {
             .await
         }
     })
-    .await?;
-    let rev = probe.header.map_or(0, |h| h.revision);
+    .await;
+    // checked even when that read failed, as etcdctl does
+    if a.no_dest_prefix && !a.dest_prefix.is_empty() {
+        return Err(CtlError::BadArgs(
+            "`--dest-prefix` and `--no-dest-prefix` cannot be set at the same time, choose one".into(),
+        ));
+    }
+    let rev = probe?.header.map_or(0, |h| h.revision);
+    let dest_prefix = if a.no_dest_prefix {
+        Vec::new()
+    } else if a.dest_prefix.is_empty() {
+        prefix.clone()
+    } else {
+        a.dest_prefix.as_bytes().to_vec()
+    };
+    let dest_client = Client::connect_patiently(&dest_settings, waiting(1)).await?;
     state.rev.store(rev, Ordering::Relaxed);
     let (mut key, range_end) = if prefix.is_empty() {
         (vec![0], vec![0])

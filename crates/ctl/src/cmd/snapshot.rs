@@ -179,6 +179,8 @@ pub fn status(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
             "snapshot status requires exactly one argument".into(),
         ));
     };
+    // etcdctl sets up its printer (and so refuses an unknown format) here, without a client
+    ctx.settings.check_format()?;
     if ctx.out.format == Format::Protobuf {
         return Err(ctx.out.unsupported());
     }

@@ -163,6 +163,11 @@ fn read_section<T>(
 
 /// `txn`.
 pub async fn txn(ctx: &Ctx, a: &TxnArgs) -> Result<(), CtlError> {
+    if !a.args.is_empty() {
+        return Err(CtlError::BadArgs("txn command does not accept argument".into()));
+    }
+    // etcdctl makes its client (checking the global flags) before it reads the txn
+    ctx.settings.check_deferred()?;
     let prompt = |s: &str| {
         if a.interactive {
             println!("{s}");

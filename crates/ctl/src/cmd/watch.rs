@@ -176,6 +176,10 @@ async fn watch_loop(
         if r.canceled {
             eprintln!("watch was canceled ({})", cancel_reason(&r));
         }
+        // etcdctl's table printer refuses a watch response, so the first one ends it
+        if out.format == Format::Table {
+            return Err(out.unsupported());
+        }
         display(&out, &r);
         if !exec.is_empty() {
             run_exec(exec, &r)?;

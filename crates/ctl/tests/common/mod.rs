@@ -51,8 +51,10 @@ pub fn ctl(tool: &str, endpoint: &str, args: &[&str]) -> Command {
 /// A single-member server in a temp dir, killed on drop.
 pub struct Server {
     child: Child,
-    /// `127.0.0.1:<client port>`
+    /// `127.0.0.1:<client port>` (`https://127.0.0.1:<client port>` with TLS)
     pub endpoint: String,
+    /// what a client needs to talk to it: `--cacert --cert --key` with TLS, else nothing
+    pub client_flags: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -60,6 +62,27 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The files of a server that serves https and wants client certificates (`--cert-file
+/// --key-file --client-cert-auth --trusted-ca-file`), and a client pair it accepts.
+pub struct TlsFiles {
+    pub ca: std::path::PathBuf,
+    pub server_cert: std::path::PathBuf,
+    pub server_key: std::path::PathBuf,
+    pub client_cert: std::path::PathBuf,
+    pub client_key: std::path::PathBuf,
+}
+
+impl TlsFiles {
+    /// `--cacert --cert --key` for a client of that server.
+    pub fn client_flags(&self) -> Vec<String> {
+        vec![
+            format!("--cacert={}", self.ca.display()),
+            format!("--cert={}", self.client_cert.display()),
+            format!("--key={}", self.client_key.display()),
+        ]
     }
 }
 
@@ -72,15 +95,31 @@ impl Server {
     /// etcd or retcd (`bin`), started with the same flags; waits until etcdctl finds it
     /// healthy.
     pub fn start(bin: &str) -> Server {
+        Server::start_with(bin, free_port(), None)
+    }
+
+    /// Like [`Server::start`], serving clients on `port`.
+    pub fn start_on(bin: &str, port: u16) -> Server {
+        Server::start_with(bin, port, None)
+    }
+
+    /// Like [`Server::start`], serving clients over https with client-certificate
+    /// authentication; `endpoint` is then `https://127.0.0.1:<port>`.
+    pub fn start_tls(bin: &str, tls: &TlsFiles) -> Server {
+        Server::start_with(bin, free_port(), Some(tls))
+    }
+
+    fn start_with(bin: &str, port: u16, tls: Option<&TlsFiles>) -> Server {
         assert!(
             Path::new(ETCD).exists() && Path::new(ETCDCTL).exists(),
             "these tests need the real etcd and etcdctl 3.4 at {ETCD} and {ETCDCTL}: apt-get install -y etcd-server etcd-client"
         );
         let dir = tempfile::tempdir().expect("temp dir");
-        let client = format!("http://127.0.0.1:{}", free_port());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{port}");
         let peer = format!("http://127.0.0.1:{}", free_port());
-        let child = Command::new(bin)
-            .args(["--name", "default", "--data-dir"])
+        let mut cmd = Command::new(bin);
+        cmd.args(["--name", "default", "--data-dir"])
             .arg(dir.path().join("data"))
             .args([
                 "--listen-client-urls",
@@ -94,18 +133,37 @@ impl Server {
                 "--initial-advertise-peer-urls",
                 &peer,
             ])
-            .args(["--initial-cluster", &format!("default={peer}")])
+            .args(["--initial-cluster", &format!("default={peer}")]);
+        if let Some(t) = tls {
+            cmd.arg("--cert-file")
+                .arg(&t.server_cert)
+                .arg("--key-file")
+                .arg(&t.server_key)
+                .arg("--client-cert-auth")
+                .arg("--trusted-ca-file")
+                .arg(&t.ca);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start the server");
+        let endpoint = if tls.is_some() {
+            client
+        } else {
+            format!("127.0.0.1:{port}")
+        };
         let server = Server {
             child,
-            endpoint: client.trim_start_matches("http://").to_string(),
+            endpoint,
+            client_flags: tls.map(TlsFiles::client_flags).unwrap_or_default(),
             _dir: dir,
         };
+        let mut probe = server.client_flags.clone();
+        probe.extend(["endpoint".into(), "health".into()]);
+        let probe: Vec<&str> = probe.iter().map(String::as_str).collect();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !ctl(ETCDCTL, &server.endpoint, &["endpoint", "health"])
+        while !ctl(ETCDCTL, &server.endpoint, &probe)
             .stdin(Stdio::null())
             .output()
             .expect("etcdctl")
