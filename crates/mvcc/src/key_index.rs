@@ -126,6 +126,10 @@ pub(crate) struct Found {
 pub(crate) struct KeyIndex {
     /// The last revision of the key (put or tombstone).
     modified: Revision,
+    /// Whether the key is alive after `modified` (its last generation is not empty): kept
+    /// beside `modified` so that counting keys at the current revision never leaves the
+    /// index tree's nodes (see [`KeyIndex::alive_at`]).
+    alive: bool,
     generations: Vec<Generation>,
 }
 
@@ -136,6 +140,7 @@ impl KeyIndex {
     pub(crate) fn restored(created: Revision, modified: Revision, ver: i64) -> Self {
         KeyIndex {
             modified,
+            alive: true,
             generations: vec![Generation {
                 ver,
                 created,
@@ -163,6 +168,7 @@ impl KeyIndex {
             });
         }
         self.modified = rev;
+        self.alive = true;
         match self.generations.last_mut() {
             Some(g) => Ok(g.push(rev)),
             None => {
@@ -184,6 +190,7 @@ impl KeyIndex {
         }
         self.put(rev).map_err(TombstoneError::NotMonotonic)?;
         self.generations.push(Generation::default());
+        self.alive = false;
         Ok(())
     }
 
@@ -203,9 +210,18 @@ impl KeyIndex {
         })
     }
 
-    /// Whether the key is alive at `at`.
+    /// Whether the key is alive at `at`. At or after its last revision (every count at the
+    /// current revision) this is the `alive` flag, without a look at the generations.
     pub(crate) fn alive_at(&self, at: i64) -> bool {
+        if at >= self.modified.main {
+            debug_assert_eq!(self.alive, self.get(at).is_ok(), "alive flag of {self:?} at {at}");
+            return self.alive;
+        }
         self.get(at).is_ok()
+    }
+
+    fn refresh_alive(&mut self) {
+        self.alive = self.generations.last().is_some_and(|g| !g.is_empty());
     }
 
     /// The generation the key is in at revision `rev`, or `None` if the key does not
@@ -255,6 +271,7 @@ impl KeyIndex {
             }
         }
         self.generations.drain(..gen_idx.min(self.generations.len()));
+        self.refresh_alive();
     }
 
     /// Finds the generation that contains `at` or was created after it, and in it the
@@ -322,6 +339,7 @@ impl KeyIndex {
             .rev()
             .find_map(|g| g.revs.last().copied())
             .unwrap_or_default();
+        self.refresh_alive();
         self.is_empty()
     }
 
