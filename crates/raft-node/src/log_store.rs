@@ -35,8 +35,42 @@ use crate::types::{Entry, LogId, MemberNode, Membership, RaftRequest, TypeConfig
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WalTypes;
 
-/// (term, voted_for), committed
-type WalVote = ((u64, u64), bool);
+/// The vote as the WAL stores it: `((term, voted_for), committed)` on disk.
+///
+/// raft-log refuses to save a vote that is not `>=` the saved one, so the order must be
+/// openraft's, not the tuple's: in one term a committed vote (a leader is established) is
+/// above a vote granted to a candidate, whichever node ids they name. The tuple order
+/// compared the node ids first, so a member that had voted for node A and then learned
+/// that node B (a smaller id) won the same term stopped with "Vote cannot be reversed".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalVote {
+    term: u64,
+    voted_for: u64,
+    committed: bool,
+}
+
+impl PartialOrd for WalVote {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        from_wal_vote(self).partial_cmp(&from_wal_vote(other))
+    }
+}
+
+impl codeq::Encode for WalVote {
+    fn encode<W: io::Write>(&self, w: W) -> Result<usize, io::Error> {
+        ((self.term, self.voted_for), self.committed).encode(w)
+    }
+}
+
+impl codeq::Decode for WalVote {
+    fn decode<R: io::Read>(r: R) -> Result<Self, io::Error> {
+        let ((term, voted_for), committed) = <((u64, u64), bool)>::decode(r)?;
+        Ok(WalVote {
+            term,
+            voted_for,
+            committed,
+        })
+    }
+}
 
 impl raft_log::Types for WalTypes {
     type LogId = (u64, u64);
@@ -160,15 +194,18 @@ fn from_wal_log_id(id: &(u64, u64)) -> LogId {
 }
 
 fn to_wal_vote(v: &Vote) -> WalVote {
-    ((v.leader_id.term, v.leader_id.voted_for), v.committed)
+    WalVote {
+        term: v.leader_id.term,
+        voted_for: v.leader_id.voted_for,
+        committed: v.committed,
+    }
 }
 
 fn from_wal_vote(v: &WalVote) -> Vote {
-    let ((term, node), committed) = *v;
-    if committed {
-        Vote::new_committed(term, node)
+    if v.committed {
+        Vote::new_committed(v.term, v.voted_for)
     } else {
-        Vote::new(term, node)
+        Vote::new(v.term, v.voted_for)
     }
 }
 
@@ -515,6 +552,44 @@ mod tests {
                 EntryPayload::Normal(RaftRequest(i.to_be_bytes().to_vec()))
             );
         }
+    }
+
+    /// The WAL orders votes as openraft does. A member that granted its vote to a candidate
+    /// with a large id and then learns that a node with a smaller id became leader in the
+    /// same term saves that committed vote (this stopped a member before: the tuple order
+    /// compared the node ids). A vote that goes back a term is still refused.
+    #[tokio::test]
+    async fn a_committed_vote_of_the_same_term_replaces_a_granted_one() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut ls = LogStore::open(dir.path()).unwrap();
+            ls.save_vote(&Vote::new(2, 16_603_456_527_501_837_177))
+                .await
+                .unwrap();
+            ls.save_vote(&Vote::new_committed(2, 10_483_047_327_211_682_088))
+                .await
+                .unwrap();
+            assert!(ls.save_vote(&Vote::new_committed(1, 1)).await.is_err());
+        }
+        let mut ls = LogStore::open(dir.path()).unwrap();
+        assert_eq!(
+            ls.read_vote().await.unwrap(),
+            Some(Vote::new_committed(2, 10_483_047_327_211_682_088))
+        );
+        let v = |term, node, committed| {
+            to_wal_vote(&if committed {
+                Vote::new_committed(term, node)
+            } else {
+                Vote::new(term, node)
+            })
+        };
+        assert!(v(2, 1, true) > v(2, 9, false));
+        assert!(v(3, 1, false) > v(2, 9, true));
+        assert_eq!(v(2, 9, false).partial_cmp(&v(2, 1, false)), None);
+        assert_eq!(
+            v(2, 9, false).partial_cmp(&v(2, 9, false)),
+            Some(std::cmp::Ordering::Equal)
+        );
     }
 
     #[tokio::test]
