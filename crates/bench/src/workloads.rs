@@ -938,17 +938,17 @@ async fn run_watch(ctx: &Ctx, workload: &str, p: WatchPlan) -> Result<Report, Be
     let create = Stats::new(create_lats, create_errors, create_start.elapsed());
     let mut event_lats_all = Vec::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let put_total = p.put_total as usize;
     for mut stream in streams {
-        let (put_seen, put_last, received, all_in, responses) = (
-            put_seen.clone(),
-            put_last.clone(),
-            received.clone(),
-            all_in.clone(),
-            event_responses.clone(),
-        );
+        let (received, all_in, responses) = (received.clone(), all_in.clone(), event_responses.clone());
         let mut stop = stop_rx.clone();
         event_tasks.push(tokio::spawn(async move {
             let mut lats = Vec::new();
+            // Per put: how many of this stream's watchers got it, and the latest arrival.
+            // Kept per task and merged at the end: shared counters updated per event would
+            // make the client, not the server, the bottleneck.
+            let mut seen = vec![0u64; put_total];
+            let mut last = vec![0u64; put_total];
             loop {
                 let r = tokio::select! {
                     m = stream.message() => match m {
@@ -958,24 +958,27 @@ async fn run_watch(ctx: &Ctx, workload: &str, p: WatchPlan) -> Result<Report, Be
                     _ = stop.wait_for(|v| *v) => break,
                 };
                 let now = epoch.elapsed().as_nanos() as u64;
-                if !r.events.is_empty() {
-                    responses.fetch_add(1, Ordering::Relaxed);
+                if r.events.is_empty() {
+                    continue;
                 }
+                responses.fetch_add(1, Ordering::Relaxed);
+                let mut got = 0;
                 for ev in r.events {
                     let Some((sent, put)) = ev.kv.as_ref().and_then(|kv| read_stamp(&kv.value)) else {
                         continue;
                     };
                     lats.push(now.saturating_sub(sent));
-                    if let (Some(c), Some(l)) = (put_seen.get(put as usize), put_last.get(put as usize)) {
-                        c.fetch_add(1, Ordering::Relaxed);
-                        l.fetch_max(now, Ordering::Relaxed);
+                    if let (Some(c), Some(l)) = (seen.get_mut(put as usize), last.get_mut(put as usize)) {
+                        *c += 1;
+                        *l = (*l).max(now);
                     }
-                    if received.fetch_add(1, Ordering::Relaxed) + 1 >= expected_events {
-                        all_in.notify_one();
-                    }
+                    got += 1;
+                }
+                if received.fetch_add(got, Ordering::Relaxed) + got >= expected_events {
+                    all_in.notify_one();
                 }
             }
-            lats
+            (lats, seen, last)
         }));
     }
 
@@ -1013,8 +1016,12 @@ async fn run_watch(ctx: &Ctx, workload: &str, p: WatchPlan) -> Result<Report, Be
     let _ = stop_tx.send(true);
     drop(senders);
     for t in event_tasks {
-        if let Ok(l) = t.await {
+        if let Ok((l, seen, last)) = t.await {
             event_lats_all.extend(l);
+            for (i, (c, t)) in seen.into_iter().zip(last).enumerate() {
+                put_seen[i].fetch_add(c, Ordering::Relaxed);
+                put_last[i].fetch_max(t, Ordering::Relaxed);
+            }
         }
     }
     let got = received.load(Ordering::Relaxed);
