@@ -33,6 +33,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(&descriptor_path)
         .compile_protos(&protos, &[proto_root])?;
 
+    // The Watch service once more, server side only, with a codec whose responses may carry
+    // events encoded beforehand: one revision's events are encoded once for all the
+    // watchers of a stream instead of once per watcher (`src/watch_frame.rs`).
+    let watch = tonic_build::manual::Service::builder()
+        .name("Watch")
+        .package("etcdserverpb")
+        .method(
+            tonic_build::manual::Method::builder()
+                .name("watch")
+                .route_name("Watch")
+                .input_type("crate::etcdserverpb::WatchRequest")
+                .output_type("crate::watch_frame::WatchFrame")
+                .codec_path("tonic_prost::ProstCodec")
+                .client_streaming()
+                .server_streaming()
+                .build(),
+        )
+        .build();
+    tonic_build::manual::Builder::new()
+        .build_client(false)
+        .build_server(true)
+        .compile(&[watch]);
+
     // etcd's gateway marshals with jsonpb `OrigName: true` (proto field names such as
     // `create_revision`, `ID`, `peerURLs`), omits default values, writes enums by name and
     // 64-bit integers as strings, and ignores unknown fields when decoding.

@@ -35,7 +35,6 @@ use retcd_api::etcdserverpb::cluster_server::Cluster;
 use retcd_api::etcdserverpb::kv_server::Kv;
 use retcd_api::etcdserverpb::lease_server::Lease;
 use retcd_api::etcdserverpb::maintenance_server::Maintenance;
-use retcd_api::etcdserverpb::watch_server::Watch;
 use retcd_api::v3electionpb::election_server::Election;
 use retcd_api::v3lockpb::lock_server::Lock;
 use serde::Serialize;
@@ -119,7 +118,7 @@ pub async fn serve(api: &ClientApi, path: &str, parts: Parts, body: Body) -> Res
         "kv/deleterange" => unary(p, body, limit, |r| api.kv.delete_range(r)).await,
         "kv/txn" => unary(p, body, limit, |r| api.kv.txn(r)).await,
         "kv/compaction" => unary(p, body, limit, |r| api.kv.compact(r)).await,
-        "watch" => bidi(p, body, true, |r| api.watch.watch(r)).await,
+        "watch" => bidi(p, body, true, |r| api.watch.responses(r)).await,
         "lease/grant" => unary(p, body, limit, |r| api.lease.lease_grant(r)).await,
         "lease/revoke" | "kv/lease/revoke" => unary(p, body, limit, |r| api.lease.lease_revoke(r)).await,
         "lease/keepalive" => bidi(p, body, false, |r| api.lease.lease_keep_alive(r)).await,

@@ -32,10 +32,10 @@ use retcd_api::etcdserverpb::cluster_server::ClusterServer;
 use retcd_api::etcdserverpb::kv_server::KvServer;
 use retcd_api::etcdserverpb::lease_server::LeaseServer;
 use retcd_api::etcdserverpb::maintenance_server::MaintenanceServer;
-use retcd_api::etcdserverpb::watch_server::WatchServer;
 use retcd_api::etcdserverpb::{AlarmType, RangeRequest};
 use retcd_api::v3electionpb::election_server::ElectionServer;
 use retcd_api::v3lockpb::lock_server::LockServer;
+use retcd_api::watch_frame::framed::watch_server::WatchServer;
 use retcd_watch::WatchableStore;
 use tonic::service::Routes;
 

@@ -25,9 +25,10 @@ use futures::Stream;
 use prost::Message;
 use retcd_api::EtcdError;
 use retcd_api::etcdserverpb::watch_request::RequestUnion;
-use retcd_api::etcdserverpb::watch_server::Watch;
 use retcd_api::etcdserverpb::{WatchRequest, WatchResponse, watch_create_request};
 use retcd_api::mvccpb;
+use retcd_api::watch_frame::framed::watch_server::Watch;
+use retcd_api::watch_frame::{EncodedEvents, WatchFrame};
 use retcd_mvcc::{EventType, RangeOptions, Store};
 use retcd_watch::{Delivery, StreamSink, WatchOptions, WatchRange, WatchableStore, WatcherId};
 use tokio::sync::mpsc;
@@ -77,7 +78,7 @@ pub struct WatchService {
     pub leader: LeaderMonitor,
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchFrame, Status>> + Send>>;
 
 /// etcd's `monitorLeader`: every election timeout asks whether the member has a leader;
 /// after [`MAX_NO_LEADER_CNT`] timeouts in a row without one, every `hasleader` stream open
@@ -160,14 +161,14 @@ type LeaderLost = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// One item of a stream's send queue: sent to the client as one response, or as several
 /// back-to-back fragments when its watcher asked for `fragment`.
 struct Outgoing {
-    resp: WatchResponse,
+    resp: WatchFrame,
     fragment: bool,
 }
 
 impl From<WatchResponse> for Outgoing {
     fn from(resp: WatchResponse) -> Self {
         Outgoing {
-            resp,
+            resp: resp.into(),
             fragment: false,
         }
     }
@@ -224,7 +225,7 @@ struct OutStream {
 }
 
 impl Stream for OutStream {
-    type Item = Result<WatchResponse, Status>;
+    type Item = Result<WatchFrame, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
@@ -238,7 +239,7 @@ impl Stream for OutStream {
             return Poll::Ready(Some(Err(EtcdError::NoLeader.into())));
         }
         if let Some(r) = this.pending.next() {
-            return Poll::Ready(Some(Ok(r)));
+            return Poll::Ready(Some(Ok(r.into())));
         }
         match this.rx.poll_recv(cx) {
             Poll::Pending => Poll::Pending,
@@ -247,8 +248,10 @@ impl Stream for OutStream {
                 Poll::Ready(None)
             }
             Poll::Ready(Some(o)) if o.fragment => {
-                this.pending = fragments(o.resp, this.max_bytes).into_iter();
-                Poll::Ready(this.pending.next().map(Ok))
+                // A fragmenting watcher's events are never pre-encoded (see `response`).
+                debug_assert!(o.resp.encoded.is_empty());
+                this.pending = fragments(o.resp.response, this.max_bytes).into_iter();
+                Poll::Ready(this.pending.next().map(|r| Ok(r.into())))
             }
             Poll::Ready(Some(o)) => Poll::Ready(Some(Ok(o.resp))),
         }
@@ -452,6 +455,41 @@ struct SendLoop {
     last_created: Option<WatcherId>,
     pending: HashMap<WatcherId, Vec<Delivery>>,
     staging: Staging,
+    encoded: EncodedCache,
+}
+
+/// Revisions' events as the stream last encoded them, so the watchers of a stream that get
+/// the same revision (the store shares one `Arc` of its events between them) share one
+/// encoding. Holds the most recent [`ENCODED_CACHE_ENTRIES`] revisions, up to
+/// [`ENCODED_CACHE_BYTES`] (at least one).
+#[derive(Default)]
+struct EncodedCache {
+    entries: VecDeque<(Arc<[retcd_mvcc::Event]>, EncodedEvents)>,
+    bytes: usize,
+}
+
+/// Encoded bytes, and revisions, a stream keeps for reuse (a lookup scans the entries).
+const ENCODED_CACHE_BYTES: usize = 1 << 20;
+const ENCODED_CACHE_ENTRIES: usize = 64;
+
+impl EncodedCache {
+    fn get(&mut self, events: &Arc<[retcd_mvcc::Event]>) -> EncodedEvents {
+        if let Some((_, enc)) = self.entries.iter().rev().find(|(e, _)| Arc::ptr_eq(e, events)) {
+            return enc.clone();
+        }
+        let enc = EncodedEvents::encode(events.iter().map(to_pb).collect::<Vec<_>>().iter());
+        while !self.entries.is_empty()
+            && (self.bytes + enc.encoded_len() > ENCODED_CACHE_BYTES
+                || self.entries.len() >= ENCODED_CACHE_ENTRIES)
+        {
+            if let Some((_, old)) = self.entries.pop_front() {
+                self.bytes -= old.encoded_len();
+            }
+        }
+        self.bytes += enc.encoded_len();
+        self.entries.push_back((events.clone(), enc.clone()));
+        enc
+    }
 }
 
 #[cfg(test)]
@@ -564,13 +602,12 @@ impl SendLoop {
     /// The response for a piece: `Some(None)` when there is nothing to send (its watcher
     /// was canceled meanwhile), `None` when the stream is done.
     async fn response(&mut self, piece: Piece) -> Option<Option<Outgoing>> {
+        let piece = match piece {
+            Piece::Control(resp) => return Some(Some(resp.into())),
+            p => p,
+        };
         let wid = match &piece {
-            Piece::Control(resp) => {
-                return Some(Some(Outgoing {
-                    resp: resp.clone(),
-                    fragment: false,
-                }));
-            }
+            Piece::Control(_) => return Some(None),
             Piece::Events { wid, .. } | Piece::Compacted { wid, .. } | Piece::Progress { wid, .. } => *wid,
         };
         let Some(sw) = self.watchers.get_mut(&wid) else {
@@ -579,6 +616,19 @@ impl SendLoop {
         sw.sent_since_tick = true;
         let (watch_id, prev_kv, fragment) = (sw.watch_id, sw.prev_kv, sw.fragment);
         let resp = match piece {
+            Piece::Events { parts, revision, .. } if !prev_kv && !fragment => {
+                // Each revision's events encoded once for all the stream's watchers.
+                let encoded = parts.iter().map(|p| self.encoded.get(p)).collect();
+                let response = WatchResponse {
+                    header: self.s.header(revision),
+                    watch_id,
+                    ..Default::default()
+                };
+                return Some(Some(Outgoing {
+                    resp: WatchFrame { response, encoded },
+                    fragment,
+                }));
+            }
             Piece::Events { parts, revision, .. } => {
                 let mut events: Vec<mvccpb::Event> = parts.iter().flat_map(|p| p.iter().map(to_pb)).collect();
                 if prev_kv && !events.is_empty() {
@@ -624,7 +674,23 @@ impl SendLoop {
             }
             Piece::Control(_) => unreachable!("answered above"),
         };
-        Some(Some(Outgoing { resp, fragment }))
+        Some(Some(Outgoing {
+            resp: resp.into(),
+            fragment,
+        }))
+    }
+}
+
+impl WatchService {
+    /// The stream with every event decoded into its response (for the JSON gateway).
+    pub async fn responses(
+        &self,
+        request: Request<Streaming<WatchRequest>>,
+    ) -> Result<Response<impl Stream<Item = Result<WatchResponse, Status>> + Send + 'static>, Status> {
+        let frames = Watch::watch(self, request).await?;
+        Ok(frames.map(|s| {
+            s.map(|f| f.and_then(|f| f.into_response().map_err(|e| Status::internal(e.to_string()))))
+        }))
     }
 }
 
@@ -665,6 +731,7 @@ impl Watch for WatchService {
             last_created: None,
             pending: HashMap::new(),
             staging: Staging::default(),
+            encoded: EncodedCache::default(),
         };
         tokio::spawn(send_loop.run(ctrl_rx, out_tx, self.progress_interval));
         tokio::spawn(crate::auth::scoped(who, async move {
@@ -908,6 +975,48 @@ mod tests {
             events: events.into(),
             compact_revision: 0,
         }
+    }
+
+    /// The watchers of a stream that get one revision share its encoding; the encoding is
+    /// the events' own; the cache keeps a bounded number of bytes.
+    #[test]
+    fn encoded_cache_shares_a_revisions_encoding_and_stays_bounded() {
+        let mut cache = EncodedCache::default();
+        let a = batch(&[5, 5]).events;
+        let first = cache.get(&a);
+        assert_eq!(first.len(), 2);
+        assert_eq!(first.decode().unwrap(), a.iter().map(to_pb).collect::<Vec<_>>());
+        assert_eq!(cache.get(&a.clone()), first);
+        assert_eq!(
+            cache.entries.len(),
+            1,
+            "a second watcher of the revision hits the cache"
+        );
+        // Equal events in another allocation are another revision's: encoded on their own.
+        let b = batch(&[5, 5]).events;
+        assert_eq!(cache.get(&b), first);
+        assert_eq!(cache.entries.len(), 2);
+        for r in 0..1000 {
+            cache.get(&batch(&[r]).events);
+        }
+        assert_eq!(cache.entries.len(), ENCODED_CACHE_ENTRIES);
+        let big = Arc::<[retcd_mvcc::Event]>::from(vec![retcd_mvcc::Event {
+            kind: EventType::Put,
+            kv: retcd_mvcc::KeyValue {
+                key: b"k".to_vec(),
+                value: vec![0; ENCODED_CACHE_BYTES / 3],
+                ..Default::default()
+            },
+        }]);
+        for _ in 0..4 {
+            cache.get(&Arc::from(big.to_vec()));
+        }
+        assert!(cache.bytes <= ENCODED_CACHE_BYTES, "{}", cache.bytes);
+        assert_eq!(cache.entries.len(), 2);
+        assert_eq!(
+            cache.bytes,
+            cache.entries.iter().map(|(_, e)| e.encoded_len()).sum::<usize>()
+        );
     }
 
     /// What the staging hands out, as (watcher, kind, revisions).
@@ -1178,7 +1287,9 @@ mod tests {
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(retcd_api::etcdserverpb::watch_server::WatchServer::new(svc))
+                .add_service(retcd_api::watch_frame::framed::watch_server::WatchServer::new(
+                    svc,
+                ))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
         (url, s, w)
@@ -1269,13 +1380,13 @@ mod tests {
         };
         let evs: Vec<_> = (0..4).map(|i| event(&format!("k{i}"), 1000, None)).collect();
         tx.send(Outgoing {
-            resp: response(evs.clone()),
+            resp: response(evs.clone()).into(),
             fragment: true,
         })
         .await
         .unwrap();
         tx.send(Outgoing {
-            resp: response(evs.clone()),
+            resp: response(evs.clone()).into(),
             fragment: false,
         })
         .await
@@ -1286,7 +1397,7 @@ mod tests {
         }
         assert_eq!(
             got.iter()
-                .map(|r| (r.events.len(), r.fragment))
+                .map(|r| (r.response.events.len(), r.response.fragment))
                 .collect::<Vec<_>>(),
             [(3, true), (1, false), (4, false)]
         );
