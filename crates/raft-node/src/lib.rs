@@ -12,9 +12,11 @@
 //! - `state_machine`: `RaftStateMachine` over a [`Backend`]; applied state kept with the data.
 //! - `peer`: the peer transport (gRPC on the peer URLs): openraft's RPCs, proposal and
 //!   read-index forwarding to the leader, application calls.
+//! - `forward`: a follower's proposals batched to the leader (`ProposeBatch`).
 //! - `node`: [`RaftNode`], the server's handle: propose, read-index, status, shutdown.
 //! - `observe`: fsync and peer round-trip measurements for the server's metrics.
 
+mod forward;
 mod log_store;
 mod node;
 pub mod observe;

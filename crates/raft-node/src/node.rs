@@ -110,6 +110,8 @@ pub struct RaftNode {
     /// The current term, kept up to date from openraft's metrics by a task (every response
     /// header reads it: an atomic load instead of a lock per request).
     term: Arc<std::sync::atomic::AtomicU64>,
+    /// Proposals made on this member while another one leads, batched to the leader.
+    forwarder: crate::forward::Forwarder,
 }
 
 /// How a proposal went.
@@ -120,6 +122,23 @@ pub enum Proposed {
     /// A follower handed it to the leader, which committed it at this log index; the
     /// follower applies it in turn.
     Forwarded { index: u64 },
+}
+
+/// A peer client to member `id` (`None` if it is not a member or has no peer URL).
+fn peer_client(
+    raft: &Raft<TypeConfig, StateMachineStoreAny>,
+    clients: &PeerClients,
+    id: u64,
+) -> Option<crate::peer::Client> {
+    let url = {
+        let m = raft.metrics();
+        let m = m.borrow_watched();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .and_then(|n| n.peer_urls.first().cloned())?
+    };
+    clients.client(id, &url).ok()
 }
 
 /// The state machine type behind the `Raft` handle (boxed backend keeps `RaftNode` non-generic).
@@ -235,10 +254,15 @@ impl RaftNode {
                 stop_on_fatal(&rx.borrow_watched().running_state);
             });
         }
+        let forwarder = {
+            let (raft, clients) = (raft.clone(), clients.clone());
+            crate::forward::Forwarder::start(Arc::new(move |id| peer_client(&raft, &clients, id)))
+        };
         Ok(RaftNode {
             raft,
             id: cfg.id,
             log,
+            forwarder,
             clients,
             app: Arc::new(Mutex::new(None)),
             snap_dir,
@@ -271,13 +295,7 @@ impl RaftNode {
 
     /// A peer client to member `id` (`None` if it is not a member or has no peer URL).
     fn member_client(&self, id: u64) -> Option<crate::peer::Client> {
-        let m = self.raft.metrics().borrow_watched().clone();
-        let url = m
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .and_then(|n| n.peer_urls.first().cloned())?;
-        self.clients.client(id, &url).ok()
+        peer_client(&self.raft, &self.clients, id)
     }
 
     /// Every member: (id, metadata, is_learner), by id.
@@ -382,20 +400,19 @@ impl RaftNode {
     /// and applied, and returns what the backend answered. On a follower: hands it to the
     /// leader and returns once the leader has committed it.
     pub async fn propose(&self, data: Vec<u8>) -> Result<Proposed, RaftNodeError> {
+        let leader = self.raft.metrics().borrow_watched().current_leader;
+        if let Some(l) = leader
+            && l != self.id
+        {
+            let index = self.forwarder.propose(l, data).await?;
+            return Ok(Proposed::Forwarded { index });
+        }
         match self.raft.client_write(RaftRequest(data.clone())).await {
             Ok(resp) => Ok(Proposed::Applied(resp.data)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => match f.leader_id {
                 Some(l) => {
-                    let mut c = self.leader_client(l)?;
-                    match c.propose(pb::ProposeRequest { data }).await {
-                        Ok(r) => Ok(Proposed::Forwarded {
-                            index: r.into_inner().index,
-                        }),
-                        Err(st) if st.code() == tonic::Code::FailedPrecondition => {
-                            Err(RaftNodeError::LeaderChanged)
-                        }
-                        Err(_) => Err(RaftNodeError::NoLeader),
-                    }
+                    let index = self.forwarder.propose(l, data).await?;
+                    Ok(Proposed::Forwarded { index })
                 }
                 None => Err(RaftNodeError::NoLeader),
             },

@@ -208,7 +208,7 @@ impl tonic::service::Interceptor for AddClusterId {
 pub type Client =
     pb::peer_client::PeerClient<tonic::service::interceptor::InterceptedService<Channel, AddClusterId>>;
 
-fn make_client(ch: Channel, cluster_id: u64) -> Client {
+pub(crate) fn make_client(ch: Channel, cluster_id: u64) -> Client {
     pb::peer_client::PeerClient::with_interceptor(ch, AddClusterId(cluster_id))
         .max_decoding_message_size(usize::MAX)
 }
@@ -701,6 +701,36 @@ impl pb::peer_server::Peer for PeerService {
             }
             Err(e) => Err(fatal(e)),
         }
+    }
+
+    async fn propose_batch(
+        &self,
+        request: Request<pb::ProposeBatchRequest>,
+    ) -> Result<Response<pb::ProposeBatchResponse>, Status> {
+        use futures::StreamExt;
+        self.admit(request.metadata(), false)?;
+        let data = request.into_inner().data;
+        let n = data.len();
+        // One message to the raft core for the whole batch; results come in order.
+        let mut written = self
+            .raft
+            .client_write_many(data.into_iter().map(crate::types::RaftRequest))
+            .await
+            .map_err(fatal)?;
+        let mut results = Vec::with_capacity(n);
+        while let Some(r) = written.next().await {
+            results.push(match r.map_err(fatal)? {
+                Ok(resp) => pb::ProposeResult {
+                    index: resp.log_id.index,
+                    not_leader: false,
+                },
+                Err(_) => pb::ProposeResult {
+                    index: 0,
+                    not_leader: true,
+                },
+            });
+        }
+        Ok(Response::new(pb::ProposeBatchResponse { results }))
     }
 
     async fn read_index(
