@@ -509,17 +509,41 @@ fn unknown_command(root: &Command, word: &str) -> String {
 }
 
 /// Finds the command `argv` (the program name first) names, as cobra does before it parses
-/// any flag.
+/// any flag. Empty words before a command's name are the command's arguments, as cobra
+/// leaves them (`etcdctl "" get a`: `get "" a`); they are moved after the name for clap.
 pub fn find(root: &Command, argv: &[String]) -> Lookup {
     let mut argv = argv.to_vec();
     let mut live: Vec<usize> = (1..argv.len()).collect();
     let mut path: Vec<String> = Vec::new();
+    // the empty words found before a command's name, and the last name's position
+    let mut carried: Vec<usize> = Vec::new();
+    let mut last_name = 0;
+    let found_leaf = |path: Vec<String>, argv: Vec<String>, carried: &[usize], last_name: usize| {
+        let mut out = Vec::with_capacity(argv.len());
+        for (i, w) in argv.into_iter().enumerate() {
+            if carried.contains(&i) {
+                continue;
+            }
+            out.push(w);
+            if i == last_name {
+                out.extend(carried.iter().map(|_| String::new()));
+            }
+        }
+        Lookup::Found {
+            path,
+            argv: out,
+            rest: Vec::new(),
+        }
+    };
     while let Some(cmds) = chain(root, &path) {
         let cmd = *cmds.last().expect("root");
         let (found, empty) = words(&argv, &live, &known_flags(&cmds));
         // a group passes over empty words (clap would take one for a subcommand name)
         let skipped = if cmd.has_subcommands() { empty } else { Vec::new() };
         let Some(&first) = found.first() else {
+            if !cmd.has_subcommands() {
+                return found_leaf(path, argv, &carried, last_name);
+            }
             return Lookup::Found {
                 path,
                 argv,
@@ -534,15 +558,15 @@ pub fn find(root: &Command, argv: &[String]) -> Lookup {
             Some(name) => {
                 argv[first] = name.clone();
                 live.retain(|&i| i != first);
+                for &i in skipped.iter().filter(|&&i| i < first) {
+                    if !carried.contains(&i) {
+                        carried.push(i);
+                    }
+                }
+                last_name = first;
                 path.push(name);
             }
-            None if !cmd.has_subcommands() => {
-                return Lookup::Found {
-                    path,
-                    argv,
-                    rest: Vec::new(),
-                };
-            }
+            None if !cmd.has_subcommands() => return found_leaf(path, argv, &carried, last_name),
             None if path.is_empty() => return Lookup::Unknown(unknown_command(root, &argv[first])),
             None => {
                 let mut rest = [found, skipped].concat();
@@ -551,11 +575,7 @@ pub fn find(root: &Command, argv: &[String]) -> Lookup {
             }
         }
     }
-    Lookup::Found {
-        path,
-        argv,
-        rest: Vec::new(),
-    }
+    found_leaf(path, argv, &carried, last_name)
 }
 
 /// A clap parse error in pflag's words; `argv` is the command line clap parsed.

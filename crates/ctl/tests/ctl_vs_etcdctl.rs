@@ -216,6 +216,24 @@ impl Pair {
     fn check_stdin(&self, args: &[&str], stdin: &str) -> String {
         self.check_env(args, stdin, &[])
     }
+
+    /// Like [`Pair::check_env`] without `ETCDCTL_ENDPOINTS`: the arguments name the servers,
+    /// `{EP}` standing for each tool's own.
+    fn check_own(&self, args: &[&str], env: &[(&str, &str)]) {
+        let run = |e: &Etcd, tool: &str| {
+            let ep = e.endpoint();
+            let args: Vec<String> = args.iter().map(|a| a.replace("{EP}", &ep)).collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            e.command(tool, &args)
+                .env_remove("ETCDCTL_ENDPOINTS")
+                .envs(env.iter().copied())
+                .stdin(Stdio::null())
+                .output()
+                .expect("run client")
+        };
+        let (want, got) = (run(&self.a, ETCDCTL), run(&self.b, RETCDCTL));
+        compare(args, &want, &got, &[(self.b.endpoint(), self.a.endpoint())]);
+    }
 }
 
 fn compare(args: &[&str], want: &Output, got: &Output, extra: &[(String, String)]) {
@@ -1198,4 +1216,43 @@ fn alarms_in_every_format() {
     }
     p.check(&["alarm", "disarm"]);
     p.check(&["alarm", "list"]);
+}
+
+/// Empty words before a command's name are its arguments (cobra passes over them to find
+/// the command and leaves them to it); a group given only empty words prints its usage.
+#[test]
+fn empty_words_before_the_command() {
+    let p = Pair::start();
+    p.check(&["put", "k", "v"]);
+    for args in [
+        &["", "get", "k"][..],
+        &["", "", "get", "k"],
+        &["get", "", "", "k"],
+        &["", "get", "", "k"],
+        &["", "", "", "get"],
+        &["", "put"],
+        &["", "put", "k"],
+        &["", "-w", "json", "get", "k"],
+        &["lease", "", "grant", "10"],
+        &["", "lease", "", "", "grant", "10"],
+        &["", "lease"],
+        &["", "version"],
+        &["", "bogus"],
+        &["", "endpoint", "", "hashkv"],
+    ] {
+        p.check(args);
+    }
+    // with the endpoint on the command line, and also in the environment (fatal)
+    p.check_own(&["--endpoints={EP}", "", "get", "k"], &[]);
+    p.check_own(&["", "--endpoints={EP}", "get", "k"], &[]);
+    let want =
+        p.a.run(ETCDCTL, &["--endpoints", &p.a.endpoint(), "", "get", "k"], "");
+    let got =
+        p.b.run(RETCDCTL, &["--endpoints", &p.b.endpoint(), "", "get", "k"], "");
+    compare(
+        &["--endpoints", "", "get"],
+        &want,
+        &got,
+        &[(p.b.endpoint(), p.a.endpoint())],
+    );
 }
