@@ -101,7 +101,14 @@ fn parse(argv: Vec<String>) -> Cli {
         .try_fold(&root, |c, n| c.find_subcommand(n))
         .is_some_and(clap::Command::has_subcommands);
     let cli = match Cli::try_parse_from(&argv) {
-        Ok(cli) => cli,
+        Ok(mut cli) => {
+            // pflag appends a list flag's values from every level; clap keeps one level's
+            let endpoints = usage::flag_values(&root, &path, &argv, "endpoints");
+            if !endpoints.is_empty() {
+                cli.global.endpoints = Some(endpoints);
+            }
+            cli
+        }
         Err(e)
             if group
                 && matches!(
@@ -149,9 +156,9 @@ async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlErro
             MemberCmd::Promote(p) => cluster::member_promote(ctx, &p.args).await,
         },
         Command::Endpoint(e) => match e.command {
-            EndpointCmd::Health(_) => cluster::endpoint_health(ctx, e.cluster).await,
-            EndpointCmd::Status(_) => cluster::endpoint_status(ctx, e.cluster).await,
-            EndpointCmd::Hashkv { rev, .. } => cluster::endpoint_hashkv(ctx, e.cluster, rev).await,
+            EndpointCmd::Health(_) => cluster::endpoint_health(ctx, e.cluster()).await,
+            EndpointCmd::Status(_) => cluster::endpoint_status(ctx, e.cluster()).await,
+            EndpointCmd::Hashkv { rev, .. } => cluster::endpoint_hashkv(ctx, e.cluster(), rev).await,
         },
         Command::Alarm(c) => match c {
             AlarmCmd::Disarm(p) => cluster::alarm(ctx, true, &p.args).await,
@@ -229,14 +236,9 @@ fn main() {
         exec = argv.split_off(pos + 1);
         argv.pop();
     }
-    let cli = parse(argv);
-    let resolved = match cli.global.resolve() {
-        Ok(r) => r,
-        Err(fatal) => {
-            eprintln!("{fatal}");
-            std::process::exit(error::exit::ERROR);
-        }
-    };
+    let mut cli = parse(argv);
+    let env = cli::apply_env(&mut cli);
+    let resolved = cli.global.resolve(env);
     let endpoints = resolved.settings.endpoints.join(",");
     let ctx = Ctx {
         settings: resolved.settings,

@@ -126,7 +126,8 @@ Simply type etcdctl help [path to command] for full details.",
     }
 }
 
-/// How the global flags (plain strings in clap) show their defaults.
+/// How the global flags (plain strings in clap, as `endpoint`'s `--cluster`) show their
+/// defaults.
 fn global_default(name: &str) -> Option<&'static str> {
     Some(match name {
         "command-timeout" => "5s",
@@ -135,7 +136,7 @@ fn global_default(name: &str) -> Option<&'static str> {
         "keepalive-timeout" => "6s",
         "endpoints" => "[127.0.0.1:2379]",
         "write-out" => "\"simple\"",
-        "debug" | "hex" | "insecure-skip-tls-verify" => "false",
+        "cluster" | "debug" | "hex" | "insecure-skip-tls-verify" => "false",
         "insecure-discovery" | "insecure-transport" => "true",
         "cacert" | "cert" | "key" | "user" | "password" | "discovery-srv" | "discovery-srv-name" => "\"\"",
         _ => return None,
@@ -576,6 +577,55 @@ pub fn find(root: &Command, argv: &[String]) -> Lookup {
         }
     }
     found_leaf(path, argv, &carried, last_name)
+}
+
+/// The values given to the long flag `name` on a command line clap accepted for the command
+/// `path`, in order, from every level (clap keeps one level's values of a global flag;
+/// pflag's list flags append them all). Values of other flags are passed over, and nothing
+/// after `--` is a flag.
+pub fn flag_values(root: &Command, path: &[String], argv: &[String], name: &str) -> Vec<String> {
+    let cmds = chain(root, path).unwrap_or_else(|| vec![root]);
+    let flags = known_flags(&cmds);
+    let takes_value = |a: &&&Arg| !is_bool(a);
+    let mut out = Vec::new();
+    let mut words = argv.iter().skip(1);
+    while let Some(w) = words.next() {
+        if w == "--" {
+            break;
+        }
+        if let Some(flag) = w.strip_prefix("--") {
+            let (flag, inline) = match flag.split_once('=') {
+                Some((f, v)) => (f, Some(v.to_string())),
+                None => (flag, None),
+            };
+            let wants = flags
+                .iter()
+                .find(|a| a.get_long() == Some(flag))
+                .filter(takes_value);
+            let value = match (wants, inline) {
+                (Some(_), Some(v)) => Some(v),
+                (Some(_), None) => words.next().cloned(),
+                (None, _) => None,
+            };
+            if flag == name
+                && let Some(v) = value
+            {
+                out.push(v);
+            }
+        } else if let Some(bundle) = w.strip_prefix('-').filter(|b| !b.is_empty()) {
+            // short flags: the first that takes a value takes the rest of the word or the
+            // next word
+            for (i, c) in bundle.char_indices() {
+                if flags.iter().any(|a| a.get_short() == Some(c) && !is_bool(a)) {
+                    if bundle.len() == i + c.len_utf8() {
+                        words.next();
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A clap parse error in pflag's words; `argv` is the command line clap parsed.

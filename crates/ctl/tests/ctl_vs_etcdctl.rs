@@ -1218,6 +1218,114 @@ fn alarms_in_every_format() {
     p.check(&["alarm", "list"]);
 }
 
+/// `--endpoints` is pflag's list flag: each occurrence's comma-separated values (a CSV
+/// record: quotes, no trimming) are appended, the first replacing the default, from every
+/// level of the command line; an empty value adds nothing and no endpoint at all is
+/// clientv3's error (exit 2). The endpoint commands dial the endpoints as given, the other
+/// commands trimmed. `member add/update --peer-urls` are plain strings: the last one wins.
+#[test]
+fn list_flags_append_as_pflag_does() {
+    let p = Pair::start();
+    p.check(&["put", "k", "v"]);
+    let dead = format!("127.0.0.1:{}", free_port());
+    let dead2 = format!("127.0.0.1:{}", free_port());
+    let dead_flag = format!("--endpoints={dead}");
+    let both = format!("--endpoints={{EP}},{dead2}");
+    for args in [
+        // the healthy endpoint answers first, the dead one at the deadline (1 s); the
+        // status of each endpoint is asked in turn
+        &[
+            &dead_flag,
+            "--endpoints={EP}",
+            "-w",
+            "json",
+            "endpoint",
+            "health",
+            "--command-timeout=1s",
+        ][..],
+        // (two dead endpoints' health checks end together: in no fixed order)
+        &[
+            &dead_flag,
+            "endpoint",
+            "--endpoints={EP}",
+            "health",
+            "--command-timeout=1s",
+        ],
+        &[&dead_flag, "endpoint", &both, "status", "--command-timeout=1s"],
+        &[
+            "endpoint",
+            &dead_flag,
+            "health",
+            "--endpoints",
+            "{EP}",
+            "--command-timeout=1s",
+            "-w",
+            "json",
+        ],
+        &[
+            &dead_flag,
+            "--endpoints={EP}",
+            "-w",
+            "fields",
+            "endpoint",
+            "status",
+            "--command-timeout=1s",
+        ],
+        &["--endpoints={EP}", "--endpoints=", "get", "k"],
+        &["--endpoints=", "--endpoints={EP}", "get", "k"],
+        &["--endpoints=\"{EP}\"", "get", "k"],
+        &["--endpoints= {EP} ", "get", "k"],
+        &["--endpoints=", "get", "k"],
+        &["--endpoints=", "-w", "json", "endpoint", "health"],
+        &["--endpoints=", "endpoint", "status"],
+        &["--endpoints=", "defrag"],
+        &["--endpoints=", "move-leader", "1"],
+        &["--endpoints=", "snapshot", "save", "/nonexistent/x.db"],
+        &["--endpoints=,", "--command-timeout=300ms", "get", "k"],
+        &["--endpoints=a\"b", "get", "k"],
+        &["--endpoints=\"a", "--endpoints={EP}", "get", "k"],
+    ] {
+        p.check_own(args, &[]);
+    }
+    // ETCDCTL_ENDPOINTS is read the same way; one pflag refuses leaves the default
+    for value in ["\"{EP}\"", "a\"b", ""] {
+        let a = value.replace("{EP}", &p.a.endpoint());
+        let b = value.replace("{EP}", &p.b.endpoint());
+        let env = |v: &str| vec![("ETCDCTL_ENDPOINTS".to_string(), v.to_string())];
+        let run = |e: &Etcd, tool: &str, v: &str| {
+            e.command(tool, &["--command-timeout=300ms", "get", "k"])
+                .envs(env(v))
+                .stdin(Stdio::null())
+                .output()
+                .expect("run client")
+        };
+        let (want, got) = (run(&p.a, ETCDCTL, &a), run(&p.b, RETCDCTL, &b));
+        compare(&[value], &want, &got, &[(p.b.endpoint(), p.a.endpoint())]);
+    }
+    // plain string flags: the last occurrence wins
+    p.check(&[
+        "member",
+        "add",
+        "x",
+        "--peer-urls=ftp://a:1",
+        "--peer-urls=http://a",
+    ]);
+    p.check(&[
+        "member",
+        "add",
+        "x",
+        "--peer-urls=http://a",
+        "--peer-urls=ftp://a:1",
+    ]);
+    p.check(&[
+        "member",
+        "update",
+        "1234",
+        "--peer-urls=http://a",
+        "--peer-urls=ftp://a:1",
+    ]);
+}
+
 /// Empty words before a command's name are its arguments (cobra passes over them to find
 /// the command and leaves them to it); a group given only empty words prints its usage.
 #[test]
@@ -1255,4 +1363,97 @@ fn empty_words_before_the_command() {
         &got,
         &[(p.b.endpoint(), p.a.endpoint())],
     );
+}
+
+/// A command line and the variables it runs with.
+type EnvCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+
+/// `ETCDCTL_*` variables as etcdctl reads them when it makes its client: a value pflag
+/// cannot parse is dropped silently (the flag is zero or false, `--endpoints` keeps its
+/// default), a variable no flag of the command has is warned about (capnslog), one of a
+/// flag also on the command line is fatal, in the environment's order; `--command-timeout`
+/// from the environment counts only for the commands that read it after making their
+/// client; `endpoint` commands take `ETCDCTL_CLUSTER`.
+#[test]
+fn environment_variables_as_etcdctl_reads_them() {
+    let p = Pair::start();
+    p.check(&["put", "k", "v"]);
+    let env_cases: &[EnvCase] = &[
+        (&["get", "k"], &[("ETCDCTL_FOO", "1"), ("ETCDCTL_BAR", "")]),
+        (
+            &["get", "k"],
+            &[("ETCDCTL_PREFIX", "true"), ("ETCDCTL_WATCH_KEY", "x")],
+        ),
+        (&["get", "k"], &[("ETCDCTL_DIAL_TIMEOUT", "")]),
+        (&["get"], &[("ETCDCTL_FOO", "1")]),
+        (&["version"], &[("ETCDCTL_FOO", "1")]),
+        (
+            &["-w", "json", "get", "k"],
+            &[("ETCDCTL_WRITE_OUT", "xml"), ("ETCDCTL_FOO", "1")],
+        ),
+        (
+            &["get", "k"],
+            &[("ETCDCTL_WRITE_OUT", "xml"), ("ETCDCTL_FOO", "1")],
+        ),
+        (&["get", "k"], &[("ETCDCTL_HEX", "maybe")]),
+        (&["get", "k"], &[("ETCDCTL_HEX", "1")]),
+        (&["get", "k"], &[("ETCDCTL_DIAL_TIMEOUT", "abc")]),
+        (&["get", "k"], &[("ETCDCTL_DIAL_TIMEOUT", "5")]),
+        (
+            &["get", "k"],
+            &[
+                ("ETCDCTL_KEEPALIVE_TIME", "x"),
+                ("ETCDCTL_KEEPALIVE_TIMEOUT", "y"),
+            ],
+        ),
+        (&["get", "k"], &[("ETCDCTL_COMMAND_TIMEOUT", "5")]),
+        (&["put", "k", "w"], &[("ETCDCTL_COMMAND_TIMEOUT", "1ns")]),
+        (&["endpoint", "health"], &[("ETCDCTL_COMMAND_TIMEOUT", "5")]),
+        (
+            &["-w", "json", "endpoint", "status"],
+            &[("ETCDCTL_COMMAND_TIMEOUT", "abc")],
+        ),
+        (&["endpoint", "hashkv"], &[("ETCDCTL_COMMAND_TIMEOUT", "0")]),
+        (&["compaction", "2"], &[("ETCDCTL_COMMAND_TIMEOUT", "abc")]),
+        (&["defrag"], &[("ETCDCTL_COMMAND_TIMEOUT", "abc")]),
+        (&["move-leader", "1"], &[("ETCDCTL_COMMAND_TIMEOUT", "abc")]),
+        (
+            &["--command-timeout=1s", "get", "k"],
+            &[("ETCDCTL_INSECURE_TRANSPORT", "x")],
+        ),
+        (&["endpoint", "health"], &[("ETCDCTL_CLUSTER", "true")]),
+        (&["endpoint", "health"], &[("ETCDCTL_CLUSTER", "maybe")]),
+        (
+            &["endpoint", "health", "--cluster"],
+            &[("ETCDCTL_CLUSTER", "true")],
+        ),
+        (
+            &["endpoint", "--cluster=false", "status"],
+            &[("ETCDCTL_CLUSTER", "")],
+        ),
+        (&["defrag"], &[("ETCDCTL_CLUSTER", "true")]),
+        // the environment's order (the test's variables come sorted): warnings, then the
+        // conflict, which ends the process
+        (
+            &["--dial-timeout=2s", "get", "k"],
+            &[
+                ("ETCDCTL_A", "1"),
+                ("ETCDCTL_DIAL_TIMEOUT", "1s"),
+                ("ETCDCTL_Z", "2"),
+            ],
+        ),
+    ];
+    for (args, env) in env_cases {
+        p.check_env(args, "", env);
+    }
+    // a watch knows ETCDCTL_WATCH_KEY (here: a compacted revision ends it at once)
+    p.check(&["put", "k", "x"]);
+    p.check(&["compaction", "3"]);
+    p.check_env(
+        &["watch", "--rev=1"],
+        "",
+        &[("ETCDCTL_WATCH_KEY", "k"), ("ETCDCTL_FOO", "1")],
+    );
+    // an endpoint flag on the command line and an empty ETCDCTL_ENDPOINTS: a conflict too
+    p.check_own(&["--endpoints={EP}", "get", "k"], &[("ETCDCTL_ENDPOINTS", "")]);
 }
