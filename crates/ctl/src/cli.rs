@@ -332,15 +332,18 @@ impl EnvSlot<'_> {
 /// `ETCDCTL_*` variable is unrecognized, and a variable of a flag given on the command line
 /// (even empty) is a fatal conflict. `ETCDCTL_API` is not looked at (etcdctl unsets it
 /// first), nor is anything for the commands that make no client (`version`, `snapshot
-/// status`...).
+/// status`, `defrag --data-dir`...).
 pub fn apply_env(cli: &mut Cli) -> EnvReport {
     // commands that never make a client never look at the environment
-    if matches!(
-        cli.command,
-        Command::Version(_)
-            | Command::Completion(_)
-            | Command::Snapshot(SnapshotCmd::Status(_) | SnapshotCmd::Restore(_))
-    ) {
+    let offline_defrag = matches!(&cli.command, Command::Defrag(d) if !d.data_dir.is_empty());
+    if offline_defrag
+        || matches!(
+            cli.command,
+            Command::Version(_)
+                | Command::Completion(_)
+                | Command::Snapshot(SnapshotCmd::Status(_) | SnapshotCmd::Restore(_))
+        )
+    {
         return EnvReport::default();
     }
     let late_command_timeout = matches!(
@@ -611,12 +614,20 @@ pub enum MemberCmd {
     Promote(Positional),
 }
 
-/// `--cluster` for the endpoint commands.
+/// `defrag` flags (etcdctl 3.4's); arguments are ignored, as by etcdctl.
 #[derive(Debug, Args)]
-pub struct ClusterFlag {
+pub struct DefragArgs {
     /// use all endpoints from the cluster member list
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
     pub cluster: bool,
+    #[arg(
+        long,
+        default_value = "",
+        allow_hyphen_values = true,
+        help = "Optional. If present, defragments a data directory not in use by etcd."
+    )]
+    pub data_dir: String,
+    pub args: Vec<String>,
 }
 
 /// `endpoint`: `--cluster` is the group's flag, given before or after the subcommand (as
@@ -909,7 +920,7 @@ pub enum Command {
     #[command(subcommand)]
     Alarm(AlarmCmd),
     /// Defragments the storage of the etcd members with given endpoints
-    Defrag(ClusterFlag),
+    Defrag(DefragArgs),
     /// Endpoint related commands
     Endpoint(EndpointArgs),
     #[command(

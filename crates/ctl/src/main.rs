@@ -1,6 +1,7 @@
 //! retcdctl: etcdctl's commands, flags and output over the plain etcd v3 gRPC API.
 //! Speaks only the etcd v3 API (`retcd-api`, never the server's crates), so it works against
-//! any etcd; `snapshot status|restore` read retcd's snapshot files offline with `retcd-mvcc`.
+//! any etcd; `snapshot status|restore` read retcd's snapshot files offline with `retcd-mvcc`,
+//! and `defrag --data-dir` rewrites a stopped retcd member's backend with it.
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap) and the `ETCDCTL_*` environment; [`usage`]: etcdctl's
@@ -129,7 +130,7 @@ fn parse(argv: Vec<String>) -> Cli {
 }
 
 async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlError> {
-    use cmd::{auth, check, cluster, concurrency, kv, lease, mirror, snapshot, txn, watch};
+    use cmd::{auth, check, cluster, concurrency, defrag, kv, lease, mirror, snapshot, txn, watch};
     match command {
         Command::Get(a) => kv::get(ctx, &a).await,
         Command::Put(a) => kv::put(ctx, &a).await,
@@ -164,7 +165,8 @@ async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlErro
             AlarmCmd::Disarm(p) => cluster::alarm(ctx, true, &p.args).await,
             AlarmCmd::List(p) => cluster::alarm(ctx, false, &p.args).await,
         },
-        Command::Defrag(f) => cluster::defrag(ctx, f.cluster).await,
+        Command::Defrag(d) if !d.data_dir.is_empty() => defrag::defrag_data_dir(&d.data_dir),
+        Command::Defrag(d) => cluster::defrag(ctx, d.cluster).await,
         Command::Snapshot(SnapshotCmd::Save(p)) => cluster::snapshot_save(ctx, &p.args).await,
         Command::Snapshot(SnapshotCmd::Status(p)) => snapshot::status(ctx, &p.args),
         Command::Snapshot(SnapshotCmd::Restore(a)) => snapshot::restore(&a),

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ETCD, ETCDCTL, RETCDCTL, free_port};
+use common::{ETCD, ETCDCTL, RETCDCTL, Server, ctl, free_port, retcd_bin};
 use regex::Regex;
 
 /// A real etcd in a temp dir, killed on drop.
@@ -895,8 +895,7 @@ fn flag_errors_and_usage_like_etcdctl() {
 
 /// Every command's usage (`CMD --help`) as etcdctl prints it, for every command etcdctl's
 /// root usage lists. Not compared: `completion *` (retcdctl's scripts are clap_complete's,
-/// without `--no-descriptions`), `defrag` (no `--data-dir`: retcd's store is not a bbolt
-/// file) and `migrate` (no v2 store).
+/// without `--no-descriptions`) and `migrate` (no v2 store).
 #[test]
 fn every_command_usage_like_etcdctl() {
     let root = Command::new(ETCDCTL)
@@ -924,7 +923,7 @@ fn every_command_usage_like_etcdctl() {
         .filter_map(|c| c.split_once(' ').map(|(g, _)| g.to_string()))
         .collect();
     groups.dedup();
-    let skip = |c: &str| c.starts_with("completion") || c == "defrag" || c == "migrate";
+    let skip = |c: &str| c.starts_with("completion") || c == "migrate";
     let mut compared = 0;
     for c in commands.iter().chain(&groups).filter(|c| !skip(c)) {
         let mut args: Vec<&str> = c.split(' ').collect();
@@ -1456,4 +1455,243 @@ fn environment_variables_as_etcdctl_reads_them() {
     );
     // an endpoint flag on the command line and an empty ETCDCTL_ENDPOINTS: a conflict too
     p.check_own(&["--endpoints={EP}", "get", "k"], &[("ETCDCTL_ENDPOINTS", "")]);
+}
+
+/// `tool args` with no server, no `ETCDCTL_*` variable but `env`.
+fn run_plain(tool: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(tool);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ETCDCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("ETCDCTL_API", "3")
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run")
+}
+
+/// `defrag --data-dir` where no backend can be opened: etcd's backend's critical line on
+/// stderr (etcdctl then panics: a Go stack trace, which retcdctl does not fake), exit 2.
+#[test]
+fn defrag_data_dir_refusals_like_etcdctl() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().display().to_string();
+    std::fs::create_dir(dir.path().join("empty")).expect("mkdir");
+    std::fs::write(dir.path().join("file"), "x").expect("write");
+    for data in [
+        format!("{d}/missing"),
+        format!("{d}/missing/"),
+        format!("{d}//empty"),
+        format!("{d}/empty/../missing/."),
+        format!("{d}/file"),
+    ] {
+        // etcdctl's `defrag` takes (and ignores) arguments
+        let with_arg = ["defrag", "--data-dir", &data, "extra"];
+        for args in [&with_arg[..3], &with_arg[..]] {
+            let (want, got) = (run_plain(ETCDCTL, args, &[]), run_plain(RETCDCTL, args, &[]));
+            let first = |b: &[u8]| normalize(String::from_utf8_lossy(b).lines().next().unwrap_or(""), &[]);
+            assert_eq!(first(&got.stderr), first(&want.stderr), "stderr of {args:?}");
+            assert!(first(&got.stderr).contains(" C | mvcc/backend: cannot open database at "));
+            assert_eq!(
+                String::from_utf8_lossy(&got.stderr).lines().count(),
+                1,
+                "{args:?}"
+            );
+            assert_eq!(got.stdout, want.stdout, "stdout of {args:?}");
+            assert_eq!(got.status.code(), want.status.code(), "exit code of {args:?}");
+        }
+    }
+}
+
+/// Offline defragmentation of a data dir a running server holds: both tools wait for the
+/// server to release its file, with etcdctl's note after a second, then defragment it
+/// (silently, exit 0); then neither looks at the global flags nor at the environment.
+#[test]
+fn defrag_data_dir_waits_for_the_server_like_etcdctl() {
+    let Some(retcd) = retcd_bin() else {
+        eprintln!("skipped: no retcd binary next to retcdctl and no RETCD_BIN");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (e_data, r_data) = (dir.path().join("etcd"), dir.path().join("retcd"));
+    let (etcd, server) = (Server::start_in(ETCD, &e_data), Server::start_in(&retcd, &r_data));
+    let spawn = |tool: &str, data: &Path| {
+        Command::new(tool)
+            .env("ETCDCTL_API", "3")
+            .env_remove("ETCDCTL_ENDPOINTS")
+            .args(["defrag", "--data-dir"])
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn defrag")
+    };
+    let (mut want, mut got) = (spawn(ETCDCTL, &e_data), spawn(RETCDCTL, &r_data));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(matches!(want.try_wait(), Ok(None)), "etcdctl waits for etcd");
+    assert!(matches!(got.try_wait(), Ok(None)), "retcdctl waits for retcd");
+    etcd.stop();
+    server.stop();
+    let finish = |mut c: Child| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(c.try_wait(), Ok(None)) {
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("the defragmentation did not end once the server stopped");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c.wait_with_output().expect("defrag output")
+    };
+    let (want, got) = (finish(want), finish(got));
+    let paths = [(r_data.display().to_string(), e_data.display().to_string())];
+    compare(&["defrag", "--data-dir"], &want, &got, &paths);
+    assert_eq!(got.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&got.stderr)
+            .starts_with("waiting for etcd to close and release its lock on \"")
+    );
+    // offline: no client, so no output format, no endpoint and no variable is looked at
+    for args in [
+        &["-w", "xml", "--endpoints=", "defrag", "--data-dir", "DATA"][..],
+        &["defrag", "--data-dir", "DATA", "--cluster", "extra"],
+    ] {
+        let with = |tool: &str, data: &Path| {
+            let data = data.display().to_string();
+            let args: Vec<&str> = args
+                .iter()
+                .map(|a| if *a == "DATA" { data.as_str() } else { a })
+                .collect();
+            run_plain(tool, &args, &[("ETCDCTL_FOO", "1"), ("ETCDCTL_WRITE_OUT", "xml")])
+        };
+        compare(args, &with(ETCDCTL, &e_data), &with(RETCDCTL, &r_data), &paths);
+    }
+}
+
+/// What a client sees of a retcd's data, for comparing before and after a restart: the
+/// keys and values, the revision, the hash of the history kept, the compaction.
+fn retcd_state(endpoint: &str) -> Vec<String> {
+    let run = |args: &[&str]| {
+        let out = ctl(RETCDCTL, endpoint, args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("retcdctl");
+        format!(
+            "{args:?} -> {:?}\n{}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).replace(endpoint, "EP"),
+            normalize(
+                &String::from_utf8_lossy(&out.stderr),
+                &[(endpoint.to_string(), "EP".to_string())]
+            )
+        )
+    };
+    let json = ctl(RETCDCTL, endpoint, &["-w", "json", "get", "--prefix", ""])
+        .output()
+        .expect("retcdctl");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("get json");
+    vec![
+        format!("revision {}", v["header"]["revision"]),
+        format!("kvs {}", v["kvs"]),
+        run(&["get", "--prefix", ""]),
+        run(&["endpoint", "hashkv"]),
+        run(&["get", "--rev=2", "keep/a"]),
+        run(&["get", "--rev=3", "--prefix", "bulk/"]),
+    ]
+}
+
+/// `defrag --data-dir` on a stopped retcd's data dir: the server's own defragmentation
+/// shrinks the file left by deletes and a compaction, and the restarted server has
+/// everything it had.
+#[test]
+fn defrag_data_dir_of_a_stopped_retcd() {
+    let Some(retcd) = retcd_bin() else {
+        eprintln!("skipped: no retcd binary next to retcdctl and no RETCD_BIN");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let server = Server::start_in(&retcd, &data);
+    let ep = server.endpoint.clone();
+    let ok = |args: &[&str], stdin: &str| {
+        let mut child = ctl(RETCDCTL, &ep, args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("retcdctl");
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(stdin.as_bytes()).expect("stdin");
+        drop(pipe);
+        assert!(child.wait().expect("retcdctl").success(), "{args:?}");
+    };
+    ok(&["put", "keep/a", "1"], "");
+    ok(&["put", "keep/b", "2"], "");
+    // 2000 keys of 4 kB in 20 transactions, then all deleted and compacted away
+    let value = "v".repeat(4096);
+    for b in 0..20 {
+        let puts: String = (0..100)
+            .map(|i| format!("put bulk/{b:02}/{i:03} {value}\n"))
+            .collect();
+        ok(&["txn"], &format!("\n{puts}\n\n"));
+    }
+    ok(&["put", "keep/a", "3"], "");
+    ok(&["del", "--prefix", "bulk/"], "");
+    let head = ctl(RETCDCTL, &ep, &["-w", "json", "get", "keep/a"])
+        .output()
+        .expect("get");
+    let v: serde_json::Value = serde_json::from_slice(&head.stdout).expect("json");
+    let rev = v["header"]["revision"].to_string();
+    ok(&["compaction", "--physical", &rev], "");
+    ok(&["put", "keep/c", "4"], "");
+    let before = retcd_state(&ep);
+    server.stop();
+
+    let db = data.join("member/snap/db");
+    let size_before = std::fs::metadata(&db).expect("db").len();
+    let data_arg = data.display().to_string();
+    let out = run_plain(RETCDCTL, &["defrag", "--data-dir", &data_arg], &[]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        (Some(0), "".into(), "".into())
+    );
+    let size_after = std::fs::metadata(&db).expect("db").len();
+    assert!(
+        size_after * 4 < size_before,
+        "{size_before} -> {size_after} bytes"
+    );
+    assert!(!data.join("member/snap/db.defrag").exists());
+
+    let server = Server::start_in(&retcd, &data);
+    assert_eq!(retcd_state(&server.endpoint), before);
+    // and it goes on: writes, reads, another defragmentation online
+    ok_on(&server.endpoint, &["put", "keep/d", "5"]);
+    ok_on(&server.endpoint, &["defrag"]);
+    let out = ctl(
+        RETCDCTL,
+        &server.endpoint,
+        &["get", "--prefix", "keep/", "--print-value-only"],
+    )
+    .output()
+    .expect("get");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "3\n2\n4\n5\n");
+}
+
+fn ok_on(endpoint: &str, args: &[&str]) {
+    let out = ctl(RETCDCTL, endpoint, args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("retcdctl");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
