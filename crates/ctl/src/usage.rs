@@ -1,7 +1,9 @@
 //! etcdctl's command-line front end, around clap:
 //! - [`find`]: which command a command line names, as cobra finds it (unique prefixes of
-//!   command names; a flag that takes a value skips the word after it), and a mistyped
-//!   command with cobra's suggestions;
+//!   command names; a flag that takes a value skips the word after it; empty words left to
+//!   the command as arguments), and a mistyped command with cobra's suggestions;
+//! - [`flag_values`]: every value of a list flag on a command line, from every level (pflag
+//!   appends them; clap keeps one level's);
 //! - [`usage`]: the usage text etcdctl prints for `-h`, `help CMD`, a command group given
 //!   without a subcommand, and after a flag it cannot parse (its template, pflag's flag lines
 //!   and Go's tabwriter);

@@ -2,6 +2,8 @@
 //! its own real etcd (the two started alike, so cluster and member ids agree and the same
 //! command sequence gives the same revisions); stdout, stderr and exit codes must match after
 //! normalizing only what must differ (log timestamps, client ids, durations, ports, lease ids).
+//! `defrag --data-dir` is compared on etcd's data dirs and retcd's (a retcd server, when its
+//! binary is built, makes them).
 
 mod common;
 
