@@ -2,8 +2,10 @@
 //!
 //! Boolean flags take Go's forms (`--prefix`, `--prefix=true`, `--prefix=false`). Positional
 //! arguments are collected as-is and checked by each command, so that wrong counts produce
-//! etcdctl's own messages and exit codes. Global flags are plain strings here and resolved
-//! (flag or environment, never both) by [`Global::resolve`].
+//! etcdctl's own messages and exit codes. Global flags are plain strings here (`--endpoints`
+//! one per occurrence, as pflag's list flags append), filled from their `ETCDCTL_*`
+//! variables by [`apply_env`] (flag or environment, never both) and resolved by
+//! [`Global::resolve`].
 
 use std::time::Duration;
 
@@ -40,15 +42,9 @@ fn go_int(s: &str) -> Result<i64, String> {
     gofmt::parse_int(s)
 }
 
-/// A boolean global flag (or its `ETCDCTL_*` variable): `default` when absent; a value Go
-/// cannot parse fails as etcdctl's flag parsing does.
-fn flag_bool(v: &Option<String>, name: &str, default: bool) -> Result<bool, String> {
-    match v {
-        None => Ok(default),
-        Some(s) => {
-            go_bool(s).map_err(|e| format!("Error: invalid argument {s:?} for \"--{name}\" flag: {e}"))
-        }
-    }
+/// A list flag's value, checked as pflag's `StringSlice` parses it (one CSV record).
+fn go_csv_str(s: &str) -> Result<String, String> {
+    gofmt::csv_record(s).map(|_| s.to_string())
 }
 
 /// The retcdctl command line.
@@ -73,8 +69,8 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// gRPC endpoints
-    #[arg(long, global = true, allow_hyphen_values = true)]
-    pub endpoints: Option<String>,
+    #[arg(long, global = true, allow_hyphen_values = true, action = ArgAction::Append, value_parser = go_csv_str)]
+    pub endpoints: Option<Vec<String>>,
     /// dial timeout for client connections
     #[arg(long, global = true, allow_hyphen_values = true, value_parser = go_duration_str)]
     pub dial_timeout: Option<String>,
@@ -138,117 +134,309 @@ pub struct Resolved {
     pub out: Out,
 }
 
+/// A duration flag (or its variable): `default` when absent; a value Go cannot parse (only a
+/// variable's can get this far) or a negative one is zero, as pflag leaves a duration it
+/// failed to set.
+fn flag_duration(v: &Option<String>, default: Duration) -> Duration {
+    match v {
+        None => default,
+        Some(s) => gofmt::parse_duration(s).unwrap_or(Duration::ZERO),
+    }
+}
+
+/// A boolean flag (or its variable): `default` when absent; a value Go cannot parse (only a
+/// variable's can get this far) is false, as pflag leaves a boolean it failed to set.
+fn flag_bool(v: &Option<String>, default: bool) -> bool {
+    match v {
+        None => default,
+        Some(s) => go_bool(s).unwrap_or(false),
+    }
+}
+
 impl Global {
-    /// Applies `ETCDCTL_<FLAG>` variables to flags not given on the command line. A flag given
-    /// both ways is fatal, as in etcdctl, once a client is made (the flag's value is kept
-    /// until then); `Err` carries the message of a variable's bad boolean.
-    pub fn resolve(mut self) -> Result<Resolved, String> {
-        let fields: [(&str, &mut Option<String>); 19] = [
-            ("endpoints", &mut self.endpoints),
-            ("dial-timeout", &mut self.dial_timeout),
-            ("command-timeout", &mut self.command_timeout),
-            ("keepalive-time", &mut self.keepalive_time),
-            ("keepalive-timeout", &mut self.keepalive_timeout),
-            ("write-out", &mut self.write_out),
-            ("hex", &mut self.hex),
-            ("user", &mut self.user),
-            ("password", &mut self.password),
-            ("insecure-transport", &mut self.insecure_transport),
-            ("insecure-skip-tls-verify", &mut self.insecure_skip_tls_verify),
-            ("insecure-discovery", &mut self.insecure_discovery),
-            ("debug", &mut self.debug),
-            ("cacert", &mut self.cacert),
-            ("cert", &mut self.cert),
-            ("key", &mut self.key),
-            ("discovery-srv", &mut self.discovery_srv),
-            ("discovery-srv-name", &mut self.discovery_srv_name),
-            ("api", &mut None),
-        ];
-        let mut deferred = None;
-        for (name, slot) in fields {
-            let var = format!("ETCDCTL_{}", name.to_uppercase().replace('-', "_"));
-            let Ok(v) = std::env::var(&var) else { continue };
-            if v.is_empty() || name == "api" {
-                continue;
-            }
-            if slot.is_some() {
-                deferred.get_or_insert(Deferred::EnvConflict(format!(
-                    "{} C | pkg/flags: conflicting environment variable \"{var}\" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)",
-                    gofmt::capnslog_now()
-                )));
-                continue;
-            }
-            *slot = Some(v);
-        }
-        let dur = |v: &Option<String>, default: u64| {
-            v.as_deref()
-                .and_then(gofmt::parse_duration)
-                .unwrap_or(Duration::from_millis(default))
-        };
-        let endpoints = self
-            .endpoints
-            .as_deref()
-            .unwrap_or("127.0.0.1:2379")
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
+    /// The settings from the flags (after [`apply_env`] put the `ETCDCTL_*` variables into
+    /// those not given). A flag given both ways, an unknown variable and an unknown output
+    /// format are reported when the first client is made, as etcdctl does.
+    pub fn resolve(self, env: EnvReport) -> Resolved {
+        // pflag's StringSlice: each occurrence's CSV fields, the first replacing the default
+        let given: Option<Vec<String>> = self.endpoints.map(|values| {
+            values
+                .iter()
+                .flat_map(|v| gofmt::csv_record(v).unwrap_or_default())
+                .collect()
+        });
+        let raw_endpoints = given.unwrap_or_else(|| vec!["127.0.0.1:2379".to_string()]);
+        // etcdctl trims the endpoints it makes its client with, not those the endpoint
+        // commands dial one by one
+        let endpoints = raw_endpoints.iter().map(|e| e.trim().to_string()).collect();
         let (pretty, color) = Out::terminal_style(self.write_out.is_some());
-        let format = match Format::parse(self.write_out.as_deref().unwrap_or("simple")) {
-            Ok(f) => f,
-            Err(_) => {
-                deferred.get_or_insert(Deferred::BadFormat);
-                Format::Simple
-            }
+        let (format, deferred) = match Format::parse(self.write_out.as_deref().unwrap_or("simple")) {
+            Ok(f) => (f, None),
+            Err(_) => (Format::Simple, Some(Deferred::BadFormat)),
         };
         let discovery = self
             .discovery_srv
             .filter(|d| !d.is_empty())
-            .map(|domain| -> Result<Discovery, String> {
-                Ok(Discovery {
-                    domain,
-                    service_name: self.discovery_srv_name.clone().unwrap_or_default(),
-                    insecure: flag_bool(&self.insecure_discovery, "insecure-discovery", true)?,
-                })
-            })
-            .transpose()?;
+            .map(|domain| Discovery {
+                domain,
+                service_name: self.discovery_srv_name.clone().unwrap_or_default(),
+                insecure: flag_bool(&self.insecure_discovery, true),
+            });
         // etcdctl has TLS check the servers against the domain when discovery is secure
         let server_name = discovery
             .as_ref()
             .filter(|d| !d.insecure)
             .map(|d| d.domain.clone());
-        Ok(Resolved {
+        let command_timeout = if env.late_command_timeout {
+            &self.command_timeout
+        } else {
+            &env.command_timeout_flag
+        };
+        Resolved {
             settings: Settings {
                 endpoints,
-                dial_timeout: dur(&self.dial_timeout, 2000),
-                command_timeout: dur(&self.command_timeout, 5000),
-                keepalive_time: dur(&self.keepalive_time, 2000),
-                keepalive_timeout: dur(&self.keepalive_timeout, 6000),
+                raw_endpoints,
+                dial_timeout: flag_duration(&self.dial_timeout, Duration::from_secs(2)),
+                command_timeout: flag_duration(command_timeout, Duration::from_secs(5)),
+                keepalive_time: flag_duration(&self.keepalive_time, Duration::from_secs(2)),
+                keepalive_timeout: flag_duration(&self.keepalive_timeout, Duration::from_secs(6)),
                 user: self.user.filter(|u| !u.is_empty()),
                 password: self.password.filter(|p| !p.is_empty()),
                 tls: TlsSettings {
                     cacert: self.cacert.filter(|s| !s.is_empty()),
                     cert: self.cert.filter(|s| !s.is_empty()),
                     key: self.key.filter(|s| !s.is_empty()),
-                    insecure_transport: flag_bool(&self.insecure_transport, "insecure-transport", true)?,
-                    insecure_skip_verify: flag_bool(
-                        &self.insecure_skip_tls_verify,
-                        "insecure-skip-tls-verify",
-                        false,
-                    )?,
+                    insecure_transport: flag_bool(&self.insecure_transport, true),
+                    insecure_skip_verify: flag_bool(&self.insecure_skip_tls_verify, false),
                     server_name,
                 },
                 deferred,
+                env: std::sync::Arc::new(env.lines),
                 discovery,
                 discovered: Default::default(),
             },
             out: Out {
                 format,
-                hex: self.hex.as_deref().is_some_and(|h| go_bool(h).unwrap_or(false)),
+                hex: flag_bool(&self.hex, false),
                 pretty,
                 color,
             },
-        })
+        }
+    }
+}
+
+/// What etcdctl says about the `ETCDCTL_*` environment when it makes its first client
+/// (pkg/flags' `verifyEnv`), in the environment's order: capnslog lines, timestamped when
+/// printed.
+#[derive(Debug)]
+pub enum EnvLine {
+    /// `W | pkg/flags: unrecognized environment variable NAME=VALUE`
+    Unrecognized(String),
+    /// `C | pkg/flags: conflicting environment variable "NAME" is shadowed ...`: a
+    /// variable of a flag also given on the command line; fatal (exit 1).
+    Conflict(String),
+}
+
+/// The outcome of [`apply_env`].
+#[derive(Debug, Default)]
+pub struct EnvReport {
+    pub lines: EnvLines,
+    /// whether the command reads `--command-timeout` after the variables are applied (the
+    /// ones that make their client before their first deadline)
+    pub late_command_timeout: bool,
+    /// `--command-timeout` as given on the command line, for the other commands
+    pub command_timeout_flag: Option<String>,
+}
+
+/// The lines of an [`EnvReport`], printed once (clients share them).
+#[derive(Debug, Default)]
+pub struct EnvLines {
+    pub lines: Vec<EnvLine>,
+    pub printed: std::sync::atomic::AtomicBool,
+}
+
+impl EnvLines {
+    /// Prints the lines the first time it is called; a conflict ends the process (exit 1),
+    /// as etcdctl's fatal log does.
+    pub fn report(&self) {
+        use std::sync::atomic::Ordering;
+        if self.printed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for line in &self.lines {
+            match line {
+                EnvLine::Unrecognized(var) => eprintln!(
+                    "{} W | pkg/flags: unrecognized environment variable {var}",
+                    gofmt::capnslog_now()
+                ),
+                EnvLine::Conflict(name) => {
+                    eprintln!(
+                        "{} C | pkg/flags: conflicting environment variable {} is shadowed by corresponding command-line flag (either unset environment variable or disable flag)",
+                        gofmt::capnslog_now(),
+                        gofmt::quote(name.as_bytes())
+                    );
+                    std::process::exit(crate::error::exit::ERROR);
+                }
+            }
+        }
+    }
+}
+
+/// Where a flag's `ETCDCTL_*` variable goes.
+enum EnvSlot<'a> {
+    /// a flag kept as given: set from the variable when absent
+    One(&'a mut Option<String>),
+    /// `--endpoints`: set when the variable is a valid CSV record (else the default stays,
+    /// as pflag refuses it)
+    List(&'a mut Option<Vec<String>>),
+    /// a flag kept as given, set from the variable only when pflag can parse it (`snapshot
+    /// save` has a deadline only when `--command-timeout` was set, and pflag does not count
+    /// a value it refused as set)
+    Parsed(&'a mut Option<String>),
+    /// a flag the command reads before the variables are applied (`given`: on the command
+    /// line), or one only named to silence the warning (`ETCDCTL_WATCH_KEY`)
+    Ignored { given: bool },
+}
+
+impl EnvSlot<'_> {
+    fn given(&self) -> bool {
+        match self {
+            EnvSlot::One(v) | EnvSlot::Parsed(v) => v.is_some(),
+            EnvSlot::List(v) => v.is_some(),
+            EnvSlot::Ignored { given } => *given,
+        }
+    }
+
+    fn set(&mut self, value: String) {
+        match self {
+            EnvSlot::One(v) => **v = Some(value),
+            EnvSlot::Parsed(v) => {
+                if gofmt::check_duration(&value).is_ok() {
+                    **v = Some(value);
+                }
+            }
+            EnvSlot::List(v) => {
+                if gofmt::csv_record(&value).is_ok() {
+                    **v = Some(vec![value]);
+                }
+            }
+            EnvSlot::Ignored { .. } => {}
+        }
+    }
+}
+
+/// etcdctl's `SetPflagsFromEnv` for the flags a command inherits (the global ones, and
+/// `--cluster` for the `endpoint` commands): each flag not given on the command line takes
+/// its non-empty `ETCDCTL_<FLAG>` variable (a value pflag cannot parse leaves it zero, false
+/// or, for `--endpoints`, the default; no message). Then its `verifyEnv`: every other
+/// `ETCDCTL_*` variable is unrecognized, and a variable of a flag given on the command line
+/// (even empty) is a fatal conflict. `ETCDCTL_API` is not looked at (etcdctl unsets it
+/// first), nor is anything for the commands that make no client (`version`, `snapshot
+/// status`, `defrag --data-dir`...).
+pub fn apply_env(cli: &mut Cli) -> EnvReport {
+    // commands that never make a client never look at the environment
+    let offline_defrag = matches!(&cli.command, Command::Defrag(d) if !d.data_dir.is_empty());
+    if offline_defrag
+        || matches!(
+            cli.command,
+            Command::Version(_)
+                | Command::Completion(_)
+                | Command::Snapshot(SnapshotCmd::Status(_) | SnapshotCmd::Restore(_))
+        )
+    {
+        return EnvReport::default();
+    }
+    let late_command_timeout = matches!(
+        cli.command,
+        Command::Compaction(_)
+            | Command::MoveLeader(_)
+            | Command::Defrag(_)
+            | Command::Endpoint(_)
+            | Command::Snapshot(SnapshotCmd::Save(_))
+    );
+    let command_timeout_flag = cli.global.command_timeout.clone();
+    let g = &mut cli.global;
+    let mut slots: Vec<(&str, EnvSlot)> = vec![
+        ("endpoints", EnvSlot::List(&mut g.endpoints)),
+        ("dial-timeout", EnvSlot::One(&mut g.dial_timeout)),
+        ("keepalive-time", EnvSlot::One(&mut g.keepalive_time)),
+        ("keepalive-timeout", EnvSlot::One(&mut g.keepalive_timeout)),
+        ("write-out", EnvSlot::One(&mut g.write_out)),
+        ("hex", EnvSlot::One(&mut g.hex)),
+        ("user", EnvSlot::One(&mut g.user)),
+        ("password", EnvSlot::One(&mut g.password)),
+        ("insecure-transport", EnvSlot::One(&mut g.insecure_transport)),
+        (
+            "insecure-skip-tls-verify",
+            EnvSlot::One(&mut g.insecure_skip_tls_verify),
+        ),
+        ("insecure-discovery", EnvSlot::One(&mut g.insecure_discovery)),
+        ("debug", EnvSlot::One(&mut g.debug)),
+        ("cacert", EnvSlot::One(&mut g.cacert)),
+        ("cert", EnvSlot::One(&mut g.cert)),
+        ("key", EnvSlot::One(&mut g.key)),
+        ("discovery-srv", EnvSlot::One(&mut g.discovery_srv)),
+        ("discovery-srv-name", EnvSlot::One(&mut g.discovery_srv_name)),
+    ];
+    let snapshot_save = matches!(cli.command, Command::Snapshot(SnapshotCmd::Save(_)));
+    slots.push((
+        "command-timeout",
+        if snapshot_save {
+            EnvSlot::Parsed(&mut g.command_timeout)
+        } else if late_command_timeout {
+            EnvSlot::One(&mut g.command_timeout)
+        } else {
+            EnvSlot::Ignored {
+                given: g.command_timeout.is_some(),
+            }
+        },
+    ));
+    match &mut cli.command {
+        Command::Endpoint(e) => slots.push(("cluster", EnvSlot::One(&mut e.cluster))),
+        Command::Watch(_) => {
+            slots.push(("watch-key", EnvSlot::Ignored { given: false }));
+            slots.push(("watch-range-end", EnvSlot::Ignored { given: false }));
+        }
+        _ => {}
+    }
+    let key = |name: &str| format!("ETCDCTL_{}", name.to_uppercase().replace('-', "_"));
+    let mut given = std::collections::HashSet::new();
+    let mut used = std::collections::HashSet::new();
+    for (name, slot) in &mut slots {
+        let var = key(name);
+        if slot.given() {
+            given.insert(var);
+            continue;
+        }
+        let value = std::env::var_os(&var)
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !value.is_empty() {
+            slot.set(value);
+            used.insert(var);
+        }
+    }
+    let mut lines = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        let (k, v) = (k.to_string_lossy(), v.to_string_lossy());
+        if k == "ETCDCTL_API" || used.contains(k.as_ref()) {
+            continue;
+        }
+        if given.contains(k.as_ref()) {
+            lines.push(EnvLine::Conflict(k.into_owned()));
+            break;
+        }
+        if k.starts_with("ETCDCTL_") {
+            lines.push(EnvLine::Unrecognized(format!("{k}={v}")));
+        }
+    }
+    EnvReport {
+        lines: EnvLines {
+            lines,
+            printed: Default::default(),
+        },
+        late_command_timeout,
+        command_timeout_flag,
     }
 }
 
@@ -426,12 +614,20 @@ pub enum MemberCmd {
     Promote(Positional),
 }
 
-/// `--cluster` for the endpoint commands.
+/// `defrag` flags (etcdctl 3.4's); arguments are ignored, as by etcdctl.
 #[derive(Debug, Args)]
-pub struct ClusterFlag {
+pub struct DefragArgs {
     /// use all endpoints from the cluster member list
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
     pub cluster: bool,
+    #[arg(
+        long,
+        default_value = "",
+        allow_hyphen_values = true,
+        help = "Optional. If present, defragments a data directory not in use by etcd."
+    )]
+    pub data_dir: String,
+    pub args: Vec<String>,
 }
 
 /// `endpoint`: `--cluster` is the group's flag, given before or after the subcommand (as
@@ -439,10 +635,18 @@ pub struct ClusterFlag {
 #[derive(Debug, Args)]
 pub struct EndpointArgs {
     /// use all endpoints from the cluster member list
-    #[arg(long, global = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
-    pub cluster: bool,
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool_str)]
+    pub cluster: Option<String>,
     #[command(subcommand)]
     pub command: EndpointCmd,
+}
+
+impl EndpointArgs {
+    /// `--cluster` (or `ETCDCTL_CLUSTER`, which these commands inherit; a value pflag cannot
+    /// parse is false).
+    pub fn cluster(&self) -> bool {
+        flag_bool(&self.cluster, false)
+    }
 }
 
 /// `endpoint` subcommands.
@@ -716,7 +920,7 @@ pub enum Command {
     #[command(subcommand)]
     Alarm(AlarmCmd),
     /// Defragments the storage of the etcd members with given endpoints
-    Defrag(ClusterFlag),
+    Defrag(DefragArgs),
     /// Endpoint related commands
     Endpoint(EndpointArgs),
     #[command(

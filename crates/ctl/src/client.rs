@@ -25,7 +25,10 @@ use crate::gofmt;
 /// Connection settings from the global flags.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// `--endpoints`, each trimmed (the endpoints of a client)
     pub endpoints: Vec<String>,
+    /// `--endpoints` as given (what the endpoint commands dial one by one)
+    pub raw_endpoints: Vec<String>,
     pub dial_timeout: Duration,
     pub command_timeout: Duration,
     pub keepalive_time: Duration,
@@ -36,6 +39,8 @@ pub struct Settings {
     /// what etcdctl only finds wrong when it builds its first client, after the command
     /// checked its arguments
     pub deferred: Option<Deferred>,
+    /// what etcdctl says about the `ETCDCTL_*` variables then (once)
+    pub env: Arc<crate::cli::EnvLines>,
     /// `--discovery-srv`: the endpoints come from DNS SRV records, when it finds any
     pub discovery: Option<Discovery>,
     /// the endpoints discovery found (looked up once, when the first client is made)
@@ -55,22 +60,23 @@ pub struct Discovery {
 /// A global setting etcdctl rejects once a command asks for a client.
 #[derive(Debug, Clone)]
 pub enum Deferred {
-    /// a flag given on the command line and in its `ETCDCTL_*` variable: the fatal log line
-    EnvConflict(String),
     /// an output format etcdctl does not know (exit 4)
     BadFormat,
 }
 
+/// clientv3's refusal of a client without any endpoint (exit 2).
+pub fn no_endpoints() -> CtlError {
+    CtlError::BadConnection("etcdclient: no available endpoints".into())
+}
+
 impl Settings {
-    /// What etcdctl does when it makes its client config: a flag given both ways ends the
-    /// process (exit 1); the endpoints are looked up (`--discovery-srv`; a failed lookup is
-    /// an error, exit 1); an unknown output format is an error (exit 4). Returns the
-    /// endpoints the client dials.
+    /// What etcdctl does when it makes its client config: the `ETCDCTL_*` variables are
+    /// looked at (unknown ones warned about, a flag given both ways ends the process, exit
+    /// 1; the first time only); the endpoints are looked up (`--discovery-srv`; a failed
+    /// lookup is an error, exit 1); an unknown output format is an error (exit 4). Returns
+    /// the endpoints the client dials.
     pub fn prepare(&self) -> Result<Vec<String>, CtlError> {
-        if let Some(Deferred::EnvConflict(line)) = &self.deferred {
-            eprintln!("{line}");
-            std::process::exit(crate::error::exit::ERROR);
-        }
+        self.env.report();
         let endpoints = self.client_endpoints()?;
         self.check_format()?;
         Ok(endpoints)
@@ -203,6 +209,13 @@ impl TlsSettings {
     }
 }
 
+/// Whether a deadline `timeout` from now is over before anything can be done: Go's context
+/// with a zero (or, an `ETCDCTL_*` variable pflag could not parse, unset) timeout is done at
+/// once, and tokio's timer (1 ms ticks) would let a sub-millisecond one run to the next tick.
+fn expired(timeout: Duration) -> bool {
+    timeout < Duration::from_millis(1)
+}
+
 /// Adds the auth token (if any) to every request.
 #[derive(Clone)]
 pub struct TokenInterceptor(Option<AsciiMetadataValue>);
@@ -224,6 +237,8 @@ pub struct Client {
     token: TokenInterceptor,
     pub settings: Settings,
     target: String,
+    /// the target of a client of the endpoints (`target` unless dialed directly)
+    balanced_target: String,
 }
 
 /// `127.0.0.1:2379`, `http://127.0.0.1:2379` or `https://127.0.0.1:2379` → (url to dial,
@@ -335,6 +350,7 @@ impl Client {
             .transpose()?
             .map(|(_, e)| e)
             .unwrap_or_default();
+        let balanced_target = format!("endpoint://client-{}/{first}", client_uuid());
         let target = if direct {
             // clientv3 dials the endpoint as given (scheme included) for direct calls
             format!(
@@ -342,7 +358,7 @@ impl Client {
                 endpoints.first().map(String::as_str).unwrap_or_default()
             )
         } else {
-            format!("endpoint://client-{}/{first}", client_uuid())
+            balanced_target.clone()
         };
         let urls = endpoints
             .iter()
@@ -351,17 +367,41 @@ impl Client {
         let tls = settings
             .tls
             .client_config(&urls.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>())?;
+        if urls.is_empty() {
+            return Err(no_endpoints());
+        }
+        if expired(settings.command_timeout) {
+            let s = deadline_exceeded();
+            if warn {
+                warn_unary_failed(&target, &grpc_string(&s));
+            }
+            return Err(CtlError::Rpc(s));
+        }
         let deadline = Instant::now() + settings.command_timeout;
         let mut last_err = String::from("latest balancer error: all SubConns are in TransientFailure");
         loop {
             for (url, bare) in &urls {
-                let dialer = Dialer::new(url, tls.as_ref())
-                    .map_err(|e| CtlError::BadConnection(e.to_string()))?
-                    .configure(|e| {
-                        e.connect_timeout(settings.dial_timeout)
+                // an endpoint that is no URL never connects (clientv3 keeps trying it)
+                let Ok(dialer) = Dialer::new(url, tls.as_ref()) else {
+                    continue;
+                };
+                // zero (or, from an `ETCDCTL_*` variable Go could not parse, unset): no dial
+                // timeout and no keepalive, as clientv3; a zero keepalive timeout is gRPC's 20 s
+                let dialer = dialer.configure(|mut e| {
+                    if !settings.dial_timeout.is_zero() {
+                        e = e.connect_timeout(settings.dial_timeout);
+                    }
+                    if !settings.keepalive_time.is_zero() {
+                        let timeout = match settings.keepalive_timeout {
+                            t if t.is_zero() => Duration::from_secs(20),
+                            t => t,
+                        };
+                        e = e
                             .http2_keep_alive_interval(settings.keepalive_time)
-                            .keep_alive_timeout(settings.keepalive_timeout)
-                    });
+                            .keep_alive_timeout(timeout);
+                    }
+                    e
+                });
                 let left = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(left, dialer.connect()).await {
                     Ok(Ok(channel)) => {
@@ -370,6 +410,7 @@ impl Client {
                             token: TokenInterceptor(None),
                             settings: settings.clone(),
                             target,
+                            balanced_target,
                         };
                         client.authenticate().await?;
                         return Ok(client);
@@ -437,17 +478,35 @@ impl Client {
     where
         F: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        match tokio::time::timeout(timeout, fut).await {
-            Ok(Ok(resp)) => Ok(resp.into_inner()),
-            Ok(Err(s)) => {
+        let answer = if expired(timeout) {
+            None
+        } else {
+            tokio::time::timeout(timeout, fut).await.ok()
+        };
+        match answer {
+            Some(Ok(resp)) => Ok(resp.into_inner()),
+            Some(Err(s)) => {
                 warn_unary_failed(&self.target, &grpc_string(&s));
                 Err(CtlError::Rpc(s))
             }
-            Err(_) => {
+            None => {
                 let s = deadline_exceeded();
                 warn_unary_failed(&self.target, &grpc_string(&s));
                 Err(CtlError::Rpc(s))
             }
+        }
+    }
+
+    /// The same connection, its calls logged as clientv3 logs the calls of a client of its
+    /// endpoints (after a direct dial: etcdctl's `move-leader` asks each endpoint for its
+    /// status by name, then the leader's client to move).
+    pub fn balanced(&self) -> Client {
+        Client {
+            channel: self.channel.clone(),
+            token: self.token.clone(),
+            settings: self.settings.clone(),
+            target: self.balanced_target.clone(),
+            balanced_target: self.balanced_target.clone(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Go's formatting rules, reproduced where etcdctl's output depends on them: `%q` quoting,
 //! `time.Duration` strings and parsing, `encoding/json` strings, go-humanize byte sizes,
-//! `--hex` byte strings and the timestamps of zap/capnslog log lines.
+//! `--hex` byte strings, the timestamps of zap/capnslog log lines, and the `encoding/csv`
+//! record pflag reads a list flag's value as.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -159,12 +160,17 @@ fn frac(n: u128, div: u128) -> String {
     format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
-/// Go's `time.ParseDuration` (e.g. `2s`, `100ms`, `1m30s`, `1.5h`).
+/// Go's `time.ParseDuration` (e.g. `2s`, `100ms`, `1m30s`, `1.5h`, `+1s`); a negative
+/// duration is zero (a timeout already over). `None` where Go fails, also past its limit
+/// (int64 nanoseconds, some 292 years).
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    if s == "0" {
+    let (negative, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
         return Some(Duration::ZERO);
     }
-    let mut rest = s;
     let mut total = 0f64;
     if rest.is_empty() {
         return None;
@@ -190,7 +196,13 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         rest = &rest[unit_end..];
         total += num * unit;
     }
-    Some(Duration::from_secs_f64(total))
+    if total > i64::MAX as f64 / 1e9 {
+        return None;
+    }
+    if negative {
+        return Some(Duration::ZERO);
+    }
+    Duration::try_from_secs_f64(total).ok()
 }
 
 /// Whether Go's `time.ParseDuration` accepts `s`; `Err` carries its message
@@ -232,6 +244,10 @@ pub fn check_duration(s: &str) -> Result<(), String> {
             return Err(format!("time: unknown unit {} in duration {}", q(unit), q(s)));
         }
         rest = &after[unit_end..];
+    }
+    // past int64 nanoseconds
+    if parse_duration(s).is_none() {
+        return invalid();
     }
     Ok(())
 }
@@ -348,6 +364,158 @@ pub fn hex_bytes(b: &[u8]) -> String {
     })
 }
 
+/// The lines of a CSV input as Go's `csv.Reader` reads them: each with its `\n` (`\r\n`
+/// becomes `\n`; a last line without one loses a trailing `\r`), counting every read, the
+/// one that finds the end too.
+struct CsvLines<'a> {
+    rest: &'a [u8],
+    read: usize,
+}
+
+impl CsvLines<'_> {
+    fn next_line(&mut self) -> Option<Vec<u8>> {
+        self.read += 1;
+        if self.rest.is_empty() {
+            return None;
+        }
+        let mut line = match self.rest.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let (l, rest) = self.rest.split_at(i + 1);
+                self.rest = rest;
+                l.to_vec()
+            }
+            None => {
+                let mut l = std::mem::take(&mut self.rest).to_vec();
+                if l.last() == Some(&b'\r') {
+                    l.pop();
+                }
+                l
+            }
+        };
+        if line.ends_with(b"\r\n") {
+            line.truncate(line.len() - 2);
+            line.push(b'\n');
+        }
+        Some(line)
+    }
+}
+
+/// How many bytes of `line` are its end of line (`\n`).
+fn length_nl(line: &[u8]) -> usize {
+    usize::from(line.last() == Some(&b'\n'))
+}
+
+/// A list flag's value as pflag's `StringSlice` reads it (`readAsCSV`): the fields of the
+/// first record of Go's `encoding/csv` (comma-separated, fields may be `"`-quoted with `""`
+/// for a quote and may then span lines, blank lines before the record are skipped, nothing
+/// is trimmed), none for an empty value; a malformed record fails with Go's message
+/// (`parse error on line 1, column 2: bare " in non-quoted-field`).
+pub fn csv_record(value: &str) -> Result<Vec<String>, String> {
+    const BARE: &str = "bare \" in non-quoted-field";
+    const QUOTE: &str = "extraneous or missing \" in quoted-field";
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut lines = CsvLines {
+        rest: value.as_bytes(),
+        read: 0,
+    };
+    let mut cur = loop {
+        match lines.next_line() {
+            None => return Err("EOF".into()),
+            Some(l) if l.len() == length_nl(&l) => continue,
+            Some(l) => break l,
+        }
+    };
+    let record_line = lines.read;
+    let error = |line: usize, col: usize, what: &str| {
+        if line == record_line {
+            format!("parse error on line {line}, column {col}: {what}")
+        } else {
+            format!("record on line {record_line}; parse error on line {line}, column {col}: {what}")
+        }
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let mut fields = Vec::new();
+    let mut p = 0;
+    let mut col = 1;
+    let mut pos_line = record_line;
+    'field: loop {
+        if cur.get(p) != Some(&b'"') {
+            let rest = &cur[p..];
+            let comma = rest.iter().position(|&b| b == b',');
+            let field = match comma {
+                Some(i) => &rest[..i],
+                None => &rest[..rest.len() - length_nl(rest)],
+            };
+            if let Some(j) = field.iter().position(|&b| b == b'"') {
+                return Err(error(lines.read, col + j, BARE));
+            }
+            fields.push(text(field));
+            match comma {
+                Some(i) => {
+                    p += i + 1;
+                    col += i + 1;
+                }
+                None => break,
+            }
+            continue;
+        }
+        // a quoted field
+        p += 1;
+        col += 1;
+        let mut field = Vec::new();
+        loop {
+            let rest = &cur[p..];
+            if let Some(i) = rest.iter().position(|&b| b == b'"') {
+                field.extend_from_slice(&rest[..i]);
+                p += i + 1;
+                col += i + 1;
+                let rest = &cur[p..];
+                match rest.first() {
+                    Some(b'"') => {
+                        field.push(b'"');
+                        p += 1;
+                        col += 1;
+                    }
+                    Some(b',') => {
+                        p += 1;
+                        col += 1;
+                        fields.push(text(&field));
+                        continue 'field;
+                    }
+                    _ if length_nl(rest) == rest.len() => {
+                        fields.push(text(&field));
+                        break 'field;
+                    }
+                    _ => return Err(error(lines.read, col - 1, QUOTE)),
+                }
+            } else if !rest.is_empty() {
+                // the field goes on on the next line
+                field.extend_from_slice(rest);
+                col += rest.len();
+                match lines.next_line() {
+                    Some(l) => {
+                        cur = l;
+                        p = 0;
+                        if !cur.is_empty() {
+                            pos_line += 1;
+                            col = 1;
+                        }
+                    }
+                    None => {
+                        cur = Vec::new();
+                        p = 0;
+                    }
+                }
+            } else {
+                return Err(error(pos_line, col, QUOTE));
+            }
+        }
+    }
+    Ok(fields)
+}
+
 /// Civil UTC date-time of a Unix time: (year, month, day, hour, minute, second).
 fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
     let days = (secs / 86_400) as i64;
@@ -398,11 +566,78 @@ pub fn capnslog_now() -> String {
 mod tests {
 
     #[test]
+    fn list_flags_read_as_go_csv_records() {
+        let ok = |v: &str, want: &[&str]| {
+            assert_eq!(
+                csv_record(v),
+                Ok(want.iter().map(|s| s.to_string()).collect()),
+                "{v:?}"
+            )
+        };
+        ok("", &[]);
+        ok("a", &["a"]);
+        ok("a,b", &["a", "b"]);
+        ok(",", &["", ""]);
+        ok(" a , ,b", &[" a ", " ", "b"]);
+        ok("\"a,b\",c", &["a,b", "c"]);
+        ok("\"a\"\"b\",c", &["a\"b", "c"]);
+        ok("\"\"", &[""]);
+        ok("a\nb", &["a"]);
+        ok("\n\r\na,b\n", &["a", "b"]);
+        ok("a\r\n", &["a"]);
+        ok("a\r", &["a"]);
+        ok("\"a\nb\",c\nd", &["a\nb", "c"]);
+        let err = |v: &str, want: &str| assert_eq!(csv_record(v), Err(want.to_string()), "{v:?}");
+        err(
+            "a\"b",
+            "parse error on line 1, column 2: bare \" in non-quoted-field",
+        );
+        err(
+            "x,a\"b",
+            "parse error on line 1, column 4: bare \" in non-quoted-field",
+        );
+        err(
+            "\"a",
+            "parse error on line 1, column 3: extraneous or missing \" in quoted-field",
+        );
+        err(
+            "\"a\"b",
+            "parse error on line 1, column 3: extraneous or missing \" in quoted-field",
+        );
+        err("\n", "EOF");
+        // columns count bytes
+        err(
+            "é\"",
+            "parse error on line 1, column 3: bare \" in non-quoted-field",
+        );
+        err(
+            "\n\r\n\"a",
+            "parse error on line 3, column 3: extraneous or missing \" in quoted-field",
+        );
+        err(
+            "\"a\n\nb",
+            "record on line 1; parse error on line 3, column 2: extraneous or missing \" in quoted-field",
+        );
+        err(
+            "\"a\nb",
+            "record on line 1; parse error on line 2, column 2: extraneous or missing \" in quoted-field",
+        );
+    }
+
+    #[test]
     fn go_durations_and_ints_as_pflag_reads_them() {
         for ok in ["5s", "0", "-1.5h", "1h2m3.5s", ".5s", "3us", "2µs", "+7ms"] {
             assert_eq!(check_duration(ok), Ok(()), "{ok}");
         }
         assert_eq!(check_duration("x"), Err("time: invalid duration \"x\"".into()));
+        assert_eq!(
+            check_duration("3000000h"),
+            Err("time: invalid duration \"3000000h\"".into())
+        );
+        assert_eq!(parse_duration("+7ms"), Some(Duration::from_millis(7)));
+        assert_eq!(parse_duration("-1s"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("1h2m3.5s"), Some(Duration::from_secs_f64(3723.5)));
+        assert_eq!(parse_duration("5"), None);
         assert_eq!(check_duration(""), Err("time: invalid duration \"\"".into()));
         assert_eq!(check_duration("."), Err("time: invalid duration \".\"".into()));
         assert_eq!(

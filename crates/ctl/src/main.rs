@@ -1,6 +1,7 @@
 //! retcdctl: etcdctl's commands, flags and output over the plain etcd v3 gRPC API.
 //! Speaks only the etcd v3 API (`retcd-api`, never the server's crates), so it works against
-//! any etcd; `snapshot status|restore` read retcd's snapshot files offline with `retcd-mvcc`.
+//! any etcd; `snapshot status|restore` read retcd's snapshot files offline with `retcd-mvcc`,
+//! and `defrag --data-dir` rewrites a stopped retcd member's backend with it.
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap) and the `ETCDCTL_*` environment; [`usage`]: etcdctl's
@@ -101,7 +102,14 @@ fn parse(argv: Vec<String>) -> Cli {
         .try_fold(&root, |c, n| c.find_subcommand(n))
         .is_some_and(clap::Command::has_subcommands);
     let cli = match Cli::try_parse_from(&argv) {
-        Ok(cli) => cli,
+        Ok(mut cli) => {
+            // pflag appends a list flag's values from every level; clap keeps one level's
+            let endpoints = usage::flag_values(&root, &path, &argv, "endpoints");
+            if !endpoints.is_empty() {
+                cli.global.endpoints = Some(endpoints);
+            }
+            cli
+        }
         Err(e)
             if group
                 && matches!(
@@ -122,7 +130,7 @@ fn parse(argv: Vec<String>) -> Cli {
 }
 
 async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlError> {
-    use cmd::{auth, check, cluster, concurrency, kv, lease, mirror, snapshot, txn, watch};
+    use cmd::{auth, check, cluster, concurrency, defrag, kv, lease, mirror, snapshot, txn, watch};
     match command {
         Command::Get(a) => kv::get(ctx, &a).await,
         Command::Put(a) => kv::put(ctx, &a).await,
@@ -149,15 +157,16 @@ async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlErro
             MemberCmd::Promote(p) => cluster::member_promote(ctx, &p.args).await,
         },
         Command::Endpoint(e) => match e.command {
-            EndpointCmd::Health(_) => cluster::endpoint_health(ctx, e.cluster).await,
-            EndpointCmd::Status(_) => cluster::endpoint_status(ctx, e.cluster).await,
-            EndpointCmd::Hashkv { rev, .. } => cluster::endpoint_hashkv(ctx, e.cluster, rev).await,
+            EndpointCmd::Health(_) => cluster::endpoint_health(ctx, e.cluster()).await,
+            EndpointCmd::Status(_) => cluster::endpoint_status(ctx, e.cluster()).await,
+            EndpointCmd::Hashkv { rev, .. } => cluster::endpoint_hashkv(ctx, e.cluster(), rev).await,
         },
         Command::Alarm(c) => match c {
             AlarmCmd::Disarm(p) => cluster::alarm(ctx, true, &p.args).await,
             AlarmCmd::List(p) => cluster::alarm(ctx, false, &p.args).await,
         },
-        Command::Defrag(f) => cluster::defrag(ctx, f.cluster).await,
+        Command::Defrag(d) if !d.data_dir.is_empty() => defrag::defrag_data_dir(&d.data_dir),
+        Command::Defrag(d) => cluster::defrag(ctx, d.cluster).await,
         Command::Snapshot(SnapshotCmd::Save(p)) => cluster::snapshot_save(ctx, &p.args).await,
         Command::Snapshot(SnapshotCmd::Status(p)) => snapshot::status(ctx, &p.args),
         Command::Snapshot(SnapshotCmd::Restore(a)) => snapshot::restore(&a),
@@ -229,14 +238,9 @@ fn main() {
         exec = argv.split_off(pos + 1);
         argv.pop();
     }
-    let cli = parse(argv);
-    let resolved = match cli.global.resolve() {
-        Ok(r) => r,
-        Err(fatal) => {
-            eprintln!("{fatal}");
-            std::process::exit(error::exit::ERROR);
-        }
-    };
+    let mut cli = parse(argv);
+    let env = cli::apply_env(&mut cli);
+    let resolved = cli.global.resolve(env);
     let endpoints = resolved.settings.endpoints.join(",");
     let ctx = Ctx {
         settings: resolved.settings,

@@ -1,7 +1,9 @@
 //! etcdctl's command-line front end, around clap:
 //! - [`find`]: which command a command line names, as cobra finds it (unique prefixes of
-//!   command names; a flag that takes a value skips the word after it), and a mistyped
-//!   command with cobra's suggestions;
+//!   command names; a flag that takes a value skips the word after it; empty words left to
+//!   the command as arguments), and a mistyped command with cobra's suggestions;
+//! - [`flag_values`]: every value of a list flag on a command line, from every level (pflag
+//!   appends them; clap keeps one level's);
 //! - [`usage`]: the usage text etcdctl prints for `-h`, `help CMD`, a command group given
 //!   without a subcommand, and after a flag it cannot parse (its template, pflag's flag lines
 //!   and Go's tabwriter);
@@ -126,7 +128,8 @@ Simply type etcdctl help [path to command] for full details.",
     }
 }
 
-/// How the global flags (plain strings in clap) show their defaults.
+/// How the global flags (plain strings in clap, as `endpoint`'s `--cluster`) show their
+/// defaults.
 fn global_default(name: &str) -> Option<&'static str> {
     Some(match name {
         "command-timeout" => "5s",
@@ -135,7 +138,7 @@ fn global_default(name: &str) -> Option<&'static str> {
         "keepalive-timeout" => "6s",
         "endpoints" => "[127.0.0.1:2379]",
         "write-out" => "\"simple\"",
-        "debug" | "hex" | "insecure-skip-tls-verify" => "false",
+        "cluster" | "debug" | "hex" | "insecure-skip-tls-verify" => "false",
         "insecure-discovery" | "insecure-transport" => "true",
         "cacert" | "cert" | "key" | "user" | "password" | "discovery-srv" | "discovery-srv-name" => "\"\"",
         _ => return None,
@@ -509,17 +512,41 @@ fn unknown_command(root: &Command, word: &str) -> String {
 }
 
 /// Finds the command `argv` (the program name first) names, as cobra does before it parses
-/// any flag.
+/// any flag. Empty words before a command's name are the command's arguments, as cobra
+/// leaves them (`etcdctl "" get a`: `get "" a`); they are moved after the name for clap.
 pub fn find(root: &Command, argv: &[String]) -> Lookup {
     let mut argv = argv.to_vec();
     let mut live: Vec<usize> = (1..argv.len()).collect();
     let mut path: Vec<String> = Vec::new();
+    // the empty words found before a command's name, and the last name's position
+    let mut carried: Vec<usize> = Vec::new();
+    let mut last_name = 0;
+    let found_leaf = |path: Vec<String>, argv: Vec<String>, carried: &[usize], last_name: usize| {
+        let mut out = Vec::with_capacity(argv.len());
+        for (i, w) in argv.into_iter().enumerate() {
+            if carried.contains(&i) {
+                continue;
+            }
+            out.push(w);
+            if i == last_name {
+                out.extend(carried.iter().map(|_| String::new()));
+            }
+        }
+        Lookup::Found {
+            path,
+            argv: out,
+            rest: Vec::new(),
+        }
+    };
     while let Some(cmds) = chain(root, &path) {
         let cmd = *cmds.last().expect("root");
         let (found, empty) = words(&argv, &live, &known_flags(&cmds));
         // a group passes over empty words (clap would take one for a subcommand name)
         let skipped = if cmd.has_subcommands() { empty } else { Vec::new() };
         let Some(&first) = found.first() else {
+            if !cmd.has_subcommands() {
+                return found_leaf(path, argv, &carried, last_name);
+            }
             return Lookup::Found {
                 path,
                 argv,
@@ -534,15 +561,15 @@ pub fn find(root: &Command, argv: &[String]) -> Lookup {
             Some(name) => {
                 argv[first] = name.clone();
                 live.retain(|&i| i != first);
+                for &i in skipped.iter().filter(|&&i| i < first) {
+                    if !carried.contains(&i) {
+                        carried.push(i);
+                    }
+                }
+                last_name = first;
                 path.push(name);
             }
-            None if !cmd.has_subcommands() => {
-                return Lookup::Found {
-                    path,
-                    argv,
-                    rest: Vec::new(),
-                };
-            }
+            None if !cmd.has_subcommands() => return found_leaf(path, argv, &carried, last_name),
             None if path.is_empty() => return Lookup::Unknown(unknown_command(root, &argv[first])),
             None => {
                 let mut rest = [found, skipped].concat();
@@ -551,11 +578,56 @@ pub fn find(root: &Command, argv: &[String]) -> Lookup {
             }
         }
     }
-    Lookup::Found {
-        path,
-        argv,
-        rest: Vec::new(),
+    found_leaf(path, argv, &carried, last_name)
+}
+
+/// The values given to the long flag `name` on a command line clap accepted for the command
+/// `path`, in order, from every level (clap keeps one level's values of a global flag;
+/// pflag's list flags append them all). Values of other flags are passed over, and nothing
+/// after `--` is a flag.
+pub fn flag_values(root: &Command, path: &[String], argv: &[String], name: &str) -> Vec<String> {
+    let cmds = chain(root, path).unwrap_or_else(|| vec![root]);
+    let flags = known_flags(&cmds);
+    let takes_value = |a: &&&Arg| !is_bool(a);
+    let mut out = Vec::new();
+    let mut words = argv.iter().skip(1);
+    while let Some(w) = words.next() {
+        if w == "--" {
+            break;
+        }
+        if let Some(flag) = w.strip_prefix("--") {
+            let (flag, inline) = match flag.split_once('=') {
+                Some((f, v)) => (f, Some(v.to_string())),
+                None => (flag, None),
+            };
+            let wants = flags
+                .iter()
+                .find(|a| a.get_long() == Some(flag))
+                .filter(takes_value);
+            let value = match (wants, inline) {
+                (Some(_), Some(v)) => Some(v),
+                (Some(_), None) => words.next().cloned(),
+                (None, _) => None,
+            };
+            if flag == name
+                && let Some(v) = value
+            {
+                out.push(v);
+            }
+        } else if let Some(bundle) = w.strip_prefix('-').filter(|b| !b.is_empty()) {
+            // short flags: the first that takes a value takes the rest of the word or the
+            // next word
+            for (i, c) in bundle.char_indices() {
+                if flags.iter().any(|a| a.get_short() == Some(c) && !is_bool(a)) {
+                    if bundle.len() == i + c.len_utf8() {
+                        words.next();
+                    }
+                    break;
+                }
+            }
+        }
     }
+    out
 }
 
 /// A clap parse error in pflag's words; `argv` is the command line clap parsed.

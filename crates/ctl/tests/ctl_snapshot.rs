@@ -14,6 +14,11 @@ use regex::Regex;
 use sha2::{Digest, Sha256};
 
 fn run(tool: &str, cwd: &Path, args: &[&str]) -> Output {
+    run_env(tool, cwd, args, &[])
+}
+
+/// [`run`] with more environment variables.
+fn run_env(tool: &str, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(tool);
     for (k, _) in std::env::vars() {
         if k.starts_with("ETCDCTL_") {
@@ -21,6 +26,7 @@ fn run(tool: &str, cwd: &Path, args: &[&str]) -> Output {
         }
     }
     cmd.env("ETCDCTL_API", "3")
+        .envs(env.iter().copied())
         .args(args)
         .current_dir(cwd)
         .stdin(Stdio::null())
@@ -141,6 +147,21 @@ fn status_prints_etcdctls_formats() {
         );
         assert_eq!(text(&got.stderr), text(&want.stderr), "-w {format}");
     }
+    // no client, so no ETCDCTL_* variable is looked at (not even an unknown one)
+    let env = [
+        ("ETCDCTL_WRITE_OUT", "json"),
+        ("ETCDCTL_HEX", "1"),
+        ("ETCDCTL_FOO", "1"),
+    ];
+    let want = run_env(ETCDCTL, d, &["snapshot", "status", "etcd.db"], &env);
+    let got = run_env(RETCDCTL, d, &["snapshot", "status", "retcd.db"], &env);
+    assert_eq!(got.status.code(), want.status.code(), "with {env:?}");
+    assert_eq!(
+        shape(&text(&got.stdout)),
+        shape(&text(&want.stdout)),
+        "with {env:?}"
+    );
+    assert_eq!(text(&got.stderr), text(&want.stderr), "with {env:?}");
     // the values: 3 puts make revision 4 and 3 rows; the image is padded to 512 bytes
     let got = run(RETCDCTL, d, &["snapshot", "status", "retcd.db"]);
     let line = text(&got.stdout);

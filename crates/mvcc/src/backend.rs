@@ -106,9 +106,17 @@ macro_rules! backend_errors {
     };
 }
 
+impl From<redb::DatabaseError> for MvccError {
+    fn from(e: redb::DatabaseError) -> Self {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => MvccError::InUse,
+            e => MvccError::Backend(e.to_string()),
+        }
+    }
+}
+
 backend_errors!(
     redb::Error,
-    redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,

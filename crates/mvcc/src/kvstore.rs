@@ -273,6 +273,8 @@ const SIZE_IN_USE_TTL: Duration = Duration::from_secs(1);
 
 impl Store {
     /// Opens (or creates) the backend file at `path` (e.g. `<data-dir>/member/snap/db`), rebuilds the key index by scanning the backend, restores current/compact revisions and consistent_index. Returns an unfinished compaction, if any, to be run by the caller.
+    /// Fails with [`MvccError::InUse`] while another `Store` (another process: a running
+    /// server) has the file open.
     pub fn open(path: &Path, cfg: StoreConfig) -> Result<(Store, Option<CompactionJob>), MvccError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -517,6 +519,19 @@ mod tests {
         assert!(store.db_size() > 0);
         let in_use = store.db_size_in_use();
         assert!(in_use > 0 && in_use <= store.db_size());
+    }
+
+    #[test]
+    fn a_file_open_elsewhere_is_in_use_until_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (store, _) = Store::open(&path, StoreConfig::default()).unwrap();
+        assert!(matches!(
+            Store::open(&path, StoreConfig::default()),
+            Err(MvccError::InUse)
+        ));
+        drop(store);
+        assert!(Store::open(&path, StoreConfig::default()).is_ok());
     }
 
     #[test]

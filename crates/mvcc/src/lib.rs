@@ -69,6 +69,10 @@ pub enum MvccError {
     /// The backend failed (I/O, redb); the store must not be used further.
     #[error("mvcc: backend error: {0}")]
     Backend(String),
+    /// The backend file is open in another [`Store`] (redb's lock: another process, such as
+    /// a running server, has it); opening may succeed once that one is closed.
+    #[error("mvcc: backend file in use: Database already open. Cannot acquire lock.")]
+    InUse,
     /// Stored data could not be decoded or contradicts the index.
     #[error("mvcc: corrupt backend: {0}")]
     Corrupt(String),

@@ -338,12 +338,17 @@ pub async fn member_list(ctx: &Ctx) -> Result<(), CtlError> {
     Ok(())
 }
 
-/// The endpoints to act on: `--endpoints`, or with `--cluster` every member's client URLs.
-async fn target_endpoints(ctx: &Ctx, cluster: bool) -> Result<Vec<String>, CtlError> {
+/// The endpoints to act on: `--endpoints` as given (untrimmed), or with `--cluster` every
+/// member's client URLs. `shared_client`: etcdctl makes a client of all the endpoints first
+/// (`endpoint status`, `hashkv`, `defrag`), which fails without any.
+async fn target_endpoints(ctx: &Ctx, cluster: bool, shared_client: bool) -> Result<Vec<String>, CtlError> {
     // etcdctl builds its client config (checking the global flags) first
-    ctx.settings.check_deferred()?;
+    let endpoints = ctx.settings.prepare()?;
+    if shared_client && endpoints.is_empty() {
+        return Err(crate::client::no_endpoints());
+    }
     if !cluster {
-        return Ok(ctx.settings.endpoints.clone());
+        return Ok(ctx.settings.raw_endpoints.clone());
     }
     let mut settings = ctx.settings.clone();
     settings.user = None;
@@ -401,8 +406,15 @@ async fn check_health(ctx: &Ctx, ep: String) -> Health {
 
 /// `endpoint health [--cluster]`.
 pub async fn endpoint_health(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
-    let eps = target_endpoints(ctx, cluster).await?;
-    let results = futures::future::join_all(eps.into_iter().map(|ep| check_health(ctx, ep))).await;
+    use futures::StreamExt;
+    let eps = target_endpoints(ctx, cluster, false).await?;
+    // in the order the checks end, as etcdctl collects them
+    let results: Vec<Health> = eps
+        .into_iter()
+        .map(|ep| check_health(ctx, ep))
+        .collect::<futures::stream::FuturesUnordered<_>>()
+        .collect()
+        .await;
     match ctx.out.format {
         Format::Simple => {
             for h in &results {
@@ -514,7 +526,7 @@ fn status_row(ep: &str, s: &StatusResponse) -> Vec<String> {
 
 /// `endpoint status [--cluster]`.
 pub async fn endpoint_status(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
-    let eps = target_endpoints(ctx, cluster).await?;
+    let eps = target_endpoints(ctx, cluster, true).await?;
     let (list, failed) = per_endpoint(ctx, &eps, "get the status", |c| async move {
         c.call(c.maintenance().status(StatusRequest {})).await
     })
@@ -580,7 +592,7 @@ pub async fn endpoint_status(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
 
 /// `endpoint hashkv [--cluster] [--rev]`.
 pub async fn endpoint_hashkv(ctx: &Ctx, cluster: bool, rev: i64) -> Result<(), CtlError> {
-    let eps = target_endpoints(ctx, cluster).await?;
+    let eps = target_endpoints(ctx, cluster, true).await?;
     let (list, failed) = per_endpoint(ctx, &eps, "get the hash", |c| async move {
         c.call(c.maintenance().hash_kv(HashKvRequest { revision: rev }))
             .await
@@ -675,7 +687,7 @@ pub async fn alarm(ctx: &Ctx, disarm: bool, args: &[String]) -> Result<(), CtlEr
 
 /// `defrag [--cluster]`.
 pub async fn defrag(ctx: &Ctx, cluster: bool) -> Result<(), CtlError> {
-    let eps = target_endpoints(ctx, cluster).await?;
+    let eps = target_endpoints(ctx, cluster, true).await?;
     let mut failed = false;
     for ep in &eps {
         let r = match Client::connect_to(&ctx.settings, std::slice::from_ref(ep), true).await {
@@ -860,12 +872,17 @@ pub async fn move_leader(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
     };
     let target_id = parse_u64(target, 16).map_err(CtlError::BadArgs)?;
     let endpoints = ctx.settings.prepare()?;
+    if endpoints.is_empty() {
+        return Err(crate::client::no_endpoints());
+    }
     let mut leader = None;
     for ep in &endpoints {
-        let c = Client::connect_to(&ctx.settings, std::slice::from_ref(ep), false).await?;
+        // etcdctl asks each endpoint for its status by name (a direct call for clientv3),
+        // then asks the leader's client to move
+        let c = Client::connect_to(&ctx.settings, std::slice::from_ref(ep), true).await?;
         let s = c.call(c.maintenance().status(StatusRequest {})).await?;
         if s.header.as_ref().is_some_and(|h| h.member_id == s.leader) {
-            leader = Some((c, s.leader));
+            leader = Some((c.balanced(), s.leader));
             break;
         }
     }

@@ -136,6 +136,7 @@ fn dest_settings(ctx: &Ctx, a: &MirrorArgs, dest: &str) -> Settings {
     let file = |s: &String| Some(s.clone()).filter(|s| !s.is_empty());
     Settings {
         endpoints: vec![dest.to_string()],
+        raw_endpoints: vec![dest.to_string()],
         user: None,
         password: None,
         tls: TlsSettings {
@@ -149,6 +150,7 @@ fn dest_settings(ctx: &Ctx, a: &MirrorArgs, dest: &str) -> Settings {
         // the source's client is the one etcdctl checks the global flags for, and the one
         // discovery applies to
         deferred: None,
+        env: Default::default(),
         discovery: None,
         discovered: Default::default(),
         ..ctx.settings.clone()

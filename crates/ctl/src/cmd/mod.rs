@@ -5,6 +5,7 @@ pub mod auth;
 pub mod check;
 pub mod cluster;
 pub mod concurrency;
+pub mod defrag;
 pub mod kv;
 pub mod lease;
 pub mod mirror;

@@ -1,6 +1,7 @@
 //! What the retcdctl end-to-end tests share: the real etcd 3.4 binaries, free ports, the
 //! retcd binary next to retcdctl, etcdctl-style commands with a clean environment, and a
-//! single-member server (etcd or retcd, same flags) in a temp dir, killed on drop.
+//! single-member server (etcd or retcd, same flags) in a temp dir (or a given data dir),
+//! killed on drop or stopped cleanly.
 
 #![allow(dead_code)] // each test crate uses part of it
 
@@ -55,7 +56,8 @@ pub struct Server {
     pub endpoint: String,
     /// what a client needs to talk to it: `--cacert --cert --key` with TLS, else nothing
     pub client_flags: Vec<String>,
-    _dir: tempfile::TempDir,
+    /// the temp dir holding the data dir (none when the caller gave the data dir)
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -109,18 +111,51 @@ impl Server {
         Server::start_with(bin, free_port(), Some(tls))
     }
 
+    /// Like [`Server::start`] with the data dir `data` (kept when the server is dropped).
+    pub fn start_in(bin: &str, data: &Path) -> Server {
+        Server::launch(bin, free_port(), None, data.to_path_buf(), None)
+    }
+
+    /// Stops the server with SIGTERM (a clean shutdown) and waits for it to exit (SIGKILL
+    /// after 20 s).
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn start_with(bin: &str, port: u16, tls: Option<&TlsFiles>) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        Server::launch(bin, port, tls, data, Some(dir))
+    }
+
+    fn launch(
+        bin: &str,
+        port: u16,
+        tls: Option<&TlsFiles>,
+        data: std::path::PathBuf,
+        dir: Option<tempfile::TempDir>,
+    ) -> Server {
         assert!(
             Path::new(ETCD).exists() && Path::new(ETCDCTL).exists(),
             "these tests need the real etcd and etcdctl 3.4 at {ETCD} and {ETCDCTL}: apt-get install -y etcd-server etcd-client"
         );
-        let dir = tempfile::tempdir().expect("temp dir");
         let scheme = if tls.is_some() { "https" } else { "http" };
         let client = format!("{scheme}://127.0.0.1:{port}");
         let peer = format!("http://127.0.0.1:{}", free_port());
         let mut cmd = Command::new(bin);
         cmd.args(["--name", "default", "--data-dir"])
-            .arg(dir.path().join("data"))
+            .arg(&data)
             .args([
                 "--listen-client-urls",
                 &client,
