@@ -141,18 +141,7 @@ fn normalize(s: &str) -> String {
 }
 
 fn run(tool: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(tool);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ETCDCTL_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("ETCDCTL_API", "3")
-        .envs(env.iter().copied())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run")
+    common::run_clean(tool, args, env)
 }
 
 fn same(args: &[&str], env: &[(&str, &str)]) -> String {

@@ -19,13 +19,7 @@ fn run(tool: &str, cwd: &Path, args: &[&str]) -> Output {
 
 /// [`run`] with more environment variables.
 fn run_env(tool: &str, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(tool);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ETCDCTL_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("ETCDCTL_API", "3")
+    common::clean(tool)
         .envs(env.iter().copied())
         .args(args)
         .current_dir(cwd)

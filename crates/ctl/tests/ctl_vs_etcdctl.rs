@@ -1461,18 +1461,7 @@ fn environment_variables_as_etcdctl_reads_them() {
 
 /// `tool args` with no server, no `ETCDCTL_*` variable but `env`.
 fn run_plain(tool: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(tool);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ETCDCTL_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("ETCDCTL_API", "3")
-        .envs(env.iter().copied())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run")
+    common::run_clean(tool, args, env)
 }
 
 /// `defrag --data-dir` where no backend can be opened: etcd's backend's critical line on

@@ -37,16 +37,32 @@ pub fn retcd_bin() -> Option<String> {
 /// `tool args` (etcdctl or retcdctl) against `endpoint`, with `ETCDCTL_API=3` and none of the
 /// caller's other `ETCDCTL_*` variables.
 pub fn ctl(tool: &str, endpoint: &str, args: &[&str]) -> Command {
+    let mut cmd = clean(tool);
+    cmd.env("ETCDCTL_ENDPOINTS", endpoint).args(args);
+    cmd
+}
+
+/// `tool` (etcdctl or retcdctl) with `ETCDCTL_API=3` and none of the caller's other
+/// `ETCDCTL_*` variables.
+pub fn clean(tool: &str) -> Command {
     let mut cmd = Command::new(tool);
     for (k, _) in std::env::vars() {
         if k.starts_with("ETCDCTL_") {
             cmd.env_remove(k);
         }
     }
-    cmd.env("ETCDCTL_API", "3")
-        .env("ETCDCTL_ENDPOINTS", endpoint)
-        .args(args);
+    cmd.env("ETCDCTL_API", "3");
     cmd
+}
+
+/// Runs `tool args` as [`clean`] makes it, plus `env`, with no stdin.
+pub fn run_clean(tool: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    clean(tool)
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run")
 }
 
 /// A single-member server in a temp dir, killed on drop.
