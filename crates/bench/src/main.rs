@@ -11,6 +11,11 @@ use clap::Parser;
 use retcd_bench::BenchError;
 use retcd_bench::args::{Cli, Command};
 
+/// mimalloc, as the server: decoding responses (watch events above all) allocates many small
+/// buffers on every worker thread.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -80,6 +80,11 @@ fn init_logging(cfg: &Config) {
     }
 }
 
+/// mimalloc: the server makes many small, short-lived allocations on many threads (request
+/// and response messages, watch deliveries); glibc's malloc was ~12 % of the put path.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cfg = match Config::from_args(std::env::args().collect()) {
         Ok(c) => c,
