@@ -133,83 +133,18 @@ async fn send(client: Option<Client>, batch: Vec<Pending>) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-    use std::time::Duration;
-
-    use tonic::{Request, Response, Status};
 
     use super::*;
+    use crate::peer::fake::FakePeer;
     use crate::peer::make_client;
-
-    /// A leader that answers batches slowly and records their sizes; a proposal whose data
-    /// is "stale" was not committed by it (it lost its leadership).
-    #[derive(Clone, Default)]
-    struct SlowLeader {
-        sizes: Arc<Mutex<Vec<usize>>>,
-    }
-
-    type R<T> = Result<Response<T>, Status>;
-
-    #[tonic::async_trait]
-    impl pb::peer_server::Peer for SlowLeader {
-        async fn propose_batch(&self, r: Request<pb::ProposeBatchRequest>) -> R<pb::ProposeBatchResponse> {
-            let data = r.into_inner().data;
-            self.sizes.lock().unwrap().push(data.len());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let results = data
-                .iter()
-                .map(|d| pb::ProposeResult {
-                    index: u64::from(d[0]),
-                    not_leader: d == b"stale",
-                })
-                .collect();
-            Ok(Response::new(pb::ProposeBatchResponse { results }))
-        }
-        async fn append_entries(&self, _: Request<pb::AppendEntriesRequest>) -> R<pb::AppendEntriesResponse> {
-            Err(Status::unimplemented(""))
-        }
-        async fn vote(&self, _: Request<pb::VoteRequest>) -> R<pb::VoteResponse> {
-            Err(Status::unimplemented(""))
-        }
-        async fn pre_vote(&self, _: Request<pb::VoteRequest>) -> R<pb::VoteResponse> {
-            Err(Status::unimplemented(""))
-        }
-        async fn transfer_leader(
-            &self,
-            _: Request<pb::TransferLeaderRequest>,
-        ) -> R<pb::TransferLeaderResponse> {
-            Err(Status::unimplemented(""))
-        }
-        async fn install_snapshot(
-            &self,
-            _: Request<tonic::Streaming<pb::SnapshotChunk>>,
-        ) -> R<pb::SnapshotResponse> {
-            Err(Status::unimplemented(""))
-        }
-        async fn propose(&self, _: Request<pb::ProposeRequest>) -> R<pb::ProposeResponse> {
-            Err(Status::unimplemented(""))
-        }
-        async fn read_index(&self, _: Request<pb::ReadIndexRequest>) -> R<pb::ReadIndexResponse> {
-            Err(Status::unimplemented(""))
-        }
-        async fn app(&self, _: Request<pb::AppRequest>) -> R<pb::AppResponse> {
-            Err(Status::unimplemented(""))
-        }
-    }
 
     /// While [`MAX_IN_FLIGHT`] batches are on the wire, later proposals wait and then
     /// leave together; every proposal gets its own answer; a member that is not known
     /// answers "no leader".
     #[tokio::test]
     async fn proposals_that_wait_travel_together_and_each_gets_its_answer() {
-        let leader = SlowLeader::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(pb::peer_server::PeerServer::new(leader.clone()))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
+        let leader = FakePeer::default();
+        let url = leader.clone().serve().await;
         let ch = tonic::transport::Endpoint::from_shared(url)
             .unwrap()
             .connect_lazy();
@@ -223,7 +158,7 @@ mod tests {
         for (i, t) in tasks.into_iter().enumerate() {
             assert_eq!(t.await.unwrap().unwrap(), i as u64);
         }
-        let sizes = leader.sizes.lock().unwrap().clone();
+        let sizes = leader.batch_sizes.lock().unwrap().clone();
         assert_eq!(sizes.iter().sum::<usize>(), 200);
         assert!(
             sizes.len() < 20,

@@ -20,8 +20,8 @@ use openraft::error::{
 };
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendError, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{RaftNetworkV2, ReadPolicy};
 use tonic::transport::Channel;
@@ -132,6 +132,38 @@ fn append_resp_from(r: pb::AppendEntriesResponse) -> Result<AppendEntriesRespons
         Kind::PartialSuccess => AppendEntriesResponse::PartialSuccess(log_id_from(r.matching)),
         Kind::Conflict => AppendEntriesResponse::Conflict,
         Kind::HigherVote => AppendEntriesResponse::HigherVote(vote_from(r.vote)?),
+    })
+}
+
+fn stream_resp_to(r: &StreamAppendResult<TypeConfig>) -> pb::StreamAppendResponse {
+    use pb::stream_append_response::Kind;
+    match r {
+        Ok(matching) => pb::StreamAppendResponse {
+            kind: Kind::Ok as i32,
+            log_id: matching.as_ref().map(log_id_to),
+            vote: None,
+        },
+        Err(StreamAppendError::Conflict(prev)) => pb::StreamAppendResponse {
+            kind: Kind::Conflict as i32,
+            log_id: Some(log_id_to(prev)),
+            vote: None,
+        },
+        Err(StreamAppendError::HigherVote(v)) => pb::StreamAppendResponse {
+            kind: Kind::HigherVote as i32,
+            log_id: None,
+            vote: Some(vote_to(v)),
+        },
+    }
+}
+
+fn stream_resp_from(r: pb::StreamAppendResponse) -> Result<StreamAppendResult<TypeConfig>, String> {
+    use pb::stream_append_response::Kind;
+    Ok(match Kind::try_from(r.kind).map_err(|e| e.to_string())? {
+        Kind::Ok => Ok(log_id_from(r.log_id)),
+        Kind::Conflict => Err(StreamAppendError::Conflict(
+            log_id_from(r.log_id).ok_or("conflict without a log id")?,
+        )),
+        Kind::HigherVote => Err(StreamAppendError::HigherVote(vote_from(r.vote)?)),
     })
 }
 
@@ -292,6 +324,9 @@ pub struct PeerConnection {
     snap_dir: std::path::PathBuf,
 }
 
+/// How many RPC timeouts (soft) the answer to a pipelined append may take.
+const STREAM_ANSWER_TTLS: u32 = 10;
+
 /// Size of the pieces an image is streamed in.
 const SNAPSHOT_CHUNK: usize = 1 << 20;
 
@@ -364,6 +399,93 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             o.peer_round_trip(self.target, sent.elapsed());
         }
         append_resp_from(resp.into_inner()).map_err(decode_err)
+    }
+
+    /// Pipelined replication over one `StreamAppend` call: every request openraft yields is
+    /// sent at once, without waiting for the answers to the earlier ones (which come back in
+    /// order). While requests are unanswered, the oldest one's answer must come within
+    /// [`STREAM_ANSWER_TTLS`] times the RPC's soft timeout (the answers to pipelined requests
+    /// queue behind each other's appends), else the stream fails as unreachable (a member
+    /// that stopped answering); an idle stream (nothing unanswered) may wait for new entries
+    /// indefinitely.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> futures::future::BoxFuture<
+        's,
+        Result<
+            futures::stream::BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+            RPCError<TypeConfig>,
+        >,
+    >
+    where
+        S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        use futures::StreamExt;
+        Box::pin(async move {
+            let mut c = self.client()?;
+            // When each unanswered request was sent (for the answer timeout and the peer
+            // round-trip metric).
+            let sent: Arc<Mutex<std::collections::VecDeque<std::time::Instant>>> = Arc::default();
+            let requests = {
+                let sent = sent.clone();
+                // The failpoint cuts the stream at the next request.
+                input
+                    .take_while(|_| std::future::ready(!isolated()))
+                    .map(move |req| {
+                        sent.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push_back(std::time::Instant::now());
+                        append_to(&req)
+                    })
+            };
+            let answers = c.stream_append(requests).await.map_err(rpc_err)?.into_inner();
+            let target = self.target;
+            let ttl = option.soft_ttl() * STREAM_ANSWER_TTLS;
+            let out = futures::stream::unfold(Some(answers), move |state| {
+                let sent = sent.clone();
+                async move {
+                    let mut answers = state?;
+                    let oldest = sent
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .front()
+                        .copied();
+                    let next = match oldest {
+                        // Unanswered requests: the oldest one's answer is due within the timeout.
+                        Some(at) => match tokio::time::timeout_at((at + ttl).into(), answers.message()).await
+                        {
+                            Ok(r) => r,
+                            Err(_) => {
+                                let e = unreachable(format!("no answer to an append within {ttl:?}"));
+                                return Some((Err(RPCError::Unreachable(e)), None));
+                            }
+                        },
+                        None => answers.message().await,
+                    };
+                    let msg = match next {
+                        Ok(Some(m)) => m,
+                        Ok(None) => return None,
+                        Err(st) => return Some((Err(rpc_err(st)), None)),
+                    };
+                    if let Some(at) = sent.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
+                        && let Some(o) = crate::observe::observer()
+                    {
+                        o.peer_round_trip(target, at.elapsed());
+                    }
+                    match stream_resp_from(msg) {
+                        // A refusal ends the stream (the follower ends it too).
+                        Ok(r) => {
+                            let more = r.is_ok();
+                            Some((Ok(r), more.then_some(answers)))
+                        }
+                        Err(e) => Some((Err(decode_err(e)), None)),
+                    }
+                }
+            });
+            Ok(out.boxed())
+        })
     }
 
     async fn vote(
@@ -596,6 +718,59 @@ impl pb::peer_server::Peer for PeerService {
         let req = append_from(request.into_inner()).map_err(Status::invalid_argument)?;
         let resp = self.raft.append_entries(req).await.map_err(fatal)?;
         Ok(Response::new(append_resp_to(&resp)))
+    }
+
+    type StreamAppendStream = futures::stream::BoxStream<'static, Result<pb::StreamAppendResponse, Status>>;
+
+    /// The follower side of pipelined replication: the requests go to openraft as they
+    /// arrive and the answers return in order. A request that cannot be decoded, the
+    /// sender going away or the isolation failpoint end the input; the answers to what was
+    /// accepted still go out, then the stream ends with the error.
+    async fn stream_append(
+        &self,
+        request: Request<tonic::Streaming<pb::AppendEntriesRequest>>,
+    ) -> Result<Response<Self::StreamAppendStream>, Status> {
+        use futures::StreamExt;
+        self.admit(request.metadata(), false)?;
+        let (broken_tx, mut broken_rx) = tokio::sync::oneshot::channel::<Status>();
+        let input = futures::stream::unfold(
+            (request.into_inner(), Some(broken_tx)),
+            |(mut incoming, mut broken)| async move {
+                let fail = |broken: &mut Option<tokio::sync::oneshot::Sender<Status>>, st: Status| {
+                    if let Some(tx) = broken.take() {
+                        let _ = tx.send(st);
+                    }
+                };
+                let msg = incoming.message().await;
+                if isolated() {
+                    fail(&mut broken, cut_off());
+                    return None;
+                }
+                match msg {
+                    Ok(Some(m)) => match append_from(m) {
+                        Ok(req) => Some((req, (incoming, broken))),
+                        Err(e) => {
+                            fail(&mut broken, Status::invalid_argument(e));
+                            None
+                        }
+                    },
+                    Ok(None) => None,
+                    Err(st) => {
+                        fail(&mut broken, st);
+                        None
+                    }
+                }
+            },
+        );
+        let answers = self.raft.stream_append(input).map(|r| match r {
+            Ok(res) => Ok(stream_resp_to(&res)),
+            Err(e) => Err(fatal(e)),
+        });
+        // After the last answer: why the input ended, if it broke (known by then: the input
+        // ends before openraft's answers do).
+        let tail = futures::stream::once(async move { broken_rx.try_recv().ok() })
+            .filter_map(|st| async move { st.map(Err) });
+        Ok(Response::new(answers.chain(tail).boxed()))
     }
 
     async fn vote(&self, request: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
@@ -831,5 +1006,268 @@ mod tests {
             format!("{req:?}")
         );
         assert!(vote_from(None).is_err());
+    }
+
+    struct NoImages;
+
+    impl crate::SnapshotSource for NoImages {
+        fn write_image(&self, _: &mut dyn std::io::Write) -> std::io::Result<u64> {
+            Err(std::io::Error::other("no images here"))
+        }
+    }
+
+    fn connection(url: String) -> PeerConnection {
+        PeerConnection {
+            target: 2,
+            url,
+            clients: PeerClients::new(7, None),
+            source: Arc::new(NoImages),
+            snap_dir: std::env::temp_dir(),
+        }
+    }
+
+    fn append(prev: u64, entries: std::ops::RangeInclusive<u64>) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: Some(log_id(1, prev)),
+            entries: entries
+                .map(|i| Entry {
+                    log_id: log_id(1, i),
+                    payload: openraft::EntryPayload::Normal(RaftRequest(vec![i as u8])),
+                })
+                .collect(),
+            leader_commit: None,
+        }
+    }
+
+    #[test]
+    fn stream_answers_roundtrip() {
+        for r in [
+            Ok(Some(log_id(3, 8))),
+            Ok(None),
+            Err(StreamAppendError::Conflict(log_id(2, 5))),
+            Err(StreamAppendError::HigherVote(Vote::new(9, 1))),
+        ] {
+            assert_eq!(stream_resp_from(stream_resp_to(&r)).unwrap(), r);
+        }
+        let conflict_without_id = pb::StreamAppendResponse {
+            kind: pb::stream_append_response::Kind::Conflict as i32,
+            ..Default::default()
+        };
+        assert!(stream_resp_from(conflict_without_id).is_err());
+    }
+
+    /// Requests leave without waiting for earlier answers: the follower answers nothing
+    /// until it holds five requests (a transport sending one at a time would never get
+    /// there); the answers come back in order, and a refusal ends the stream.
+    #[tokio::test]
+    async fn appends_are_pipelined_and_answered_in_order() {
+        use futures::StreamExt;
+        let follower = fake::FakePeer {
+            hold: 5,
+            ..Default::default()
+        };
+        let mut conn = connection(follower.clone().serve().await);
+        let requests: Vec<_> = (0..5)
+            .map(|i| append(i * 2, i * 2 + 1..=i * 2 + 2))
+            .chain([append(999, 1000..=1000), append(1000, 1001..=1001)])
+            .collect();
+        let answers = tokio::time::timeout(Duration::from_secs(10), async {
+            let out = conn
+                .stream_append(
+                    futures::stream::iter(requests),
+                    RPCOption::new(Duration::from_secs(1)),
+                )
+                .await
+                .unwrap();
+            out.collect::<Vec<_>>().await
+        })
+        .await
+        .expect("the stream did not pipeline its requests");
+        assert_eq!(*follower.held_at_first_answer.lock().unwrap(), Some(5));
+        let answers: Vec<_> = answers.into_iter().map(|a| a.unwrap()).collect();
+        assert_eq!(
+            answers,
+            vec![
+                Ok(Some(log_id(1, 2))),
+                Ok(Some(log_id(1, 4))),
+                Ok(Some(log_id(1, 6))),
+                Ok(Some(log_id(1, 8))),
+                Ok(Some(log_id(1, 10))),
+                Err(StreamAppendError::Conflict(log_id(1, 999))),
+            ]
+        );
+    }
+
+    /// A member that takes requests but never answers: the stream fails as unreachable
+    /// once the oldest unanswered request is ten soft timeouts old.
+    #[tokio::test]
+    async fn a_member_that_stops_answering_fails_the_stream() {
+        use futures::StreamExt;
+        let follower = fake::FakePeer {
+            silent: true,
+            ..Default::default()
+        };
+        let mut conn = connection(follower.serve().await);
+        let requests = futures::stream::iter([append(0, 1..=1)]).chain(futures::stream::pending());
+        let started = std::time::Instant::now();
+        let mut out = conn
+            .stream_append(Box::pin(requests), RPCOption::new(Duration::from_millis(40)))
+            .await
+            .unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), out.next())
+            .await
+            .unwrap();
+        assert!(matches!(first, Some(Err(RPCError::Unreachable(_)))), "{first:?}");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(out.next().await.is_none());
+    }
+}
+
+/// A scripted member for transport tests.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use tonic::{Request, Response, Status};
+
+    use super::{append_from, pb, stream_resp_to};
+
+    /// ProposeBatch answers after 50 ms (recording each batch's size; a proposal whose data
+    /// is "stale" was not committed: the leader lost its leadership); StreamAppend answers
+    /// nothing until `hold` requests have arrived (or the input ended), then answers them
+    /// and every later one in order: the last log id it got, or a conflict for a request
+    /// whose `prev_log_id` index is 999 (the end of the stream); `silent` never answers.
+    /// Everything else is unimplemented.
+    #[derive(Clone, Default)]
+    pub(crate) struct FakePeer {
+        pub(crate) batch_sizes: Arc<Mutex<Vec<usize>>>,
+        pub(crate) hold: usize,
+        pub(crate) silent: bool,
+        /// How many requests had arrived when the first answer left.
+        pub(crate) held_at_first_answer: Arc<Mutex<Option<usize>>>,
+    }
+
+    type R<T> = Result<Response<T>, Status>;
+
+    impl FakePeer {
+        /// Serves it on a free loopback port; its URL.
+        pub(crate) async fn serve(self) -> String {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(pb::peer_server::PeerServer::new(self))
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            );
+            url
+        }
+    }
+
+    fn answer(m: pb::AppendEntriesRequest) -> pb::StreamAppendResponse {
+        let req = append_from(m).unwrap();
+        if req.prev_log_id.is_some_and(|p| p.index == 999) {
+            return stream_resp_to(&Err(openraft::raft::StreamAppendError::Conflict(
+                req.prev_log_id.unwrap(),
+            )));
+        }
+        let last = req.entries.last().map(|e| e.log_id).or(req.prev_log_id);
+        stream_resp_to(&Ok(last))
+    }
+
+    #[tonic::async_trait]
+    impl pb::peer_server::Peer for FakePeer {
+        type StreamAppendStream =
+            futures::stream::BoxStream<'static, Result<pb::StreamAppendResponse, Status>>;
+
+        async fn stream_append(
+            &self,
+            r: Request<tonic::Streaming<pb::AppendEntriesRequest>>,
+        ) -> R<Self::StreamAppendStream> {
+            let mut incoming = r.into_inner();
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                let mut ended = false;
+                while held.len() < me.hold.max(1) {
+                    match incoming.message().await {
+                        Ok(Some(m)) => held.push(m),
+                        _ => {
+                            ended = true;
+                            break;
+                        }
+                    }
+                }
+                if me.silent {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    return;
+                }
+                me.held_at_first_answer.lock().unwrap().get_or_insert(held.len());
+                for m in held {
+                    if tx.send(Ok(answer(m))).await.is_err() {
+                        return;
+                    }
+                }
+                while !ended {
+                    match incoming.message().await {
+                        Ok(Some(m)) => {
+                            if tx.send(Ok(answer(m))).await.is_err() {
+                                return;
+                            }
+                        }
+                        _ => ended = true,
+                    }
+                }
+            });
+            Ok(Response::new(
+                tokio_stream::wrappers::ReceiverStream::new(rx).boxed(),
+            ))
+        }
+        async fn propose_batch(&self, r: Request<pb::ProposeBatchRequest>) -> R<pb::ProposeBatchResponse> {
+            let data = r.into_inner().data;
+            self.batch_sizes.lock().unwrap().push(data.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let results = data
+                .iter()
+                .map(|d| pb::ProposeResult {
+                    index: u64::from(d[0]),
+                    not_leader: d == b"stale",
+                })
+                .collect();
+            Ok(Response::new(pb::ProposeBatchResponse { results }))
+        }
+        async fn append_entries(&self, _: Request<pb::AppendEntriesRequest>) -> R<pb::AppendEntriesResponse> {
+            Err(Status::unimplemented(""))
+        }
+        async fn vote(&self, _: Request<pb::VoteRequest>) -> R<pb::VoteResponse> {
+            Err(Status::unimplemented(""))
+        }
+        async fn pre_vote(&self, _: Request<pb::VoteRequest>) -> R<pb::VoteResponse> {
+            Err(Status::unimplemented(""))
+        }
+        async fn transfer_leader(
+            &self,
+            _: Request<pb::TransferLeaderRequest>,
+        ) -> R<pb::TransferLeaderResponse> {
+            Err(Status::unimplemented(""))
+        }
+        async fn install_snapshot(
+            &self,
+            _: Request<tonic::Streaming<pb::SnapshotChunk>>,
+        ) -> R<pb::SnapshotResponse> {
+            Err(Status::unimplemented(""))
+        }
+        async fn propose(&self, _: Request<pb::ProposeRequest>) -> R<pb::ProposeResponse> {
+            Err(Status::unimplemented(""))
+        }
+        async fn read_index(&self, _: Request<pb::ReadIndexRequest>) -> R<pb::ReadIndexResponse> {
+            Err(Status::unimplemented(""))
+        }
+        async fn app(&self, _: Request<pb::AppRequest>) -> R<pb::AppResponse> {
+            Err(Status::unimplemented(""))
+        }
     }
 }
