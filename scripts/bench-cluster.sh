@@ -3,6 +3,7 @@
 # this machine (fresh data dirs, 127.0.0.1 ports), with retcd-bench's put workload:
 # 10 connections x 100 clients through all endpoints and leader-only, and 1 x 1 latency.
 # Usage: scripts/bench-cluster.sh [TOTAL]   (default 50000 puts per row)
+#        RETCD=path/to/retcd scripts/bench-cluster.sh ...   (another retcd binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOTAL=${1:-50000}
@@ -52,7 +53,7 @@ PY
 
 declare -A res
 for kind in etcd retcd; do
-    if [ "$kind" = etcd ]; then bin=/usr/bin/etcd base=31000; else bin=target/release/retcd base=32000; fi
+    if [ "$kind" = etcd ]; then bin=/usr/bin/etcd base=31000; else bin=${RETCD:-target/release/retcd} base=32000; fi
     start_cluster "$kind" "$bin" "$base"
     eps="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
     res[$kind,all]=$(run "$eps" --conns 10 --clients 100 --total "$TOTAL" --key-space-size 100000 --val-size 256)
