@@ -1,10 +1,24 @@
-//! JWT tokens, signed and verified with the `jsonwebtoken` crate on its aws-lc-rs backend.
+//! JWT tokens as etcd 3.4 makes them (with jwt-go): a JWS in compact form whose header is
+//! `{"alg":"<method>","typ":"JWT"}` and whose claims are `{"exp":..,"revision":..,
+//! "username":..}`, each base64url without padding, in Go's (sorted) key order.
+//!
+//! The framing is done here, the same for every method; only the signature differs:
+//! - RSA, PSS and HMAC methods sign and verify with the `jsonwebtoken` crate's crypto (on
+//!   aws-lc-rs);
+//! - ECDSA methods (ES256, ES384) with aws-lc-rs directly: `jsonwebtoken`'s PEM reader
+//!   refuses SEC1 `EC PRIVATE KEY` files, which etcd accepts. The signature is r‖s, each
+//!   as wide as the curve's order (32 or 48 bytes), as JWS wants and jwt-go makes.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::signature::{self as ecdsa, EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair, ParsedPublicKey};
+use base64::Engine;
+use base64::alphabet::URL_SAFE;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
 
 use super::config::{JwtConfig, SignMethod, TokenConfigError};
@@ -13,12 +27,22 @@ use crate::{AuthError, AuthInfo};
 /// etcd's default JWT `ttl`.
 pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(300);
 
-/// The claims etcd puts in a token.
+/// How jwt-go reads a segment: Go's `base64.URLEncoding` after padding it, so padding is
+/// optional and unused trailing bits are ignored.
+const B64_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// The claims etcd puts in a token, in the order Go writes a map's keys.
 #[derive(Serialize)]
 struct Claims<'a> {
-    username: &'a str,
-    revision: u64,
     exp: i64,
+    revision: u64,
+    username: &'a str,
 }
 
 /// The claims as read back. etcd's Go library reads JSON numbers as floats; so do we, so a
@@ -31,49 +55,111 @@ struct ReadClaims {
     exp: Option<f64>,
 }
 
-fn algorithm(m: SignMethod) -> Algorithm {
-    match m {
-        SignMethod::Rs256 => Algorithm::RS256,
-        SignMethod::Rs384 => Algorithm::RS384,
-        SignMethod::Rs512 => Algorithm::RS512,
-        SignMethod::Ps256 => Algorithm::PS256,
-        SignMethod::Ps384 => Algorithm::PS384,
-        SignMethod::Ps512 => Algorithm::PS512,
-        SignMethod::Es256 => Algorithm::ES256,
-        SignMethod::Es384 => Algorithm::ES384,
-        SignMethod::Hs256 => Algorithm::HS256,
-        SignMethod::Hs384 => Algorithm::HS384,
-        SignMethod::Hs512 => Algorithm::HS512,
-    }
+/// The part of the header that is checked: the method must be the configured one.
+#[derive(Deserialize)]
+struct ReadHeader {
+    alg: String,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The kind of key a method needs, and the algorithms that use it.
+#[derive(Clone, Copy)]
 enum Family {
-    Rsa,
-    Ec,
-    Hmac,
+    Rsa(Algorithm),
+    Hmac(Algorithm),
+    Ecdsa(
+        &'static EcdsaSigningAlgorithm,
+        &'static ecdsa::EcdsaVerificationAlgorithm,
+    ),
 }
 
 fn family(m: SignMethod) -> Family {
     match m {
-        SignMethod::Rs256
-        | SignMethod::Rs384
-        | SignMethod::Rs512
-        | SignMethod::Ps256
-        | SignMethod::Ps384
-        | SignMethod::Ps512 => Family::Rsa,
-        SignMethod::Es256 | SignMethod::Es384 => Family::Ec,
-        SignMethod::Hs256 | SignMethod::Hs384 | SignMethod::Hs512 => Family::Hmac,
+        SignMethod::Rs256 => Family::Rsa(Algorithm::RS256),
+        SignMethod::Rs384 => Family::Rsa(Algorithm::RS384),
+        SignMethod::Rs512 => Family::Rsa(Algorithm::RS512),
+        SignMethod::Ps256 => Family::Rsa(Algorithm::PS256),
+        SignMethod::Ps384 => Family::Rsa(Algorithm::PS384),
+        SignMethod::Ps512 => Family::Rsa(Algorithm::PS512),
+        SignMethod::Es256 => Family::Ecdsa(
+            &ecdsa::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &ecdsa::ECDSA_P256_SHA256_FIXED,
+        ),
+        SignMethod::Es384 => Family::Ecdsa(
+            &ecdsa::ECDSA_P384_SHA384_FIXED_SIGNING,
+            &ecdsa::ECDSA_P384_SHA384_FIXED,
+        ),
+        SignMethod::Hs256 => Family::Hmac(Algorithm::HS256),
+        SignMethod::Hs384 => Family::Hmac(Algorithm::HS384),
+        SignMethod::Hs512 => Family::Hmac(Algorithm::HS512),
     }
+}
+
+/// A key that signs.
+enum Signer {
+    Jwt(EncodingKey, Algorithm),
+    /// With the algorithm that verifies its signatures.
+    Ecdsa(EcdsaKeyPair, &'static ecdsa::EcdsaVerificationAlgorithm),
+}
+
+/// A key that verifies.
+enum Verifier {
+    Jwt(DecodingKey, Algorithm),
+    Ecdsa(ParsedPublicKey),
+}
+
+impl Signer {
+    /// The signature of `msg`, base64url.
+    fn sign(&self, msg: &[u8]) -> Result<String, String> {
+        match self {
+            Signer::Jwt(key, alg) => jsonwebtoken::crypto::sign(msg, key, *alg).map_err(|e| e.to_string()),
+            Signer::Ecdsa(pair, _) => pair
+                .sign(&aws_lc_rs::rand::SystemRandom::new(), msg)
+                .map(|sig| URL_SAFE_NO_PAD.encode(sig.as_ref()))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The key that verifies this key's signatures (the private key's public half).
+    fn public_half(&self) -> Result<Verifier, String> {
+        match self {
+            Signer::Jwt(key, alg) => Jwk::from_encoding_key(key, *alg)
+                .and_then(|jwk| DecodingKey::from_jwk(&jwk))
+                .map(|v| Verifier::Jwt(v, *alg))
+                .map_err(|e| e.to_string()),
+            Signer::Ecdsa(pair, alg) => ParsedPublicKey::new(*alg, pair.public_key().as_ref())
+                .map(Verifier::Ecdsa)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+impl Verifier {
+    /// Whether `sig` (decoded) is a signature of `msg` by this key.
+    fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        match self {
+            Verifier::Jwt(key, alg) => {
+                jsonwebtoken::crypto::verify(&URL_SAFE_NO_PAD.encode(sig), msg, key, *alg).unwrap_or(false)
+            }
+            Verifier::Ecdsa(key) => key.verify_sig(msg, sig).is_ok(),
+        }
+    }
+}
+
+/// Whether a signature made with `s` verifies with `v`.
+fn probe(s: &Signer, v: &Verifier) -> bool {
+    let msg = b"retcd key check";
+    s.sign(msg)
+        .ok()
+        .and_then(|sig| URL_SAFE_NO_PAD.decode(sig).ok())
+        .is_some_and(|sig| v.verify(msg, &sig))
 }
 
 /// Issues and verifies this member's JWTs.
 pub struct JwtTokens {
     method: SignMethod,
     /// `None`: verify-only (only a public key was given).
-    signing: Option<EncodingKey>,
-    verifying: DecodingKey,
-    validation: Validation,
+    signing: Option<Signer>,
+    verifying: Verifier,
     ttl: Duration,
 }
 
@@ -91,6 +177,63 @@ fn read_key(path: &Path) -> Result<Vec<u8>, TokenConfigError> {
     std::fs::read(path).map_err(|e| {
         TokenConfigError::InvalidAuthOpts(format!("failed to read key file {}: {e}", path.display()))
     })
+}
+
+fn bad(which: &str, detail: impl std::fmt::Display) -> TokenConfigError {
+    TokenConfigError::InvalidKey {
+        path: which.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+/// The first PEM block of `pem`, whatever its label, as jwt-go's `pem.Decode` takes it
+/// (text before it is skipped; a file starting with `EC PARAMETERS` is refused, as by etcd).
+fn first_pem_block(which: &str, pem: &[u8]) -> Result<Vec<u8>, TokenConfigError> {
+    x509_parser::pem::parse_x509_pem(pem)
+        .map(|(_, block)| block.contents)
+        .map_err(|_| bad(which, "not a PEM encoded key"))
+}
+
+/// An ECDSA private key for `alg` from PEM: SEC1 (`EC PRIVATE KEY`) or PKCS#8 (`PRIVATE
+/// KEY`), as jwt-go's `ParseECPrivateKeyFromPEM`.
+fn ec_private_key(alg: &'static EcdsaSigningAlgorithm, pem: &[u8]) -> Result<EcdsaKeyPair, TokenConfigError> {
+    let der = first_pem_block("priv-key", pem)?;
+    EcdsaKeyPair::from_private_key_der(alg, &der).map_err(|e| {
+        bad(
+            "priv-key",
+            format!("not a SEC1 or PKCS#8 EC private key on the method's curve ({e})"),
+        )
+    })
+}
+
+/// An ECDSA public key for `alg` from PEM: a SubjectPublicKeyInfo (`PUBLIC KEY`) or a
+/// certificate's, as jwt-go's `ParseECPublicKeyFromPEM`.
+fn ec_public_key(
+    alg: &'static ecdsa::EcdsaVerificationAlgorithm,
+    pem: &[u8],
+) -> Result<ParsedPublicKey, TokenConfigError> {
+    let der = first_pem_block("pub-key", pem)?;
+    let spki = match x509_parser::parse_x509_certificate(&der) {
+        Ok((_, cert)) => cert.public_key().raw.to_vec(),
+        Err(_) => der,
+    };
+    ParsedPublicKey::new(alg, &spki).map_err(|e| {
+        bad(
+            "pub-key",
+            format!("not an EC public key on the method's curve ({e})"),
+        )
+    })
+}
+
+/// Whether `pem` holds an EC public key on one of the curves the ES methods use.
+fn is_ec_public_key(pem: &[u8]) -> bool {
+    [
+        &ecdsa::ECDSA_P256_SHA256_FIXED,
+        &ecdsa::ECDSA_P384_SHA384_FIXED,
+        &ecdsa::ECDSA_P521_SHA512_FIXED,
+    ]
+    .into_iter()
+    .any(|alg| ec_public_key(alg, pem).is_ok())
 }
 
 impl JwtTokens {
@@ -118,7 +261,8 @@ impl JwtTokens {
 
     /// Builds the provider from PEM keys (as etcd's `jwtOptions.Key`):
     /// - RSA and PS methods: a PKCS#1 or PKCS#8 private key and/or a public key;
-    /// - ES methods: a PKCS#8 private key and/or a public key on the method's curve;
+    /// - ES methods: a SEC1 or PKCS#8 private key and/or a public key (or certificate) on
+    ///   the method's curve (P-256, P-384);
     /// - HS methods: `private` is the shared secret, used as is; `public` is ignored.
     ///
     /// With only a public key the provider verifies but does not issue tokens. With both,
@@ -129,74 +273,51 @@ impl JwtTokens {
         public: Option<&[u8]>,
         ttl: Duration,
     ) -> Result<JwtTokens, TokenConfigError> {
-        let alg = algorithm(method);
-        let bad = |which: &str, e: jsonwebtoken::errors::Error| TokenConfigError::InvalidKey {
-            path: which.to_string(),
-            detail: e.to_string(),
-        };
         let (signing, verifying) = match family(method) {
-            Family::Hmac => {
+            Family::Hmac(alg) => {
                 let secret = private
                     .filter(|s| !s.is_empty())
                     .ok_or(TokenConfigError::MissingKey)?;
                 (
-                    Some(EncodingKey::from_secret(secret)),
-                    DecodingKey::from_secret(secret),
+                    Some(Signer::Jwt(EncodingKey::from_secret(secret), alg)),
+                    Verifier::Jwt(DecodingKey::from_secret(secret), alg),
                 )
             }
-            fam => {
+            Family::Rsa(alg) => {
                 let signing = private
-                    .map(|pem| match fam {
-                        Family::Rsa => EncodingKey::from_rsa_pem(pem),
-                        _ => EncodingKey::from_ec_pem(pem),
-                    })
+                    .map(EncodingKey::from_rsa_pem)
                     .transpose()
                     .map_err(|e| bad("priv-key", e))?;
                 let verifying = public
-                    .map(|pem| match fam {
-                        Family::Rsa => DecodingKey::from_rsa_pem(pem),
-                        _ => DecodingKey::from_ec_pem(pem),
-                    })
+                    .map(DecodingKey::from_rsa_pem)
                     .transpose()
                     .map_err(|e| bad("pub-key", e))?;
-                match (signing, verifying) {
-                    (None, None) => return Err(TokenConfigError::MissingKey),
-                    (None, Some(v)) => (None, v),
-                    (Some(s), v) => {
-                        // The private key's own public half, to check against or use.
-                        let own = Jwk::from_encoding_key(&s, alg)
-                            .and_then(|jwk| DecodingKey::from_jwk(&jwk))
-                            .map_err(|e| bad("priv-key", e))?;
-                        let mismatch = v.is_some();
-                        let v = v.unwrap_or(own);
-                        if !probe(&s, &v, alg) {
-                            return Err(if mismatch {
-                                TokenConfigError::KeyMismatch
-                            } else {
-                                bad(
-                                    "priv-key",
-                                    jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into(),
-                                )
-                            });
-                        }
-                        (Some(s), v)
-                    }
-                }
+                pair_up(
+                    signing.map(|s| Signer::Jwt(s, alg)),
+                    verifying.map(|v| Verifier::Jwt(v, alg)),
+                )?
+            }
+            Family::Ecdsa(sign_alg, verify_alg) => {
+                let signing = private.map(|pem| ec_private_key(sign_alg, pem)).transpose()?;
+                let verifying = public
+                    .map(|pem| {
+                        // a key on another curve than the private key's: etcd's words
+                        ec_public_key(verify_alg, pem).map_err(|e| match signing {
+                            Some(_) if is_ec_public_key(pem) => TokenConfigError::KeyMismatch,
+                            _ => e,
+                        })
+                    })
+                    .transpose()?;
+                pair_up(
+                    signing.map(|s| Signer::Ecdsa(s, verify_alg)),
+                    verifying.map(Verifier::Ecdsa),
+                )?
             }
         };
-        let mut validation = Validation::new(alg);
-        // Expiry is checked against the caller's clock in `verify_at`; etcd's library
-        // neither requires `exp` nor checks `aud`.
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.leeway = 0;
         Ok(JwtTokens {
             method,
             signing,
             verifying,
-            validation,
             ttl,
         })
     }
@@ -218,20 +339,47 @@ impl JwtTokens {
     /// Unix seconds, as etcd).
     pub fn sign_at(&self, username: &str, revision: u64, now: SystemTime) -> Result<String, AuthError> {
         let key = self.signing.as_ref().ok_or(AuthError::VerifyOnly)?;
-        let claims = Claims {
-            username,
-            revision,
+        let header = format!(r#"{{"alg":"{}","typ":"JWT"}}"#, self.method);
+        let claims = serde_json::to_vec(&Claims {
             exp: unix_secs(now + self.ttl),
-        };
-        jsonwebtoken::encode(&Header::new(algorithm(self.method)), &claims, key)
-            .map_err(|e| AuthError::Internal(format!("failed to sign a JWT: {e}")))
+            revision,
+            username,
+        })
+        .map_err(|e| AuthError::Internal(format!("failed to encode JWT claims: {e}")))?;
+        let mut token = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let sig = key
+            .sign(token.as_bytes())
+            .map_err(|e| AuthError::Internal(format!("failed to sign a JWT: {e}")))?;
+        token.push('.');
+        token.push_str(&sig);
+        Ok(token)
     }
 
     /// The user and revision of a token whose signature checks out with this member's key
     /// and method and which has not expired at `now` (valid through its `exp` second).
     pub fn verify_at(&self, token: &str, now: SystemTime) -> Option<AuthInfo> {
-        let data = jsonwebtoken::decode::<ReadClaims>(token, &self.verifying, &self.validation).ok()?;
-        let c = data.claims;
+        let mut parts = token.split('.');
+        let (Some(header), Some(claims), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let h: ReadHeader = serde_json::from_slice(&B64_LENIENT.decode(header).ok()?).ok()?;
+        if h.alg != self.method.as_str() {
+            return None;
+        }
+        let signed = &token[..header.len() + 1 + claims.len()];
+        if !self
+            .verifying
+            .verify(signed.as_bytes(), &B64_LENIENT.decode(sig).ok()?)
+        {
+            return None;
+        }
+        let c: ReadClaims = serde_json::from_slice(&B64_LENIENT.decode(claims).ok()?).ok()?;
         if let Some(exp) = c.exp
             && (!exp.is_finite() || (unix_secs(now) as f64) > exp.trunc())
         {
@@ -247,12 +395,30 @@ impl JwtTokens {
     }
 }
 
-/// Whether a signature made with `s` verifies with `v`.
-fn probe(s: &EncodingKey, v: &DecodingKey, alg: Algorithm) -> bool {
-    let msg = b"retcd key check";
-    match jsonwebtoken::crypto::sign(msg, s, alg) {
-        Ok(sig) => jsonwebtoken::crypto::verify(&sig, msg, v, alg).unwrap_or(false),
-        Err(_) => false,
+/// The keys a provider ends up with: with a private key, its public half verifies unless a
+/// public key is given, which must then belong to it; with only a public key, verify-only.
+fn pair_up(
+    signing: Option<Signer>,
+    verifying: Option<Verifier>,
+) -> Result<(Option<Signer>, Verifier), TokenConfigError> {
+    match (signing, verifying) {
+        (None, None) => Err(TokenConfigError::MissingKey),
+        (None, Some(v)) => Ok((None, v)),
+        (Some(s), Some(v)) => {
+            if probe(&s, &v) {
+                Ok((Some(s), v))
+            } else {
+                Err(TokenConfigError::KeyMismatch)
+            }
+        }
+        (Some(s), None) => {
+            let v = s.public_half().map_err(|e| bad("priv-key", e))?;
+            if probe(&s, &v) {
+                Ok((Some(s), v))
+            } else {
+                Err(bad("priv-key", "the key cannot sign for this method"))
+            }
+        }
     }
 }
 
@@ -274,6 +440,7 @@ mod tests {
     const RSA_OTHER_KEY: &[u8] = include_bytes!("../../tests/data/rsa-other.key");
     const RSA_OTHER_PUB: &[u8] = include_bytes!("../../tests/data/rsa-other.pub");
     const EC256_KEY: &[u8] = include_bytes!("../../tests/data/ec256.key");
+    const EC256_SEC1_KEY: &[u8] = include_bytes!("../../tests/data/ec256-sec1.key");
     const EC256_PUB: &[u8] = include_bytes!("../../tests/data/ec256.pub");
     const EC384_KEY: &[u8] = include_bytes!("../../tests/data/ec384.key");
     const EC384_PUB: &[u8] = include_bytes!("../../tests/data/ec384.pub");
@@ -282,11 +449,14 @@ mod tests {
     const TTL: Duration = Duration::from_secs(300);
 
     fn keys_for(m: SignMethod) -> (&'static [u8], Option<&'static [u8]>) {
-        match family(m) {
-            Family::Rsa => (RSA_KEY, Some(RSA_PUB)),
-            Family::Ec if m == SignMethod::Es256 => (EC256_KEY, Some(EC256_PUB)),
-            Family::Ec => (EC384_KEY, Some(EC384_PUB)),
-            Family::Hmac => (HMAC_KEY, None),
+        match m {
+            SignMethod::Es256 => (EC256_KEY, Some(EC256_PUB)),
+            SignMethod::Es384 => (EC384_KEY, Some(EC384_PUB)),
+            _ => match family(m) {
+                Family::Rsa(_) => (RSA_KEY, Some(RSA_PUB)),
+                Family::Hmac(_) => (HMAC_KEY, None),
+                Family::Ecdsa(..) => unreachable!("{m}"),
+            },
         }
     }
 
@@ -311,11 +481,11 @@ mod tests {
             let token = p.sign_at("alice", 42, at(1_000_000)).unwrap();
             let parts: Vec<&str> = token.split('.').collect();
             assert_eq!(parts.len(), 3, "{m}");
+            // etcd's bytes: Go writes a map's keys sorted
             let header = String::from_utf8(b64(parts[0])).unwrap();
-            assert!(header.contains(&format!("\"alg\":\"{m}\"")), "{header}");
-            assert!(header.contains("\"typ\":\"JWT\""), "{header}");
+            assert_eq!(header, format!(r#"{{"alg":"{m}","typ":"JWT"}}"#));
             let claims = String::from_utf8(b64(parts[1])).unwrap();
-            assert_eq!(claims, r#"{"username":"alice","revision":42,"exp":1000300}"#);
+            assert_eq!(claims, r#"{"exp":1000300,"revision":42,"username":"alice"}"#);
             assert_eq!(
                 p.verify_at(&token, at(1_000_000)),
                 Some(AuthInfo {
@@ -390,7 +560,7 @@ mod tests {
         let key = EncodingKey::from_secret(HMAC_KEY);
         let sign = |json: &str| {
             let v: serde_json::Value = serde_json::from_str(json).unwrap();
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &v, &key).unwrap()
+            jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::HS256), &v, &key).unwrap()
         };
         let no_exp = sign(r#"{"username":"u","revision":3}"#);
         assert_eq!(
@@ -502,5 +672,55 @@ mod tests {
             crate::TokenProvider::from_config(&cfg, TTL),
             Err(TokenConfigError::InvalidKey { path, .. }) if path == junk.display().to_string()
         ));
+    }
+
+    #[test]
+    fn sec1_ec_private_keys_are_read_as_by_etcd() {
+        // etcd (jwt-go's ParseECPrivateKeyFromPEM) takes `EC PRIVATE KEY` as well as PKCS#8.
+        let sec1 =
+            JwtTokens::from_keys(SignMethod::Es256, Some(EC256_SEC1_KEY), Some(EC256_PUB), TTL).unwrap();
+        let pkcs8 = provider(SignMethod::Es256);
+        let token = sec1.sign_at("u", 1, at(1_000)).unwrap();
+        assert!(pkcs8.verify_at(&token, at(1_000)).is_some());
+        let token = pkcs8.sign_at("u", 1, at(1_000)).unwrap();
+        assert!(sec1.verify_at(&token, at(1_000)).is_some());
+    }
+
+    #[test]
+    fn ecdsa_signatures_are_fixed_width() {
+        for (m, width) in [(SignMethod::Es256, 64), (SignMethod::Es384, 96)] {
+            let token = provider(m).sign_at("u", 1, at(1_000)).unwrap();
+            let sig = token.rsplit('.').next().unwrap();
+            assert_eq!(b64(sig).len(), width, "{m}");
+        }
+    }
+
+    #[test]
+    fn a_certificate_gives_the_public_key() {
+        let key = rcgen::KeyPair::from_pem(std::str::from_utf8(EC256_KEY).unwrap()).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["jwt".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let v = JwtTokens::from_keys(SignMethod::Es256, None, Some(cert.pem().as_bytes()), TTL).unwrap();
+        let token = provider(SignMethod::Es256).sign_at("u", 1, at(1_000)).unwrap();
+        assert!(v.verify_at(&token, at(1_000)).is_some());
+    }
+
+    #[test]
+    fn segments_are_read_as_go_reads_them() {
+        let p = provider(SignMethod::Hs256);
+        let token = p.sign_at("u", 1, at(1_000)).unwrap();
+        // the signature's padding is optional (the other two segments are what is signed)
+        let sig_len = token.len() - token.rfind('.').unwrap() - 1;
+        assert_eq!(sig_len, 43, "HMAC-SHA256: 32 bytes");
+        let padded = format!("{token}=");
+        assert!(p.verify_at(&padded, at(1_000)).is_some());
+        // a header naming another method, even with a valid signature for it
+        let other = JwtTokens::from_keys(SignMethod::Hs512, Some(HMAC_KEY), None, TTL).unwrap();
+        let token = other.sign_at("u", 1, at(1_000)).unwrap();
+        assert_eq!(p.verify_at(&token, at(1_000)), None);
+        // four segments
+        assert_eq!(p.verify_at(&format!("{token}.x"), at(1_000)), None);
     }
 }
