@@ -5,9 +5,10 @@
 //! The framing is done here, the same for every method; only the signature differs:
 //! - RSA, PSS and HMAC methods sign and verify with the `jsonwebtoken` crate's crypto (on
 //!   aws-lc-rs);
-//! - ECDSA methods (ES256, ES384) with aws-lc-rs directly: `jsonwebtoken`'s PEM reader
-//!   refuses SEC1 `EC PRIVATE KEY` files, which etcd accepts. The signature is r‖s, each
-//!   as wide as the curve's order (32 or 48 bytes), as JWS wants and jwt-go makes.
+//! - ECDSA methods (ES256, ES384, ES512) with aws-lc-rs directly: `jsonwebtoken` has no
+//!   ES512 (ECDSA on P-521 with SHA-512), and its PEM reader refuses SEC1 `EC PRIVATE KEY`
+//!   files, which etcd accepts. The signature is r‖s, each as wide as the curve's order
+//!   (32, 48 or 66 bytes), as JWS wants and jwt-go makes.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -87,6 +88,10 @@ fn family(m: SignMethod) -> Family {
         SignMethod::Es384 => Family::Ecdsa(
             &ecdsa::ECDSA_P384_SHA384_FIXED_SIGNING,
             &ecdsa::ECDSA_P384_SHA384_FIXED,
+        ),
+        SignMethod::Es512 => Family::Ecdsa(
+            &ecdsa::ECDSA_P521_SHA512_FIXED_SIGNING,
+            &ecdsa::ECDSA_P521_SHA512_FIXED,
         ),
         SignMethod::Hs256 => Family::Hmac(Algorithm::HS256),
         SignMethod::Hs384 => Family::Hmac(Algorithm::HS384),
@@ -262,7 +267,7 @@ impl JwtTokens {
     /// Builds the provider from PEM keys (as etcd's `jwtOptions.Key`):
     /// - RSA and PS methods: a PKCS#1 or PKCS#8 private key and/or a public key;
     /// - ES methods: a SEC1 or PKCS#8 private key and/or a public key (or certificate) on
-    ///   the method's curve (P-256, P-384);
+    ///   the method's curve (P-256, P-384, P-521);
     /// - HS methods: `private` is the shared secret, used as is; `public` is ignored.
     ///
     /// With only a public key the provider verifies but does not issue tokens. With both,
@@ -444,6 +449,11 @@ mod tests {
     const EC256_PUB: &[u8] = include_bytes!("../../tests/data/ec256.pub");
     const EC384_KEY: &[u8] = include_bytes!("../../tests/data/ec384.key");
     const EC384_PUB: &[u8] = include_bytes!("../../tests/data/ec384.pub");
+    const EC521_KEY: &[u8] = include_bytes!("../../tests/data/ec521.key");
+    const EC521_SEC1_KEY: &[u8] = include_bytes!("../../tests/data/ec521-sec1.key");
+    const EC521_PUB: &[u8] = include_bytes!("../../tests/data/ec521.pub");
+    const EC521_OTHER_KEY: &[u8] = include_bytes!("../../tests/data/ec521-other.key");
+    const EC521_OTHER_PUB: &[u8] = include_bytes!("../../tests/data/ec521-other.pub");
     const HMAC_KEY: &[u8] = include_bytes!("../../tests/data/hmac.key");
 
     const TTL: Duration = Duration::from_secs(300);
@@ -452,6 +462,7 @@ mod tests {
         match m {
             SignMethod::Es256 => (EC256_KEY, Some(EC256_PUB)),
             SignMethod::Es384 => (EC384_KEY, Some(EC384_PUB)),
+            SignMethod::Es512 => (EC521_KEY, Some(EC521_PUB)),
             _ => match family(m) {
                 Family::Rsa(_) => (RSA_KEY, Some(RSA_PUB)),
                 Family::Hmac(_) => (HMAC_KEY, None),
@@ -688,7 +699,11 @@ mod tests {
 
     #[test]
     fn ecdsa_signatures_are_fixed_width() {
-        for (m, width) in [(SignMethod::Es256, 64), (SignMethod::Es384, 96)] {
+        for (m, width) in [
+            (SignMethod::Es256, 64),
+            (SignMethod::Es384, 96),
+            (SignMethod::Es512, 132),
+        ] {
             let token = provider(m).sign_at("u", 1, at(1_000)).unwrap();
             let sig = token.rsplit('.').next().unwrap();
             assert_eq!(b64(sig).len(), width, "{m}");
@@ -722,5 +737,180 @@ mod tests {
         assert_eq!(p.verify_at(&token, at(1_000)), None);
         // four segments
         assert_eq!(p.verify_at(&format!("{token}.x"), at(1_000)), None);
+    }
+
+    /// A token real etcd 3.4.23 issued with `--auth-token jwt,pub-key=ec521.pub,
+    /// priv-key=ec521-sec1.key,sign-method=ES512,ttl=876000h` (root, auth revision 4).
+    const ETCD_ES512_TOKEN: &str = "eyJhbGciOiJFUzUxMiIsInR5cCI6IkpXVCJ9.eyJleHAiOjQ5NDg4NjcyMDMsInJldmlzaW9uIjo0LCJ1c2VybmFtZSI6InJvb3QifQ.AQfimzNNWZ6nYkIC5wx4MvKbagb-GtCa1fCFJ-0TqUnBl3xnB6VuM1-4FgULRlOwMegDj2GDw3pffvc_LfmKhHWSAE_T8Df_v5vI8AEDAqB59EjV7dRXOAZ6El-cLmT6WMjLVL7HVUShfcm2JWY0n4V-jtBGDqCY1mnjfdJdN0r0r9mz";
+
+    #[test]
+    fn es512_round_trip_with_pkcs8_and_sec1_keys() {
+        let pkcs8 = provider(SignMethod::Es512);
+        let sec1 =
+            JwtTokens::from_keys(SignMethod::Es512, Some(EC521_SEC1_KEY), Some(EC521_PUB), TTL).unwrap();
+        let private_only = JwtTokens::from_keys(SignMethod::Es512, Some(EC521_SEC1_KEY), None, TTL).unwrap();
+        let verify_only = JwtTokens::from_keys(SignMethod::Es512, None, Some(EC521_PUB), TTL).unwrap();
+        assert!(verify_only.is_verify_only());
+        assert_eq!(verify_only.sign_at("u", 1, at(1)), Err(AuthError::VerifyOnly));
+        for signer in [&pkcs8, &sec1, &private_only] {
+            let token = signer.sign_at("alice", 7, at(1_000)).unwrap();
+            let parts: Vec<&str> = token.split('.').collect();
+            assert_eq!(b64(parts[0]), br#"{"alg":"ES512","typ":"JWT"}"#);
+            assert_eq!(b64(parts[1]), br#"{"exp":1300,"revision":7,"username":"alice"}"#);
+            assert_eq!(b64(parts[2]).len(), 132, "r and s, 66 bytes each");
+            for verifier in [&pkcs8, &sec1, &private_only, &verify_only] {
+                assert_eq!(
+                    verifier.verify_at(&token, at(1_000)),
+                    Some(AuthInfo {
+                        username: "alice".into(),
+                        revision: 7
+                    })
+                );
+            }
+        }
+        // ECDSA signatures are randomized: two tokens for the same claims differ
+        assert_ne!(
+            pkcs8.sign_at("alice", 7, at(1_000)).unwrap(),
+            pkcs8.sign_at("alice", 7, at(1_000)).unwrap()
+        );
+    }
+
+    #[test]
+    fn es512_tokens_of_real_etcd_are_accepted() {
+        let p = provider(SignMethod::Es512);
+        assert_eq!(
+            p.verify_at(ETCD_ES512_TOKEN, SystemTime::now()),
+            Some(AuthInfo {
+                username: "root".into(),
+                revision: 4
+            })
+        );
+        let other = JwtTokens::from_keys(SignMethod::Es512, None, Some(EC521_OTHER_PUB), TTL).unwrap();
+        assert_eq!(other.verify_at(ETCD_ES512_TOKEN, SystemTime::now()), None);
+    }
+
+    #[test]
+    fn es512_tampered_tokens_are_refused() {
+        let p = provider(SignMethod::Es512);
+        let token = p.sign_at("alice", 1, at(1_000)).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let forged_claims = URL_SAFE_NO_PAD.encode(br#"{"exp":1300,"revision":1,"username":"root"}"#);
+        let forged = format!("{}.{}.{}", parts[0], forged_claims, parts[2]);
+        assert_eq!(p.verify_at(&forged, at(1_000)), None);
+        let mut sig = b64(parts[2]);
+        for i in [0, 65, 66, 131] {
+            sig[i] ^= 1;
+            let bad = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(&sig));
+            assert_eq!(p.verify_at(&bad, at(1_000)), None, "byte {i}");
+            sig[i] ^= 1;
+        }
+        // r and s without their fixed width, or only one of them
+        let short = format!(
+            "{}.{}.{}",
+            parts[0],
+            parts[1],
+            URL_SAFE_NO_PAD.encode(&sig[..131])
+        );
+        assert_eq!(p.verify_at(&short, at(1_000)), None);
+        let half = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(&sig[..66]));
+        assert_eq!(p.verify_at(&half, at(1_000)), None);
+        // the header says ES256: refused before any signature check
+        let es256_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","typ":"JWT"}"#);
+        let relabeled = format!("{}.{}.{}", es256_header, parts[1], parts[2]);
+        assert_eq!(p.verify_at(&relabeled, at(1_000)), None);
+        // and the untouched token still passes
+        assert!(p.verify_at(&token, at(1_000)).is_some());
+    }
+
+    #[test]
+    fn es512_tokens_of_another_key_are_refused() {
+        let mine = provider(SignMethod::Es512);
+        let other = JwtTokens::from_keys(SignMethod::Es512, Some(EC521_OTHER_KEY), None, TTL).unwrap();
+        let token = other.sign_at("root", 1, at(1_000)).unwrap();
+        assert_eq!(mine.verify_at(&token, at(1_000)), None);
+        assert!(other.verify_at(&token, at(1_000)).is_some());
+        // ES256 and ES384 tokens, whatever their keys
+        for m in [SignMethod::Es256, SignMethod::Es384] {
+            let token = provider(m).sign_at("root", 1, at(1_000)).unwrap();
+            assert_eq!(mine.verify_at(&token, at(1_000)), None, "{m}");
+        }
+    }
+
+    #[test]
+    fn es512_tokens_expire() {
+        let p = provider(SignMethod::Es512);
+        let token = p.sign_at("alice", 1, at(1_000)).unwrap();
+        assert!(
+            p.verify_at(&token, at(1_300)).is_some(),
+            "valid through its exp second"
+        );
+        assert_eq!(p.verify_at(&token, at(1_301)), None);
+        assert_eq!(p.verify_at(&token, SystemTime::now()), None);
+    }
+
+    #[test]
+    fn es512_key_errors() {
+        let err =
+            |private, public| JwtTokens::from_keys(SignMethod::Es512, private, public, TTL).unwrap_err();
+        assert_eq!(err(None, None), TokenConfigError::MissingKey);
+        assert_eq!(
+            err(Some(EC521_KEY), Some(EC521_OTHER_PUB)),
+            TokenConfigError::KeyMismatch
+        );
+        // a public key on another curve than the private key's: etcd's KeyMismatch too
+        assert_eq!(
+            err(Some(EC521_KEY), Some(EC256_PUB)),
+            TokenConfigError::KeyMismatch
+        );
+        // keys of other curves or kinds cannot serve ES512
+        for (private, public) in [
+            (Some(EC256_KEY), None),
+            (Some(EC384_KEY), None),
+            (Some(RSA_KEY), None),
+            (None, Some(EC384_PUB)),
+            (None, Some(RSA_PUB)),
+            (Some(b"not a pem".as_slice()), None),
+        ] {
+            assert!(
+                matches!(err(private, public), TokenConfigError::InvalidKey { .. }),
+                "{:?}",
+                err(private, public)
+            );
+        }
+        // a P-521 key cannot serve ES256 (nor ES384)
+        assert!(matches!(
+            JwtTokens::from_keys(SignMethod::Es256, Some(EC521_KEY), None, TTL),
+            Err(TokenConfigError::InvalidKey { path, .. }) if path == "priv-key"
+        ));
+        // a file whose first block is not the key (`openssl ecparam -genkey` without
+        // -noout writes EC PARAMETERS first): refused, as by etcd, which reads the first
+        let params = b"-----BEGIN EC PARAMETERS-----\nBgUrgQQAIw==\n-----END EC PARAMETERS-----\n";
+        let with_params = [params.as_slice(), EC521_SEC1_KEY].concat();
+        assert!(matches!(
+            err(Some(&with_params), None),
+            TokenConfigError::InvalidKey { .. }
+        ));
+    }
+
+    #[test]
+    fn es512_from_config() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let s = format!(
+            "jwt,pub-key={},priv-key={},sign-method=ES512,ttl=1m",
+            dir.join("ec521.pub").display(),
+            dir.join("ec521-sec1.key").display()
+        );
+        let cfg = crate::TokenConfig::parse(&s).unwrap();
+        let p = crate::TokenProvider::from_config(&cfg, TTL).unwrap();
+        let crate::TokenProvider::Jwt(j) = &p else {
+            panic!("{p:?}")
+        };
+        assert_eq!(j.sign_method(), SignMethod::Es512);
+        assert_eq!(j.ttl(), Duration::from_secs(60));
+        let token = j.sign_at("u", 3, SystemTime::now()).unwrap();
+        assert_eq!(
+            j.verify_at(&token, SystemTime::now()).map(|i| i.revision),
+            Some(3)
+        );
     }
 }
