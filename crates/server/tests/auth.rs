@@ -137,22 +137,59 @@ async fn simple_tokens_work_until_unused_for_their_ttl() {
     drop(server);
 }
 
-/// `--auth-token jwt,...,sign-method=ES256`: Authenticate hands out a signed JWT (not a
-/// simple token) that every request carries; a tampered one is refused. The same steps run
-/// against real etcd 3.4 with the same keys.
-#[test]
-fn jwt_tokens_end_to_end() {
+/// Authenticates as root:rootpw at `endpoint`; the token.
+async fn root_token(endpoint: String) -> String {
+    use retcd_api::etcdserverpb::AuthenticateRequest;
+    use retcd_api::etcdserverpb::auth_client::AuthClient;
+    AuthClient::connect(endpoint)
+        .await
+        .unwrap()
+        .authenticate(AuthenticateRequest {
+            name: "root".into(),
+            password: "rootpw".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+}
+
+/// `get k` at `endpoint` with `token` in the `token` metadata: the count, or the error's
+/// code and message.
+async fn count_with_token(endpoint: String, token: &str) -> Result<i64, (tonic::Code, String)> {
+    use retcd_api::etcdserverpb::RangeRequest;
+    use retcd_api::etcdserverpb::kv_client::KvClient;
+    let mut r = tonic::Request::new(RangeRequest {
+        key: b"k".to_vec(),
+        ..Default::default()
+    });
+    r.metadata_mut().insert("token", token.parse().unwrap());
+    KvClient::connect(endpoint)
+        .await
+        .unwrap()
+        .range(r)
+        .await
+        .map(|r| r.into_inner().count)
+        .map_err(|e| (e.code(), e.message().to_string()))
+}
+
+/// `--auth-token jwt,...,sign-method=<method>` with a fresh key pair of `alg`: Authenticate
+/// hands out a signed JWT (not a simple token) that every request carries; a tampered one
+/// is refused. The same steps run against real etcd 3.4 with the same keys, and each
+/// server accepts the other's tokens.
+fn jwt_end_to_end(alg: &'static rcgen::SignatureAlgorithm, method: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let key = rcgen::KeyPair::generate_for(alg).unwrap();
     let (priv_path, pub_path) = (dir.path().join("jwt.key"), dir.path().join("jwt.pub"));
     std::fs::write(&priv_path, key.serialize_pem()).unwrap();
     std::fs::write(&pub_path, key.public_key_pem()).unwrap();
     let flag = format!(
-        "jwt,pub-key={},priv-key={},sign-method=ES256,ttl=5m",
+        "jwt,pub-key={},priv-key={},sign-method={method},ttl=5m",
         pub_path.display(),
         priv_path.display()
     );
-    let run = |kind: ServerKind| -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let run = |kind: ServerKind| -> (Vec<String>, Server, String) {
         let server = Server::start_with(kind, common::Ports::reserve(), &["--auth-token", &flag]);
         ok(&server, &["user", "add", "root:rootpw"]);
         ok(&server, &["auth", "enable"]);
@@ -167,72 +204,71 @@ fn jwt_tokens_end_to_end() {
                 .unwrap_or_default()
                 .to_string(),
         ];
-        let rt = tokio::runtime::Runtime::new().unwrap();
         let endpoint = server.endpoint();
         let (token, good, tampered) = rt.block_on(async move {
-            use retcd_api::etcdserverpb::auth_client::AuthClient;
-            use retcd_api::etcdserverpb::kv_client::KvClient;
-            use retcd_api::etcdserverpb::{AuthenticateRequest, RangeRequest};
-            let token = AuthClient::connect(endpoint.clone())
-                .await
-                .unwrap()
-                .authenticate(AuthenticateRequest {
-                    name: "root".into(),
-                    password: "rootpw".into(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .token;
-            let mut kv = KvClient::connect(endpoint).await.unwrap();
-            let get = |t: &str| {
-                let mut r = tonic::Request::new(RangeRequest {
-                    key: b"k".to_vec(),
-                    ..Default::default()
-                });
-                r.metadata_mut().insert("token", t.parse().unwrap());
-                r
-            };
-            let good = kv.range(get(&token)).await.map(|r| r.into_inner().count);
+            let token = root_token(endpoint.clone()).await;
+            let good = count_with_token(endpoint.clone(), &token).await;
             // another signature: its first character changed (the last one may only carry
             // padding bits, which Go's decoder ignores)
             let sig_at = token.rfind('.').unwrap() + 1;
             let first = token.as_bytes()[sig_at];
             let mut bad = token.clone();
             bad.replace_range(sig_at..sig_at + 1, if first == b'A' { "B" } else { "A" });
-            let tampered = kv.range(get(&bad)).await.map(|r| r.into_inner().count);
-            (
-                token,
-                good,
-                tampered.map_err(|e| (e.code(), e.message().to_string())),
-            )
+            let tampered = count_with_token(endpoint, &bad).await;
+            (token, good, tampered)
         });
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3, "a JWT: {token}");
         use base64::Engine;
-        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(parts[0])
-            .unwrap();
-        let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
-        assert_eq!(header["alg"], "ES256", "{header}");
-        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(parts[1])
-            .unwrap();
-        let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
-        assert_eq!(claims["username"], "root", "{claims}");
-        assert!(claims["revision"].as_u64().is_some(), "{claims}");
-        assert!(claims["exp"].as_u64().is_some(), "{claims}");
-        seen.push(format!("{:?}", good.map_err(|e| e.code())));
+        let b64 = |s: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s)
+                .unwrap()
+        };
+        // byte for byte what etcd writes (Go's sorted map keys)
+        let header = String::from_utf8(b64(parts[0])).unwrap();
+        seen.push(header);
+        let claims = String::from_utf8(b64(parts[1])).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&claims).unwrap();
+        assert_eq!(parsed["username"], "root", "{claims}");
+        let exp = parsed["exp"].as_u64().expect("exp");
+        // the claims as written, with the expiry time masked
+        seen.push(claims.replace(&exp.to_string(), "EXP"));
+        seen.push(format!("signature of {} bytes", b64(parts[2]).len()));
+        seen.push(format!("{good:?}"));
         seen.push(format!("{tampered:?}"));
-        seen
+        (seen, server, token)
     };
-    let retcd = run(ServerKind::Retcd);
-    assert_eq!(retcd[4], "Ok(1)");
+    let (retcd, retcd_server, retcd_token) = run(ServerKind::Retcd);
+    assert_eq!(retcd[4], format!(r#"{{"alg":"{method}","typ":"JWT"}}"#));
+    assert_eq!(retcd[7], "Ok(1)");
     assert_eq!(
-        retcd[5],
+        retcd[8],
         "Err((Unauthenticated, \"etcdserver: invalid auth token\"))"
     );
     if common::etcd_bin().is_file() {
-        assert_eq!(retcd, run(ServerKind::Etcd));
+        let (etcd, etcd_server, etcd_token) = run(ServerKind::Etcd);
+        assert_eq!(retcd, etcd);
+        // the same keys and auth revision: a token of one server works on the other
+        let (on_etcd, on_retcd) = rt.block_on(async {
+            (
+                count_with_token(etcd_server.endpoint(), &retcd_token).await,
+                count_with_token(retcd_server.endpoint(), &etcd_token).await,
+            )
+        });
+        assert_eq!(on_etcd, Ok(1), "a retcd token on etcd");
+        assert_eq!(on_retcd, Ok(1), "an etcd token on retcd");
     }
+}
+
+#[test]
+fn jwt_tokens_end_to_end() {
+    jwt_end_to_end(&rcgen::PKCS_ECDSA_P256_SHA256, "ES256");
+}
+
+/// ES512 (ECDSA on P-521 with SHA-512, 132-byte signatures), which retcd signs with
+/// aws-lc-rs directly.
+#[test]
+fn jwt_es512_tokens_end_to_end() {
+    jwt_end_to_end(&rcgen::PKCS_ECDSA_P521_SHA512, "ES512");
 }
