@@ -183,10 +183,12 @@ impl AuthHub {
     }
 
     /// The credentials a request carries: its `token` metadata (or an `authorization`
-    /// header, as the JSON gateway sends it), checked against the store. No token, or auth
-    /// disabled: no user (`AuthInfo::default()`), unless the connection's verified client
-    /// certificate has a CN ([`PeerCnLayer`]): then that user. A token the store does not know:
-    /// `etcdserver: invalid auth token`.
+    /// header, as the JSON gateway sends it), checked against the store. A token the store
+    /// does not know: `etcdserver: invalid auth token` — also while auth is disabled, as
+    /// etcd's `AuthInfoFromCtx` (disabling auth forgets every simple token; a JWT still
+    /// verifies, with the auth revision it was issued at). No token: no user
+    /// (`AuthInfo::default()`), unless auth is enabled and the connection's verified client
+    /// certificate has a CN ([`PeerCnLayer`]): then that user.
     pub fn info_from(&self, md: &tonic::metadata::MetadataMap) -> Result<AuthInfo, EtcdError> {
         let token = md
             .get("token")
@@ -194,7 +196,7 @@ impl AuthHub {
             .and_then(|v| v.to_str().ok())
             .filter(|t| !t.is_empty());
         let st = self.lock();
-        if !st.is_enabled() {
+        if token.is_none() && !st.is_enabled() {
             return Ok(AuthInfo::default());
         }
         match token {
@@ -218,6 +220,19 @@ impl AuthHub {
         self.lock()
             .is_read_permitted(&info, key, range_end)
             .map_err(EtcdError::from)
+    }
+
+    /// The end of etcd's `doSerialize`, after a read (range or read-only txn) was served:
+    /// `AuthOldRevision` when the request's credentials carry an auth revision (a token's,
+    /// or the store's when a simple token or certificate was resolved) other than the
+    /// store's now. Also while auth is disabled: a JWT issued before `auth disable` (which
+    /// moves the revision) is refused for reads, as by etcd 3.4.
+    pub fn check_revision_after_read(&self) -> Result<(), EtcdError> {
+        let info = current();
+        if info.revision != 0 && info.revision != self.lock().revision() {
+            return Err(EtcdError::AuthOldRevision);
+        }
+        Ok(())
     }
 
     /// A read-only txn served here: read access for every compare and range.

@@ -99,13 +99,24 @@ impl EtcdServer {
         md: &tonic::metadata::MetadataMap,
         f: impl std::future::Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
+        self.as_caller_or(md, Status::from, f).await
+    }
+
+    /// [`as_caller`](Self::as_caller), answering credentials that are not valid as
+    /// `refused` says (etcd's Maintenance server answers with the auth package's errors).
+    pub async fn as_caller_or<T>(
+        &self,
+        md: &tonic::metadata::MetadataMap,
+        refused: impl Fn(EtcdError) -> Status,
+        f: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
         let info = match self.auth.info_from(md) {
             Ok(info) => info,
             Err(EtcdError::InvalidAuthToken) => {
                 self.linearizable_read().await?;
-                self.auth.info_from(md)?
+                self.auth.info_from(md).map_err(&refused)?
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(refused(e)),
         };
         crate::auth::scoped(info, f).await
     }

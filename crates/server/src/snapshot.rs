@@ -28,12 +28,14 @@ pub const PAD_TO: u64 = 512;
 /// Blobs queued per stream ahead of the client (1 MiB at most).
 pub const QUEUE_CHUNKS: usize = 32;
 
-/// What etcd's `authMaintenanceServer` answers when the caller may not take snapshots or
-/// hashes: the auth package's own errors, code Unknown (only root may, once auth is on).
+/// What etcd's `authMaintenanceServer` answers when the caller may not take snapshots,
+/// hashes or defragment, or its token is not valid: the auth package's own errors, code
+/// Unknown (only root may, once auth is on).
 pub fn admin_error(e: EtcdError) -> Status {
     let msg = match e {
         EtcdError::UserEmpty => AuthError::UserEmpty.to_string(),
         EtcdError::UserNotFound => AuthError::UserNotFound.to_string(),
+        EtcdError::InvalidAuthToken => AuthError::InvalidAuthToken.to_string(),
         _ => return EtcdError::MaintenanceAuthDenied.into(),
     };
     Status::unknown(msg)

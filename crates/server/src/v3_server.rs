@@ -76,10 +76,13 @@ impl EtcdServer {
         self.auth.check_read(&r.key, &r.range_end)?;
         let store = self.store.clone();
         // Large ranges are CPU and disk work: keep them off the async workers.
-        let mut resp = tokio::task::spawn_blocking(move || applier::range(&store.read(), &r))
+        let read = tokio::task::spawn_blocking(move || applier::range(&store.read(), &r))
             .await
             .map_err(internal)?
-            .map_err(internal)??;
+            .map_err(internal)?;
+        // stale credentials win over what the read answered, as in etcd's doSerialize
+        self.auth.check_revision_after_read()?;
+        let mut resp = read?;
         self.fill(&mut resp.header);
         Ok(resp)
     }
@@ -141,13 +144,15 @@ impl EtcdServer {
             }
             self.auth.check_txn_reads(&r)?;
             let store = self.store.clone();
-            let mut resp = tokio::task::spawn_blocking(move || {
+            let read = tokio::task::spawn_blocking(move || {
                 let view = store.read();
                 applier::read_only_txn(&view, &r, store.compact_revision())
             })
             .await
             .map_err(internal)?
-            .map_err(internal)??;
+            .map_err(internal)?;
+            self.auth.check_revision_after_read()?;
+            let mut resp = read?;
             self.fill(&mut resp.header);
             return Ok(resp);
         }

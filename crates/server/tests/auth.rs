@@ -272,3 +272,206 @@ fn jwt_tokens_end_to_end() {
 fn jwt_es512_tokens_end_to_end() {
     jwt_end_to_end(&rcgen::PKCS_ECDSA_P521_SHA512, "ES512");
 }
+
+/// What every RPC answers to a token the server does not know (`bogus`) or to no token at
+/// all, with auth never enabled and with auth enabled, compared with etcd 3.4. etcd
+/// resolves a token even while auth is disabled (`invalid auth token`); Status,
+/// MemberList, LeaseTimeToLive, LeaseLeases and MoveLeader never look at it; the
+/// Maintenance RPCs answer with the auth package's errors (code Unknown); a watch create
+/// is cancelled.
+#[test]
+fn bad_tokens_are_answered_as_by_etcd() {
+    let run = |kind: ServerKind| -> Vec<String> {
+        let server = Server::start(kind);
+        let endpoint = server.endpoint();
+        let mut seen = Vec::new();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        for enabled in [false, true] {
+            if enabled {
+                ok(&server, &["user", "add", "root:rootpw"]);
+                ok(&server, &["auth", "enable"]);
+            }
+            for token in ["bogus", ""] {
+                if token.is_empty() && !enabled {
+                    continue;
+                }
+                let answers = rt.block_on(every_rpc(endpoint.clone(), token));
+                for (rpc, answer) in answers {
+                    seen.push(format!(
+                        "auth enabled {enabled}, token {token:?}: {rpc}: {answer}"
+                    ));
+                }
+            }
+        }
+        seen
+    };
+    let retcd = run(ServerKind::Retcd);
+    assert!(retcd.contains(
+        &r#"auth enabled false, token "bogus": Range: Err((Unauthenticated, "etcdserver: invalid auth token"))"#
+            .to_string()
+    ));
+    if common::etcd_bin().is_file() {
+        let etcd = run(ServerKind::Etcd);
+        for (r, e) in retcd.iter().zip(&etcd) {
+            assert_eq!(r, e, "retcd answered differently from etcd 3.4");
+        }
+        assert_eq!(retcd.len(), etcd.len());
+    }
+}
+
+/// Calls one RPC of each kind with `token` (none when empty): the answer of each, the
+/// code and message of an error, `Ok` else (or the watch's cancel reason).
+async fn every_rpc(endpoint: String, token: &str) -> Vec<(&'static str, String)> {
+    use retcd_api::etcdserverpb as pb;
+    use tonic::transport::Channel;
+    let ch = Channel::from_shared(endpoint).unwrap().connect().await.unwrap();
+    fn with<T>(token: &str, m: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(m);
+        if !token.is_empty() {
+            r.metadata_mut().insert("token", token.parse().unwrap());
+        }
+        r
+    }
+    fn show<T>(r: Result<tonic::Response<T>, tonic::Status>) -> String {
+        match r {
+            Ok(_) => "Ok".into(),
+            Err(e) => format!("Err(({:?}, {:?}))", e.code(), e.message()),
+        }
+    }
+    let mut kv = pb::kv_client::KvClient::new(ch.clone());
+    let mut lease = pb::lease_client::LeaseClient::new(ch.clone());
+    let mut cluster = pb::cluster_client::ClusterClient::new(ch.clone());
+    let mut maint = pb::maintenance_client::MaintenanceClient::new(ch.clone());
+    let mut auth = pb::auth_client::AuthClient::new(ch.clone());
+    let mut watch = pb::watch_client::WatchClient::new(ch.clone());
+    let range = || pb::RangeRequest {
+        key: b"k".to_vec(),
+        ..Default::default()
+    };
+    let mut out = vec![
+        ("Range", show(kv.range(with(token, range())).await)),
+        (
+            "Put",
+            show(
+                kv.put(with(
+                    token,
+                    pb::PutRequest {
+                        key: b"k".to_vec(),
+                        ..Default::default()
+                    },
+                ))
+                .await,
+            ),
+        ),
+        (
+            "Txn (read-only)",
+            show(
+                kv.txn(with(
+                    token,
+                    pb::TxnRequest {
+                        success: vec![pb::RequestOp {
+                            request: Some(pb::request_op::Request::RequestRange(range())),
+                        }],
+                        ..Default::default()
+                    },
+                ))
+                .await,
+            ),
+        ),
+        (
+            "LeaseGrant",
+            show(
+                lease
+                    .lease_grant(with(token, pb::LeaseGrantRequest { ttl: 60, id: 0 }))
+                    .await,
+            ),
+        ),
+        (
+            "LeaseTimeToLive",
+            show(
+                lease
+                    .lease_time_to_live(with(token, pb::LeaseTimeToLiveRequest { id: 1, keys: false }))
+                    .await,
+            ),
+        ),
+        (
+            "LeaseLeases",
+            show(lease.lease_leases(with(token, pb::LeaseLeasesRequest {})).await),
+        ),
+        (
+            "MemberList",
+            show(
+                cluster
+                    .member_list(with(token, pb::MemberListRequest::default()))
+                    .await,
+            ),
+        ),
+        (
+            "MemberRemove",
+            show(
+                cluster
+                    .member_remove(with(token, pb::MemberRemoveRequest { id: 1 }))
+                    .await,
+            ),
+        ),
+        (
+            "Status",
+            show(maint.status(with(token, pb::StatusRequest {})).await),
+        ),
+        (
+            "Alarm",
+            show(maint.alarm(with(token, pb::AlarmRequest::default())).await),
+        ),
+        ("Hash", show(maint.hash(with(token, pb::HashRequest {})).await)),
+        (
+            "HashKV",
+            show(
+                maint
+                    .hash_kv(with(token, pb::HashKvRequest { revision: 0 }))
+                    .await,
+            ),
+        ),
+        (
+            "Defragment",
+            show(maint.defragment(with(token, pb::DefragmentRequest {})).await),
+        ),
+        (
+            "MoveLeader",
+            show(
+                maint
+                    .move_leader(with(token, pb::MoveLeaderRequest { target_id: 1 }))
+                    .await,
+            ),
+        ),
+        (
+            "UserList",
+            show(auth.user_list(with(token, pb::AuthUserListRequest {})).await),
+        ),
+    ];
+    let create = pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
+            pb::WatchCreateRequest {
+                key: b"k".to_vec(),
+                ..Default::default()
+            },
+        )),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(create).await.unwrap();
+    let watched = match watch
+        .watch(with(token, tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .await
+    {
+        Ok(stream) => match stream.into_inner().message().await {
+            Ok(Some(r)) => format!(
+                "created {}, canceled {} {:?}",
+                r.created, r.canceled, r.cancel_reason
+            ),
+            other => format!("{other:?}"),
+        },
+        Err(e) => format!("Err(({:?}, {:?}))", e.code(), e.message()),
+    };
+    drop(tx);
+    out.push(("Watch", watched));
+    out
+}

@@ -47,56 +47,55 @@ pub struct MaintenanceService {
 impl MaintenanceService {
     /// etcd's `authMaintenanceServer.isAuthenticated` (Defragment, Snapshot, Hash, HashKV):
     /// root only when auth is on, refused with the auth package's own error.
-    fn require_root(&self) -> Result<(), EtcdError> {
-        self.s
-            .auth
-            .check_admin()
-            .map_err(|_| EtcdError::MaintenanceAuthDenied)
+    fn require_root(&self) -> Result<(), Status> {
+        self.s.auth.check_admin().map_err(crate::snapshot::admin_error)
     }
 }
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
+    /// A token that is not valid is answered with the auth package's error (code Unknown),
+    /// as etcd's maintenance server passes the proposal's error on untranslated.
     async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
         let md = request.metadata().clone();
         self.s
-            .as_caller(&md, async move {
+            .as_caller_or(&md, crate::snapshot::admin_error, async move {
                 let r = request.into_inner();
                 Ok(Response::new(self.s.alarm(r).await?))
             })
             .await
     }
 
-    async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        let md = request.metadata().clone();
-        self.s
-            .as_caller(&md, async move {
-                let st = self.s.raft.status();
-                // (may walk redb's pages, at most once a second: off the runtime)
-                let store = self.s.store.clone();
-                let in_use = tokio::task::spawn_blocking(move || store.db_size_in_use())
-                    .await
-                    .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?;
-                Ok(Response::new(StatusResponse {
-                    header: self.s.header(0),
-                    version: ETCD_COMPAT_VERSION.to_string(),
-                    db_size: self.s.store.db_size() as i64,
-                    leader: st.leader.unwrap_or(0),
-                    raft_index: st.committed_index,
-                    raft_term: st.term,
-                    raft_applied_index: st.applied_index,
-                    errors: self.s.alarms.get(0).iter().map(AlarmStore::describe).collect(),
-                    db_size_in_use: in_use as i64,
-                    is_learner: self
-                        .s
-                        .raft
-                        .members()
-                        .iter()
-                        .any(|(id, _, learner)| *id == self.s.member_id && *learner),
-                    ..Default::default()
-                }))
-            })
-            .await
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        // etcd 3.4 answers without looking at the credentials (a token that is not
+        // valid is not refused)
+        async move {
+            let st = self.s.raft.status();
+            // (may walk redb's pages, at most once a second: off the runtime)
+            let store = self.s.store.clone();
+            let in_use = tokio::task::spawn_blocking(move || store.db_size_in_use())
+                .await
+                .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?;
+            Ok(Response::new(StatusResponse {
+                header: self.s.header(0),
+                version: ETCD_COMPAT_VERSION.to_string(),
+                db_size: self.s.store.db_size() as i64,
+                leader: st.leader.unwrap_or(0),
+                raft_index: st.committed_index,
+                raft_term: st.term,
+                raft_applied_index: st.applied_index,
+                errors: self.s.alarms.get(0).iter().map(AlarmStore::describe).collect(),
+                db_size_in_use: in_use as i64,
+                is_learner: self
+                    .s
+                    .raft
+                    .members()
+                    .iter()
+                    .any(|(id, _, learner)| *id == self.s.member_id && *learner),
+                ..Default::default()
+            }))
+        }
+        .await
     }
 
     /// etcd's Defragment (root only when auth is on), without its stall: reads and
@@ -107,7 +106,7 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<DefragmentResponse>, Status> {
         let md = request.metadata().clone();
         self.s
-            .as_caller(&md, async move {
+            .as_caller_or(&md, crate::snapshot::admin_error, async move {
                 self.require_root()?;
                 let store = self.s.store.clone();
                 tokio::task::spawn_blocking(move || store.defragment())
@@ -127,8 +126,8 @@ impl Maintenance for MaintenanceService {
     async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
         let md = request.metadata().clone();
         self.s
-            .as_caller(&md, async move {
-                self.s.auth.check_admin().map_err(crate::snapshot::admin_error)?;
+            .as_caller_or(&md, crate::snapshot::admin_error, async move {
+                self.require_root()?;
                 let store = self.s.store.clone();
                 let (hash, rev) = tokio::task::spawn_blocking(move || store.read().hash_state())
                     .await
@@ -145,7 +144,7 @@ impl Maintenance for MaintenanceService {
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
         let md = request.metadata().clone();
         self.s
-            .as_caller(&md, async move {
+            .as_caller_or(&md, crate::snapshot::admin_error, async move {
                 self.require_root()?;
                 let rev = request.into_inner().revision;
                 Ok(Response::new(crate::corrupt::hash_kv(&self.s, rev).await?))
@@ -163,8 +162,8 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         let md = request.metadata().clone();
         self.s
-            .as_caller(&md, async move {
-                self.s.auth.check_admin().map_err(crate::snapshot::admin_error)?;
+            .as_caller_or(&md, crate::snapshot::admin_error, async move {
+                self.require_root()?;
                 let rx = crate::snapshot::stream(self.s.store.clone());
                 let stream: Self::SnapshotStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
                 Ok(Response::new(stream))
@@ -178,39 +177,39 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        let md = request.metadata().clone();
-        self.s
-            .as_caller(&md, async move {
-                let target = request.into_inner().target_id;
-                let st = self.s.raft.status();
-                if !st.is_leader {
-                    return Err(EtcdError::NotLeader.into());
-                }
-                let voter = self
+        // etcd 3.4 answers without looking at the credentials (a token that is not
+        // valid is not refused)
+        async move {
+            let target = request.into_inner().target_id;
+            let st = self.s.raft.status();
+            if !st.is_leader {
+                return Err(EtcdError::NotLeader.into());
+            }
+            let voter = self
+                .s
+                .raft
+                .members()
+                .into_iter()
+                .any(|(id, _, learner)| id == target && !learner);
+            if !voter {
+                return Err(EtcdError::BadLeaderTransferee.into());
+            }
+            if target != self.s.member_id {
+                let timeout = crate::etcdserver::request_timeout(&self.s.cfg);
+                let moved = self
                     .s
                     .raft
-                    .members()
-                    .into_iter()
-                    .any(|(id, _, learner)| id == target && !learner);
-                if !voter {
-                    return Err(EtcdError::BadLeaderTransferee.into());
+                    .move_leader(target, timeout)
+                    .await
+                    .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?;
+                if !moved {
+                    return Err(EtcdError::TimeoutLeaderTransfer.into());
                 }
-                if target != self.s.member_id {
-                    let timeout = crate::etcdserver::request_timeout(&self.s.cfg);
-                    let moved = self
-                        .s
-                        .raft
-                        .move_leader(target, timeout)
-                        .await
-                        .map_err(|e| Status::from(EtcdError::Internal(e.to_string())))?;
-                    if !moved {
-                        return Err(EtcdError::TimeoutLeaderTransfer.into());
-                    }
-                }
-                // etcd 3.4 answers MoveLeader without a header
-                Ok(Response::new(MoveLeaderResponse { header: None }))
-            })
-            .await
+            }
+            // etcd 3.4 answers MoveLeader without a header
+            Ok(Response::new(MoveLeaderResponse { header: None }))
+        }
+        .await
     }
 
     async fn downgrade(
