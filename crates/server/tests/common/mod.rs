@@ -103,7 +103,7 @@ pub fn etcdctl_bin() -> PathBuf {
 
 /// Removes environment variables that etcd / etcdctl would read as flags (or that could
 /// route gRPC through a proxy), so the parent environment cannot change behaviour.
-fn scrub_env(cmd: &mut Command) {
+pub fn scrub_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         let Some(key) = key.to_str() else { continue };
         let upper = key.to_ascii_uppercase();
