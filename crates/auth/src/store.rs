@@ -393,6 +393,31 @@ impl AuthStore {
         self.tokens.assign(name, self.revision, prefix, index, now)
     }
 
+    /// [`authenticate`](Self::authenticate) for a password the proposing member checked at
+    /// auth revision `checked_revision` ([`PasswordCheck::verify`]): `AuthOldRevision`, and
+    /// no token, when the store has moved on since (the password changed, the user was
+    /// deleted, any auth change committed in between); that member then checks the
+    /// password again and proposes anew. Deterministic, so every member agrees. (etcd 3.4
+    /// issues the token anyway and only the proposer, seeing the revision moved, drops it
+    /// and retries, leaving the token recorded on every member; here no member ever holds
+    /// a token for a password that was no longer the user's when it was applied.)
+    pub fn authenticate_checked(
+        &mut self,
+        name: &str,
+        checked_revision: u64,
+        prefix: &str,
+        index: u64,
+        now: Instant,
+    ) -> Result<String, AuthError> {
+        if !self.enabled {
+            return Err(AuthError::AuthNotEnabled);
+        }
+        if checked_revision != self.revision {
+            return Err(AuthError::AuthOldRevision);
+        }
+        self.authenticate(name, prefix, index, now)
+    }
+
     // --- reads ---
 
     /// etcd's `UserGet`: the user's roles, sorted.

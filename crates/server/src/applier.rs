@@ -716,7 +716,7 @@ impl Applier {
                 )
             })
         } else if let Some(a) = req.authenticate.take() {
-            st.authenticate(&a.name, &a.simple_token, index, Instant::now())
+            crate::auth::apply_authenticate(&mut st, &a, index, Instant::now())
                 .map(|t| (Vec::new(), AuthApplied::Token(t)))
         } else if let Some(u) = req.auth_user_add.take() {
             let no_password = u.options.is_some_and(|o| o.no_password);

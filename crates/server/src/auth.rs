@@ -25,6 +25,8 @@ use retcd_api::etcdserverpb::{DeleteRangeRequest, PutRequest, TxnRequest, reques
 use retcd_auth::{AuthInfo, AuthState, AuthStore, AuthWrite, Role, TokenProvider, User};
 use retcd_mvcc::{Batch, MvccError, Store};
 
+use crate::raft_request::InternalAuthenticateRequest;
+
 const META_ENABLED: &str = "auth/enabled";
 const META_REVISION: &str = "auth/revision";
 const USERS_PREFIX: &str = "authUsers/";
@@ -170,6 +172,16 @@ impl AuthHub {
         }))
     }
 
+    /// A hub over `store` alone (no backend), for tests of what runs on top of it.
+    #[cfg(test)]
+    pub fn for_tests(store: AuthStore, bcrypt_cost: u32) -> Arc<AuthHub> {
+        Arc::new(AuthHub {
+            store: Mutex::new(store),
+            bcrypt_cost,
+            make_tokens: Box::new(|| TokenProvider::simple(retcd_auth::DEFAULT_SIMPLE_TOKEN_TTL)),
+        })
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, AuthStore> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -252,6 +264,20 @@ impl AuthHub {
     pub fn check_admin(&self) -> Result<(), EtcdError> {
         let info = current();
         self.lock().is_admin_permitted(&info).map_err(EtcdError::from)
+    }
+}
+
+/// An Authenticate entry as every member applies it: the token, unless the password was
+/// checked at an auth revision the store has left since ([`AuthStore::authenticate_checked`]).
+pub fn apply_authenticate(
+    st: &mut AuthStore,
+    a: &InternalAuthenticateRequest,
+    index: u64,
+    now: Instant,
+) -> Result<String, retcd_auth::AuthError> {
+    match a.checked_revision {
+        Some(rev) => st.authenticate_checked(&a.name, rev, &a.simple_token, index, now),
+        None => st.authenticate(&a.name, &a.simple_token, index, now),
     }
 }
 

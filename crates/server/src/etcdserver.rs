@@ -12,7 +12,7 @@ use retcd_raft_node::{Proposed, RaftNode, RaftNodeError};
 use tonic::Status;
 
 use crate::alarm::AlarmStore;
-use crate::applier::Applied;
+use crate::applier::{Applied, ApplyResult};
 use crate::auth::AuthHub;
 use crate::config::Config;
 use crate::ids::IdGenerator;
@@ -143,7 +143,13 @@ impl EtcdServer {
 
     /// Proposes a request through raft (handed to the leader when this member follows) and
     /// waits until this member has applied it; returns the applied result.
-    pub async fn propose(&self, mut req: InternalRaftRequest) -> Result<Applied, Status> {
+    pub async fn propose(&self, req: InternalRaftRequest) -> Result<Applied, Status> {
+        self.propose_applied(req).await?.map_err(Status::from)
+    }
+
+    /// [`propose`](Self::propose), with the applier's refusal (an [`EtcdError`]) apart from
+    /// the proposal's own failures.
+    pub async fn propose_applied(&self, mut req: InternalRaftRequest) -> Result<ApplyResult, Status> {
         let id = self.id_gen.next();
         let who = crate::auth::current();
         req.header = Some(RequestHeader {
@@ -165,7 +171,7 @@ impl EtcdServer {
         })
         .await;
         match outcome {
-            Ok(Ok(r)) => r.map_err(Status::from),
+            Ok(Ok(r)) => Ok(r),
             Ok(Err(st)) => {
                 self.wait.cancel(id);
                 crate::metrics::get().proposals_failed.inc();

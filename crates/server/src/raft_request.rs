@@ -34,6 +34,12 @@ pub struct InternalAuthenticateRequest {
     pub password: String,
     #[prost(string, tag = "3")]
     pub simple_token: String,
+    /// retcd's own (etcd's message has the three fields above): the auth revision the
+    /// password was checked at. Applied at another revision, the entry issues no token
+    /// (`AuthOldRevision`) and the proposer checks again. Absent from entries written
+    /// before it existed: then no check, as before.
+    #[prost(uint64, optional, tag = "4")]
+    pub checked_revision: Option<u64>,
 }
 
 /// One proposal. Exactly one request field is set.

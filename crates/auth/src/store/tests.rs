@@ -663,6 +663,82 @@ fn authenticate_issues_simple_tokens() {
 }
 
 #[test]
+fn authenticate_checked_refuses_a_password_checked_before_an_auth_change() {
+    let mut s = enabled();
+    s.user_add("alice", hash_password("old", MIN_BCRYPT_COST).unwrap(), false)
+        .unwrap();
+    s.user_add("bob", b"h".to_vec(), false).unwrap();
+    let now = Instant::now();
+    // the member checks the password, then the change is committed before its entry
+    let checked = s.password_check("alice").unwrap().verify("old").unwrap();
+    assert_eq!(checked, s.revision());
+    s.user_change_password("alice", hash_password("new", MIN_BCRYPT_COST).unwrap())
+        .unwrap();
+    assert_eq!(
+        s.authenticate_checked("alice", checked, "p", 10, now),
+        Err(AuthError::AuthOldRevision)
+    );
+    assert_eq!(
+        s.auth_info("p.10", now),
+        Err(AuthError::InvalidAuthToken),
+        "no token recorded"
+    );
+    // checked again: the old password fails, the new one gets a token at this revision
+    assert_eq!(
+        s.password_check("alice").unwrap().verify("old"),
+        Err(AuthError::AuthFailed)
+    );
+    let checked = s.password_check("alice").unwrap().verify("new").unwrap();
+    let token = s.authenticate_checked("alice", checked, "p", 11, now).unwrap();
+    assert_eq!(s.auth_info(&token, now), Ok(info(&s, "alice")));
+
+    // the user deleted in between: no token either
+    let checked = s.password_check("bob").unwrap().revision;
+    s.user_delete("bob").unwrap();
+    assert_eq!(
+        s.authenticate_checked("bob", checked, "p", 12, now),
+        Err(AuthError::AuthOldRevision)
+    );
+    // any auth change counts (the revision is all the check knows)
+    let checked = s.password_check("alice").unwrap().revision;
+    s.role_add("unrelated").unwrap();
+    assert_eq!(
+        s.authenticate_checked("alice", checked, "p", 13, now),
+        Err(AuthError::AuthOldRevision)
+    );
+    assert_eq!(s.auth_info("p.12", now), Err(AuthError::InvalidAuthToken));
+    assert_eq!(s.auth_info("p.13", now), Err(AuthError::InvalidAuthToken));
+    // auth disabled in between: etcd's answer, not a retry
+    let checked = s.password_check("alice").unwrap().revision;
+    s.auth_disable();
+    assert_eq!(
+        s.authenticate_checked("alice", checked, "p", 14, now),
+        Err(AuthError::AuthNotEnabled)
+    );
+}
+
+#[test]
+fn authenticate_checked_with_jwts() {
+    let jwt =
+        JwtTokens::from_keys(SignMethod::Hs256, Some(b"secret"), None, Duration::from_secs(300)).unwrap();
+    let mut s = AuthStore::new(TokenProvider::Jwt(Box::new(jwt)));
+    s.user_add("root", b"h".to_vec(), false).unwrap();
+    s.user_grant_role("root", "root").unwrap();
+    s.user_add("alice", b"h".to_vec(), false).unwrap();
+    s.auth_enable().unwrap();
+    let now = Instant::now();
+    let checked = s.revision();
+    let token = s.authenticate_checked("alice", checked, "", 5, now).unwrap();
+    assert_eq!(s.auth_info(&token, now).unwrap().revision, checked);
+    s.user_change_password("alice", b"h2".to_vec()).unwrap();
+    assert_eq!(
+        s.authenticate_checked("alice", checked, "", 6, now),
+        Err(AuthError::AuthOldRevision),
+        "no JWT is signed for the stale check"
+    );
+}
+
+#[test]
 fn simple_tokens_expire_on_virtual_time() {
     let ttl = Duration::from_secs(60);
     let mut s = AuthStore::new(TokenProvider::simple(ttl));

@@ -11,6 +11,7 @@ use retcd_api::etcdserverpb as pb;
 use tonic::{Request, Response, Status};
 
 use crate::applier::{Applied, AuthApplied};
+use crate::auth::AuthHub;
 use crate::etcdserver::EtcdServer;
 use crate::raft_request::{InternalAuthenticateRequest, InternalRaftRequest};
 
@@ -47,6 +48,52 @@ impl AuthService {
             .map_err(|e| EtcdError::Internal(e.to_string()))?
             .map_err(EtcdError::from)?;
         String::from_utf8(hashed).map_err(|e| EtcdError::Internal(e.to_string()).into())
+    }
+}
+
+/// etcd's `Authenticate` loop: the password is checked against the store as it is now (on
+/// a blocking thread: bcrypt), and the proposal (`propose`: the token, or why the applier
+/// refused it) carries the auth revision of that check. When the store has moved on by the
+/// time the entry is applied (a password change, the user deleted, any auth change), the
+/// applier issues no token (`AuthOldRevision`, [`crate::auth::apply_authenticate`]) and the
+/// check starts over, against the password as it is then. So no member ever records a
+/// token for a password that was changed concurrently, and none is handed out.
+pub(crate) async fn authenticate<F, Fut>(
+    auth: &AuthHub,
+    name: &str,
+    password: &str,
+    mut propose: F,
+) -> Result<String, Status>
+where
+    F: FnMut(InternalAuthenticateRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Result<String, EtcdError>, Status>>,
+{
+    loop {
+        let (check, prefix) = {
+            let st = auth.lock();
+            (
+                st.password_check(name).map_err(EtcdError::from)?,
+                st.gen_token_prefix().map_err(EtcdError::from)?,
+            )
+        };
+        let pw = password.to_string();
+        let checked_revision = tokio::task::spawn_blocking(move || check.verify(&pw))
+            .await
+            .map_err(|e| EtcdError::Internal(e.to_string()))?
+            .map_err(EtcdError::from)?;
+        let req = InternalAuthenticateRequest {
+            name: name.to_string(),
+            password: String::new(),
+            simple_token: prefix,
+            checked_revision: Some(checked_revision),
+        };
+        match propose(req).await? {
+            Ok(token) => return Ok(token),
+            Err(EtcdError::AuthOldRevision) => {
+                tracing::info!(user = %name, "revision when password checked became stale; retrying")
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -116,50 +163,33 @@ impl pb::auth_server::Auth for AuthService {
     }
 
     /// etcd's `Authenticate`: the password is checked here; the proposal carries the
-    /// token's random part, and every member records the token.
+    /// token's random part and the auth revision of the check, and every member records the
+    /// token (see [`authenticate`]).
     async fn authenticate(
         &self,
         r: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
         let m = r.into_inner();
-        // etcd's Authenticate: on an up-to-date member, and again if the auth store changed
-        // (a password, a user) between the password check and the token being recorded
+        // on an up-to-date member, as etcd
         self.s.linearizable_read().await?;
-        loop {
-            let (check, prefix, checked_revision) = {
-                let st = self.s.auth.lock();
-                let check = st.password_check(&m.name).map_err(EtcdError::from)?;
-                (
-                    check,
-                    st.gen_token_prefix().map_err(EtcdError::from)?,
-                    st.revision(),
-                )
-            };
-            let password = m.password.clone();
-            tokio::task::spawn_blocking(move || check.verify(&password))
-                .await
-                .map_err(|e| EtcdError::Internal(e.to_string()))?
-                .map_err(EtcdError::from)?;
+        let token = authenticate(&self.s.auth, &m.name, &m.password, |a| async move {
             let req = InternalRaftRequest {
-                authenticate: Some(InternalAuthenticateRequest {
-                    name: m.name.clone(),
-                    password: String::new(),
-                    simple_token: prefix,
-                }),
+                authenticate: Some(a),
                 ..Default::default()
             };
-            let token = match self.s.propose(req).await? {
-                Applied::Auth(AuthApplied::Token(token)) => token,
-                _ => return Err(EtcdError::Internal("authenticate applied as something else".into()).into()),
-            };
-            if checked_revision == self.s.auth.lock().revision() {
-                return Ok(Response::new(pb::AuthenticateResponse {
-                    header: self.header(),
-                    token,
-                }));
-            }
-            tracing::info!(user = %m.name, "revision when password checked became stale; retrying");
-        }
+            Ok(match self.s.propose_applied(req).await? {
+                Ok(Applied::Auth(AuthApplied::Token(token))) => Ok(token),
+                Ok(_) => Err(EtcdError::Internal(
+                    "authenticate applied as something else".into(),
+                )),
+                Err(e) => Err(e),
+            })
+        })
+        .await?;
+        Ok(Response::new(pb::AuthenticateResponse {
+            header: self.header(),
+            token,
+        }))
     }
 
     async fn user_add(
@@ -370,5 +400,153 @@ impl pb::auth_server::Auth for AuthService {
         Ok(Response::new(pb::AuthRoleRevokePermissionResponse {
             header: self.header(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use retcd_auth::{AuthError, AuthStore, MIN_BCRYPT_COST, TokenProvider, hash_password};
+
+    use super::*;
+
+    /// root, and alice with the password `old`; auth enabled; simple tokens.
+    fn hub() -> Arc<AuthHub> {
+        let mut st = AuthStore::new(TokenProvider::simple(retcd_auth::DEFAULT_SIMPLE_TOKEN_TTL));
+        st.user_add("root", hash_password("rootpw", MIN_BCRYPT_COST).unwrap(), false)
+            .unwrap();
+        st.user_grant_role("root", "root").unwrap();
+        st.user_add("alice", hash_password("old", MIN_BCRYPT_COST).unwrap(), false)
+            .unwrap();
+        st.auth_enable().unwrap();
+        AuthHub::for_tests(st, MIN_BCRYPT_COST)
+    }
+
+    /// Runs the Authenticate loop for alice with `password`. Its proposals are applied as the
+    /// applier does (`apply_authenticate`, at raft index 100, 101, ...), each after
+    /// `meanwhile(proposal number, store)` ran: what other entries committed between the
+    /// password check and this one did. Returns the answer and the proposals made.
+    async fn run(
+        hub: &AuthHub,
+        password: &str,
+        mut meanwhile: impl FnMut(usize, &mut AuthStore),
+    ) -> (Result<String, Status>, Vec<InternalAuthenticateRequest>) {
+        let mut proposed = Vec::new();
+        let answer = authenticate(hub, "alice", password, |a| {
+            let n = proposed.len();
+            proposed.push(a.clone());
+            let mut st = hub.lock();
+            meanwhile(n, &mut st);
+            let applied = crate::auth::apply_authenticate(&mut st, &a, 100 + n as u64, Instant::now())
+                .map_err(EtcdError::from);
+            std::future::ready(Ok(applied))
+        })
+        .await;
+        (answer, proposed)
+    }
+
+    fn token_of(a: &InternalAuthenticateRequest, n: usize) -> String {
+        format!("{}.{}", a.simple_token, 100 + n)
+    }
+
+    #[tokio::test]
+    async fn nothing_in_between_one_proposal_one_token() {
+        let hub = hub();
+        let rev = hub.lock().revision();
+        let (answer, proposed) = run(&hub, "old", |_, _| {}).await;
+        assert_eq!(proposed.len(), 1);
+        assert_eq!(proposed[0].checked_revision, Some(rev));
+        assert!(proposed[0].password.is_empty(), "no password in the log");
+        assert_eq!(answer.unwrap(), token_of(&proposed[0], 0));
+    }
+
+    #[tokio::test]
+    async fn a_password_changed_concurrently_gets_no_token() {
+        let hub = hub();
+        let (answer, proposed) = run(&hub, "old", |n, st| {
+            if n == 0 {
+                st.user_change_password("alice", hash_password("new", MIN_BCRYPT_COST).unwrap())
+                    .unwrap();
+            }
+        })
+        .await;
+        // the stale proposal issued nothing; checked again, the old password fails
+        let e = answer.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            e.message(),
+            "etcdserver: authentication failed, invalid user ID or password"
+        );
+        assert_eq!(proposed.len(), 1, "the second check fails before proposing");
+        assert_eq!(
+            hub.lock().auth_info(&token_of(&proposed[0], 0), Instant::now()),
+            Err(AuthError::InvalidAuthToken),
+            "no member records a token for the stale check"
+        );
+        // and the new password works
+        let (answer, proposed) = run(&hub, "new", |_, _| {}).await;
+        assert_eq!(answer.unwrap(), token_of(&proposed[0], 0));
+    }
+
+    #[tokio::test]
+    async fn another_auth_change_in_between_is_retried() {
+        let hub = hub();
+        let (answer, proposed) = run(&hub, "old", |n, st| {
+            if n == 0 {
+                st.role_add("unrelated").unwrap();
+            }
+        })
+        .await;
+        assert_eq!(proposed.len(), 2);
+        assert_eq!(
+            proposed[1].checked_revision,
+            proposed[0].checked_revision.map(|r| r + 1)
+        );
+        let token = answer.unwrap();
+        assert_eq!(token, token_of(&proposed[1], 1));
+        let st = hub.lock();
+        assert_eq!(
+            st.auth_info(&token_of(&proposed[0], 0), Instant::now()),
+            Err(AuthError::InvalidAuthToken)
+        );
+        assert_eq!(
+            st.auth_info(&token, Instant::now()).map(|i| i.username),
+            Ok("alice".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn the_user_deleted_or_auth_disabled_in_between() {
+        let hub = hub();
+        let (answer, proposed) = run(&hub, "old", |n, st| {
+            if n == 0 {
+                st.user_delete("alice").unwrap();
+            }
+        })
+        .await;
+        assert_eq!(proposed.len(), 1);
+        assert_eq!(
+            answer.unwrap_err().message(),
+            "etcdserver: authentication failed, invalid user ID or password"
+        );
+
+        let hub = self::hub();
+        let (answer, proposed) = run(&hub, "old", |_, st| {
+            st.auth_disable();
+        })
+        .await;
+        assert_eq!(proposed.len(), 1, "not a retry: etcd's answer");
+        let e = answer.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(e.message(), "etcdserver: authentication is not enabled");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_proposes_nothing() {
+        let hub = hub();
+        let (answer, proposed) = run(&hub, "wrong", |_, _| {}).await;
+        assert!(proposed.is_empty());
+        assert_eq!(answer.unwrap_err().code(), tonic::Code::InvalidArgument);
     }
 }
