@@ -216,6 +216,18 @@ fn expired(timeout: Duration) -> bool {
     timeout < Duration::from_millis(1)
 }
 
+/// gRPC's shortest keep-alive ping interval (grpc-go's `internal.KeepaliveMinPingTime`).
+pub const KEEPALIVE_MIN_PING_TIME: Duration = Duration::from_secs(10);
+
+/// The ping interval of a connection made with `--keepalive-time`: none for zero (clientv3
+/// sets no keep-alive then), else at least 10 s, as grpc-go's `WithKeepaliveParams` adjusts
+/// it. etcd refuses pings more frequent than its `--grpc-keepalive-min-time` (5 s) with a
+/// GOAWAY (`too_many_pings`), so etcdctl's default 2 s, taken as is, would end every watch
+/// or lease keep-alive that stays quiet for a few seconds.
+fn keepalive_interval(keepalive_time: Duration) -> Option<Duration> {
+    (!keepalive_time.is_zero()).then(|| keepalive_time.max(KEEPALIVE_MIN_PING_TIME))
+}
+
 /// Adds the auth token (if any) to every request.
 #[derive(Clone)]
 pub struct TokenInterceptor(Option<AsciiMetadataValue>);
@@ -377,6 +389,7 @@ impl Client {
             }
             return Err(CtlError::Rpc(s));
         }
+        let keepalive = keepalive_interval(settings.keepalive_time);
         let deadline = Instant::now() + settings.command_timeout;
         let mut last_err = String::from("latest balancer error: all SubConns are in TransientFailure");
         loop {
@@ -391,14 +404,12 @@ impl Client {
                     if !settings.dial_timeout.is_zero() {
                         e = e.connect_timeout(settings.dial_timeout);
                     }
-                    if !settings.keepalive_time.is_zero() {
+                    if let Some(interval) = keepalive {
                         let timeout = match settings.keepalive_timeout {
                             t if t.is_zero() => Duration::from_secs(20),
                             t => t,
                         };
-                        e = e
-                            .http2_keep_alive_interval(settings.keepalive_time)
-                            .keep_alive_timeout(timeout);
+                        e = e.http2_keep_alive_interval(interval).keep_alive_timeout(timeout);
                     }
                     e
                 });

@@ -463,6 +463,11 @@ fn txn_from_stdin_and_interactive() {
 /// Runs a watch with both tools, makes the same writes on both servers, stops the watchers
 /// and compares what they printed.
 fn check_watch(p: &Pair, args: &[&str], writes: &[&[&str]]) {
+    check_watch_after(p, args, writes, Duration::from_millis(1500));
+}
+
+/// [`check_watch`] with the writes made once the watchers were quiet for `quiet`.
+fn check_watch_after(p: &Pair, args: &[&str], writes: &[&[&str]], quiet: Duration) {
     let spawn = |etcd: &Etcd, tool: &str| {
         etcd.command(tool, args)
             .stdout(Stdio::piped())
@@ -471,7 +476,7 @@ fn check_watch(p: &Pair, args: &[&str], writes: &[&[&str]]) {
             .expect("spawn watch")
     };
     let (wa, wb) = (spawn(&p.a, ETCDCTL), spawn(&p.b, RETCDCTL));
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(quiet);
     for w in writes {
         assert!(p.a.run(ETCDCTL, w, "").status.success());
         assert!(p.b.run(ETCDCTL, w, "").status.success());
@@ -520,6 +525,22 @@ fn watch_events_and_exec() {
     p.check(&["watch", "--rev=1", "wk"]);
     p.check(&["-w", "json", "watch", "--rev=1", "wk"]);
     p.check_stdin(&["watch", "-i"], "bogus\nwatch\n");
+}
+
+/// A watch that sees nothing for longer than etcd's ping policy allows for 2 s pings (a
+/// GOAWAY after two pings within its 5 s minimum) lives on, as etcdctl's: the default
+/// `--keepalive-time=2s` pings every 10 s, gRPC's minimum. The same with a longer time.
+#[test]
+fn quiet_watch_outlives_the_servers_ping_policy() {
+    let p = Pair::start();
+    let writes: &[&[&str]] = &[&["put", "quiet", "v1"]];
+    check_watch_after(&p, &["watch", "quiet"], writes, Duration::from_secs(12));
+    check_watch_after(
+        &p,
+        &["--keepalive-time=11s", "watch", "quiet"],
+        writes,
+        Duration::from_secs(2),
+    );
 }
 
 /// Lease ids differ between runs: hex ids and decimal `ID` fields become `LEASE`.
