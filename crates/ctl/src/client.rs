@@ -16,10 +16,11 @@ use retcd_tls::Dialer;
 use retcd_tls::rustls::ClientConfig;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use crate::error::{CtlError, deadline_exceeded, grpc_string};
+use crate::goaddr::Parsed;
 use crate::gofmt;
 
 /// Connection settings from the global flags.
@@ -168,8 +169,8 @@ impl TlsSettings {
     /// The TLS configuration to dial `urls` with (`None` if no endpoint is TLS and no TLS
     /// option is given). An `https://` endpoint without any option gets the system's CAs and
     /// full verification, as with etcdctl. Unreadable files fail as in etcdctl (exit 128).
-    fn client_config(&self, urls: &[String]) -> Result<Option<Arc<ClientConfig>>, CtlError> {
-        if !self.configured() && !urls.iter().any(|u| u.starts_with("https://")) {
+    fn client_config(&self, plans: &[Plan]) -> Result<Option<Arc<ClientConfig>>, CtlError> {
+        if !self.configured() && !plans.iter().any(Plan::https) {
             return Ok(None);
         }
         // etcd's order and messages: the client pair, then the CA bundle
@@ -253,20 +254,59 @@ pub struct Client {
     balanced_target: String,
 }
 
-/// `127.0.0.1:2379`, `http://127.0.0.1:2379` or `https://127.0.0.1:2379` → (url to dial,
-/// endpoint without scheme). Without a scheme the endpoint is dialed with TLS when `tls` is
-/// configured (as clientv3 does).
-fn endpoint_url(ep: &str, tls: &TlsSettings) -> Result<(String, String), CtlError> {
-    if let Some(rest) = ep.strip_prefix("http://").or_else(|| ep.strip_prefix("https://")) {
-        Ok((ep.to_string(), rest.to_string()))
-    } else if ep.starts_with("unix") {
-        Err(CtlError::BadConnection(format!(
-            "retcdctl does not support endpoint {ep} (unix sockets)"
-        )))
-    } else if tls.configured() {
-        Ok((format!("https://{ep}"), ep.to_string()))
-    } else {
-        Ok((format!("http://{ep}"), ep.to_string()))
+/// How retcdctl dials an endpoint: the address clientv3 dials (its host, the scheme off:
+/// what Go's dialer gets and gRPC's logs name) and the scheme to dial it with (`None`: a
+/// scheme clientv3 has no network for, which never connects). Without a scheme the endpoint
+/// is dialed with TLS when `tls` is configured (as clientv3 does).
+#[derive(Debug, Clone)]
+struct Plan {
+    host: String,
+    scheme: Option<&'static str>,
+}
+
+impl Plan {
+    fn new(ep: &str, tls: &TlsSettings) -> Result<Plan, CtlError> {
+        match crate::goaddr::parse_endpoint(ep) {
+            Parsed::Unix => Err(CtlError::BadConnection(format!(
+                "retcdctl does not support endpoint {ep} (unix sockets)"
+            ))),
+            Parsed::Unknown => Ok(Plan {
+                host: String::new(),
+                scheme: None,
+            }),
+            Parsed::Tcp { address, https } => Ok(Plan {
+                host: address,
+                scheme: Some(if https.unwrap_or_else(|| tls.configured()) {
+                    "https"
+                } else {
+                    "http"
+                }),
+            }),
+        }
+    }
+
+    /// Whether it is dialed with TLS.
+    fn https(&self) -> bool {
+        self.scheme == Some("https")
+    }
+
+    /// Connects once, as Go's dialer would (its checks and lookups first); on failure gRPC's
+    /// words for it (`connection error: desc = "transport: Error while dialing ..."`).
+    async fn connect(
+        &self,
+        tls: Option<&Arc<ClientConfig>>,
+        configure: impl FnOnce(Endpoint) -> Endpoint,
+    ) -> Result<Channel, String> {
+        let Some(scheme) = self.scheme else {
+            return Err(transport_error("Error while dialing dial: unknown network "));
+        };
+        let to = crate::goaddr::resolve(&self.host)
+            .await
+            .map_err(|go| transport_error(&format!("Error while dialing {go}")))?;
+        let dialer = Dialer::new(&to.url(scheme), tls)
+            .map_err(|e| transport_error(&format!("Error while dialing dial tcp {}: {e}", to.dialed)))?
+            .configure(configure);
+        dialer.connect().await.map_err(|e| dial_error(&to.dialed, &e))
     }
 }
 
@@ -341,12 +381,12 @@ impl Client {
     /// the TLS files (clientv3's config errors, exit 128), so that a command can fail on them
     /// before it waits for another cluster.
     pub fn check(settings: &Settings) -> Result<(), CtlError> {
-        let urls = settings
+        let plans = settings
             .endpoints
             .iter()
-            .map(|e| endpoint_url(e, &settings.tls).map(|(u, _)| u))
+            .map(|e| Plan::new(e, &settings.tls))
             .collect::<Result<Vec<_>, _>>()?;
-        settings.tls.client_config(&urls).map(|_| ())
+        settings.tls.client_config(&plans).map(|_| ())
     }
 
     /// Dials until the command deadline; `warn` logs clientv3's warning when it passes.
@@ -356,12 +396,11 @@ impl Client {
         direct: bool,
         warn: bool,
     ) -> Result<Client, CtlError> {
-        let first = endpoints
-            .first()
-            .map(|e| endpoint_url(e, &settings.tls))
-            .transpose()?
-            .map(|(_, e)| e)
-            .unwrap_or_default();
+        let plans = endpoints
+            .iter()
+            .map(|e| Plan::new(e, &settings.tls))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = plans.first().map(|p| p.host.as_str()).unwrap_or_default();
         let balanced_target = format!("endpoint://client-{}/{first}", client_uuid());
         let target = if direct {
             // clientv3 dials the endpoint as given (scheme included) for direct calls
@@ -372,14 +411,8 @@ impl Client {
         } else {
             balanced_target.clone()
         };
-        let urls = endpoints
-            .iter()
-            .map(|e| endpoint_url(e, &settings.tls))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tls = settings
-            .tls
-            .client_config(&urls.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>())?;
-        if urls.is_empty() {
+        let tls = settings.tls.client_config(&plans)?;
+        if plans.is_empty() {
             return Err(no_endpoints());
         }
         if expired(settings.command_timeout) {
@@ -390,31 +423,27 @@ impl Client {
             return Err(CtlError::Rpc(s));
         }
         let keepalive = keepalive_interval(settings.keepalive_time);
+        // zero (or, from an `ETCDCTL_*` variable Go could not parse, unset): no dial timeout
+        // and no keepalive, as clientv3; a zero keepalive timeout is gRPC's 20 s
+        let configure = |mut e: Endpoint| {
+            if !settings.dial_timeout.is_zero() {
+                e = e.connect_timeout(settings.dial_timeout);
+            }
+            if let Some(interval) = keepalive {
+                let timeout = match settings.keepalive_timeout {
+                    t if t.is_zero() => Duration::from_secs(20),
+                    t => t,
+                };
+                e = e.http2_keep_alive_interval(interval).keep_alive_timeout(timeout);
+            }
+            e
+        };
         let deadline = Instant::now() + settings.command_timeout;
         let mut last_err = String::from("latest balancer error: all SubConns are in TransientFailure");
         loop {
-            for (url, bare) in &urls {
-                // an endpoint that is no URL never connects (clientv3 keeps trying it)
-                let Ok(dialer) = Dialer::new(url, tls.as_ref()) else {
-                    continue;
-                };
-                // zero (or, from an `ETCDCTL_*` variable Go could not parse, unset): no dial
-                // timeout and no keepalive, as clientv3; a zero keepalive timeout is gRPC's 20 s
-                let dialer = dialer.configure(|mut e| {
-                    if !settings.dial_timeout.is_zero() {
-                        e = e.connect_timeout(settings.dial_timeout);
-                    }
-                    if let Some(interval) = keepalive {
-                        let timeout = match settings.keepalive_timeout {
-                            t if t.is_zero() => Duration::from_secs(20),
-                            t => t,
-                        };
-                        e = e.http2_keep_alive_interval(interval).keep_alive_timeout(timeout);
-                    }
-                    e
-                });
+            for plan in &plans {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(left, dialer.connect()).await {
+                match tokio::time::timeout(left, plan.connect(tls.as_ref(), configure)).await {
                     Ok(Ok(channel)) => {
                         let mut client = Client {
                             channel,
@@ -426,9 +455,7 @@ impl Client {
                         client.authenticate().await?;
                         return Ok(client);
                     }
-                    Ok(Err(e)) if direct => {
-                        last_err = format!("latest balancer error: {}", dial_error(bare, &e));
-                    }
+                    Ok(Err(e)) if direct => last_err = format!("latest balancer error: {e}"),
                     _ => {}
                 }
             }
@@ -556,7 +583,6 @@ impl Client {
 fn dial_error(addr: &str, e: &tonic::transport::Error) -> String {
     use retcd_tls::rustls::{CertificateError, Error as TlsError};
     use std::error::Error as _;
-    let transport = |desc: String| format!("connection error: desc = \"transport: {desc}\"");
     let mut src = e.source();
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
@@ -578,18 +604,31 @@ fn dial_error(addr: &str, e: &tonic::transport::Error) -> String {
                     }) => go_hostname_error(&expected.to_str(), presented),
                     other => other.to_string(),
                 };
-                return transport(format!("authentication handshake failed: {why}"));
+                return transport_error(&format!("authentication handshake failed: {why}"));
             }
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return transport(format!(
-                    "Error while dialing dial tcp {addr}: connect: connection refused"
-                ));
-            }
-            return transport(format!("Error while dialing dial tcp {addr}: {io}"));
+            let why = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
+                std::io::ErrorKind::TimedOut => "i/o timeout".to_string(),
+                _ => io.to_string(),
+            };
+            return transport_error(&format!("Error while dialing dial tcp {addr}: {why}"));
         }
         src = s.source();
     }
-    transport(format!("Error while dialing dial tcp {addr}: {e}"))
+    // tonic's connect timeout (`--dial-timeout`) is no I/O error
+    if format!("{e:?}").contains("TimeoutExpired") {
+        return transport_error(&format!("Error while dialing dial tcp {addr}: i/o timeout"));
+    }
+    transport_error(&format!("Error while dialing dial tcp {addr}: {e}"))
+}
+
+/// gRPC's `ConnectionError` for a transport that failed: `connection error: desc =
+/// "transport: DESC"` (the description quoted as Go's `%q` does).
+fn transport_error(desc: &str) -> String {
+    format!(
+        "connection error: desc = {}",
+        gofmt::quote(format!("transport: {desc}").as_bytes())
+    )
 }
 
 /// Go's `x509.HostnameError` for a certificate that does not name `host`; `presented` are

@@ -15,6 +15,7 @@ mod cli;
 mod client;
 mod cmd;
 mod error;
+mod goaddr;
 mod gofmt;
 mod output;
 mod srv;

@@ -432,6 +432,63 @@ fn unreachable_endpoint() {
     }
 }
 
+/// Endpoints Go's dialer refuses or cannot resolve, or that name a service for their port:
+/// the per-endpoint commands report Go's dial error (`lookup a b: no such host`, `address
+/// a: missing port in address`, ...), the others clientv3's balancer error with the target
+/// named after the endpoint's host as clientv3 parses it. No name server is asked.
+#[test]
+fn endpoints_go_cannot_dial() {
+    let endpoints = [
+        "a b:1",
+        "http://a b:1",
+        "https://a b:1",
+        "ftp://a:1",
+        "a",
+        "a:b",
+        "a:99999",
+        "[::1",
+        "1.2.3:1",
+        "-a:1",
+        "a..b:1",
+        " 127.0.0.1:1",
+        "127.0.0.1:1 ",
+        "127.0.0.1:tcpmux",
+        "http://127.0.0.1:1/p",
+        "[::1]:1",
+        "http:x://y",
+    ];
+    let spawn = |tool: &str, ep: &str, args: &[&str]| {
+        common::clean(tool)
+            .args(["--endpoints", ep, "--command-timeout=1s"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn client")
+    };
+    let commands: [&[&str]; 3] = [
+        &["endpoint", "status"],
+        &["-w", "json", "endpoint", "hashkv"],
+        &["get", "k"],
+    ];
+    // a few endpoints at a time (each command runs to its one-second deadline)
+    for chunk in endpoints.chunks(4) {
+        let runs: Vec<_> = chunk
+            .iter()
+            .flat_map(|ep| commands.iter().map(move |args| (*ep, *args)))
+            .map(|(ep, args)| (ep, args, spawn(ETCDCTL, ep, args), spawn(RETCDCTL, ep, args)))
+            .collect();
+        for (ep, args, want, got) in runs {
+            let (want, got) = (
+                want.wait_with_output().expect("etcdctl"),
+                got.wait_with_output().expect("retcdctl"),
+            );
+            compare(&[&[ep][..], args].concat(), &want, &got, &[]);
+        }
+    }
+}
+
 #[test]
 fn txn_from_stdin_and_interactive() {
     let p = Pair::start();
