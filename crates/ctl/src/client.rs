@@ -22,6 +22,7 @@ use tonic::{Request, Status};
 use crate::error::{CtlError, deadline_exceeded, grpc_string};
 use crate::goaddr::Parsed;
 use crate::gofmt;
+use crate::grpclog::{self, State};
 
 /// Connection settings from the global flags.
 #[derive(Debug, Clone)]
@@ -229,6 +230,30 @@ fn keepalive_interval(keepalive_time: Duration) -> Option<Duration> {
     (!keepalive_time.is_zero()).then(|| keepalive_time.max(KEEPALIVE_MIN_PING_TIME))
 }
 
+/// How long gRPC waits before it dials a failed endpoint again, after `retries` waits
+/// (grpc-go's default backoff: 1 s, then 1.6 times longer each time up to 120 s, each but
+/// the first spread by ±20 %).
+fn reconnect_backoff(retries: u32) -> Duration {
+    if retries == 0 {
+        return Duration::from_secs(1);
+    }
+    let delay = (1.6f64.powi(retries.min(20) as i32)).min(120.0);
+    let jitter = 1.0 + 0.2 * (random_unit() * 2.0 - 1.0);
+    Duration::from_secs_f64(delay * jitter)
+}
+
+/// A random number in [0, 1).
+fn random_unit() -> f64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        b = (Instant::now().elapsed().as_nanos() as u64 ^ u64::from(std::process::id())).to_le_bytes();
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Adds the auth token (if any) to every request.
 #[derive(Clone)]
 pub struct TokenInterceptor(Option<AsciiMetadataValue>);
@@ -423,6 +448,9 @@ impl Client {
             return Err(CtlError::Rpc(s));
         }
         let keepalive = keepalive_interval(settings.keepalive_time);
+        if keepalive.is_some_and(|k| k > settings.keepalive_time) {
+            grpclog::keepalive_adjusted(KEEPALIVE_MIN_PING_TIME);
+        }
         // zero (or, from an `ETCDCTL_*` variable Go could not parse, unset): no dial timeout
         // and no keepalive, as clientv3; a zero keepalive timeout is gRPC's 20 s
         let configure = |mut e: Endpoint| {
@@ -438,13 +466,32 @@ impl Client {
             }
             e
         };
+        // gRPC names the addresses and the client's authority: a direct call's endpoint as
+        // given, else the endpoints' hosts and the first one's
+        let (authority, addrs): (&str, Vec<&str>) = if direct {
+            (
+                endpoints[0].as_str(),
+                endpoints.iter().map(String::as_str).collect(),
+            )
+        } else {
+            (first, plans.iter().map(|p| p.host.as_str()).collect())
+        };
         let deadline = Instant::now() + settings.command_timeout;
         let mut last_err = String::from("latest balancer error: all SubConns are in TransientFailure");
-        loop {
-            for plan in &plans {
+        let mut channel = None;
+        for retries in 0.. {
+            for (plan, addr) in plans.iter().zip(&addrs) {
+                grpclog::subchannel(State::Connecting);
+                if channel != Some(State::Connecting) {
+                    grpclog::channel(State::Connecting);
+                    channel = Some(State::Connecting);
+                }
+                grpclog::picks(addr);
                 let left = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(left, plan.connect(tls.as_ref(), configure)).await {
                     Ok(Ok(channel)) => {
+                        grpclog::subchannel(State::Ready);
+                        grpclog::channel(State::Ready);
                         let mut client = Client {
                             channel,
                             token: TokenInterceptor(None),
@@ -455,21 +502,34 @@ impl Client {
                         client.authenticate().await?;
                         return Ok(client);
                     }
-                    Ok(Err(e)) if direct => last_err = format!("latest balancer error: {e}"),
-                    _ => {}
+                    Ok(Err(e)) => {
+                        grpclog::transport_failed(addr, authority, &e);
+                        grpclog::subchannel(State::TransientFailure);
+                        if direct {
+                            last_err = format!("latest balancer error: {e}");
+                        }
+                    }
+                    // the deadline passed while connecting
+                    Err(_) => {}
                 }
             }
-            if Instant::now() + Duration::from_millis(100) >= deadline {
+            if Instant::now() < deadline {
+                grpclog::channel(State::TransientFailure);
+                channel = Some(State::TransientFailure);
+            }
+            let wait = reconnect_backoff(retries);
+            if Instant::now() + wait >= deadline {
                 // clientv3 gives up at the deadline itself, not before
                 tokio::time::sleep(deadline.saturating_duration_since(Instant::now())).await;
-                if warn {
-                    let s = Status::deadline_exceeded(last_err);
-                    warn_unary_failed(&target, &grpc_string(&s));
-                }
-                return Err(CtlError::Rpc(deadline_exceeded()));
+                break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(wait).await;
         }
+        if warn {
+            let s = Status::deadline_exceeded(last_err);
+            warn_unary_failed(&target, &grpc_string(&s));
+        }
+        Err(CtlError::Rpc(deadline_exceeded()))
     }
 
     /// `--user name[:password]` (+ `--password`): gets a token, as clientv3 does on dial.

@@ -17,6 +17,7 @@ mod cmd;
 mod error;
 mod goaddr;
 mod gofmt;
+mod grpclog;
 mod output;
 mod srv;
 mod tlsfiles;

@@ -1764,3 +1764,167 @@ fn ok_on(endpoint: &str, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The parts of a `--debug` run's stderr: etcdctl's listing of the flags with the
+/// environment's warnings (in order, timestamps masked); the distinct gRPC log messages
+/// (`INFO: 2026/11/21 13:09:22 [core]...` without level and time); the other lines.
+fn debug_parts(
+    stderr: &[u8],
+    ports: &[(String, String)],
+) -> (String, std::collections::BTreeSet<String>, String) {
+    let grpc =
+        Regex::new(r"^(INFO|WARNING|ERROR): \d{4}/\d\d/\d\d \d\d:\d\d:\d\d (\[\w+\].*)$").expect("regex");
+    let text = normalize(&String::from_utf8_lossy(stderr), ports);
+    let (mut listing, mut logs, mut rest) = (String::new(), std::collections::BTreeSet::new(), String::new());
+    for line in text.lines() {
+        if let Some(c) = grpc.captures(line) {
+            logs.insert(format!("{}: {}", &c[1], &c[2]));
+        } else if line.starts_with("ETCDCTL_") || line.contains(" | pkg/flags: ") {
+            listing.push_str(line);
+            listing.push('\n');
+        } else {
+            rest.push_str(line);
+            rest.push('\n');
+        }
+    }
+    (listing, logs, rest)
+}
+
+/// `--debug` (or `ETCDCTL_DEBUG`): retcdctl lists every flag the command inherits as
+/// etcdctl does (`ETCDCTL_<FLAG>=<value>`, sorted, after the environment's warnings: the
+/// values pflag holds once the variables are applied, durations, lists, booleans as Go
+/// prints them, `--user` and `--password` in clear), for every command that makes its
+/// client configuration that way (not `endpoint health`); then gRPC's log lines, each one a
+/// line etcdctl's gRPC printed in the same run (retcdctl prints only the events it goes
+/// through: keep-alive adjusted, dialing, ready, failed); stdout and the other stderr lines
+/// as etcdctl's.
+#[test]
+fn debug_lists_the_flags_as_etcdctl() {
+    let p = Pair::start();
+    p.check(&["put", "k", "v"]);
+    p.check(&["put", "k", "w"]);
+    p.check(&["compaction", "3"]);
+    let dead = format!("127.0.0.1:{}", free_port());
+    let dead_list = format!("--endpoints={{EP}},{dead}");
+    let dead_first = format!("--endpoints={dead},{{EP}}");
+    let ep_env = [("ETCDCTL_ENDPOINTS", "{EP}")];
+    let cases: &[EnvCase] = &[
+        (&["--debug", "get", "k"], &ep_env),
+        (
+            &["get", "k"],
+            &[("ETCDCTL_ENDPOINTS", "{EP}"), ("ETCDCTL_DEBUG", "true")],
+        ),
+        (
+            &["get", "k"],
+            &[
+                ("ETCDCTL_DEBUG", "1"),
+                ("ETCDCTL_ENDPOINTS", "{EP}"),
+                ("ETCDCTL_FOO", "x"),
+            ],
+        ),
+        (
+            &["get", "k"],
+            &[("ETCDCTL_DEBUG", "yes"), ("ETCDCTL_ENDPOINTS", "{EP}")],
+        ),
+        (
+            &[
+                "--debug",
+                "--user=root:pw",
+                "--password=x",
+                "-w",
+                "json",
+                "--hex",
+                "--dial-timeout=1500ms",
+                "--command-timeout=1m30s",
+                "--keepalive-time=0",
+                "--keepalive-timeout=-2s",
+                "get",
+                "k",
+            ],
+            &ep_env,
+        ),
+        (
+            &["--debug", "--keepalive-time=11s", "get", "k"],
+            &[
+                ("ETCDCTL_COMMAND_TIMEOUT", "7s"),
+                ("ETCDCTL_DIAL_TIMEOUT", "abc"),
+                ("ETCDCTL_ENDPOINTS", "{EP}"),
+                ("ETCDCTL_HEX", "maybe"),
+                ("ETCDCTL_INSECURE_DISCOVERY", "0"),
+            ],
+        ),
+        (&["--debug", &dead_first, "get", "k"], &[]),
+        (
+            &["--debug", "--endpoints= {EP}", "--endpoints=\"a,b\",", "get", "k"],
+            &[],
+        ),
+        (
+            &[
+                "--debug",
+                &dead_list,
+                "--command-timeout=1s",
+                "endpoint",
+                "status",
+            ],
+            &[],
+        ),
+        (
+            &["--debug", "-w", "json", "endpoint", "hashkv", "--cluster"],
+            &ep_env,
+        ),
+        (&["--debug", "endpoint", "health"], &ep_env),
+        (&["--debug", "watch", "--rev=1", "k"], &ep_env),
+        (&["--debug", "member", "list"], &ep_env),
+        (&["--debug", "-w", "xml", "get", "k"], &ep_env),
+        (&["--debug", "--endpoints=", "get", "k"], &[]),
+        (&["--debug", "version"], &ep_env),
+        (
+            &["--debug", "get", "k"],
+            &[("ETCDCTL_DEBUG", "true"), ("ETCDCTL_ENDPOINTS", "{EP}")],
+        ),
+    ];
+    let ports = [(p.b.endpoint(), p.a.endpoint())];
+    for (args, env) in cases {
+        let run = |e: &Etcd, tool: &str| {
+            let ep = e.endpoint();
+            let args: Vec<String> = args.iter().map(|a| a.replace("{EP}", &ep)).collect();
+            let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.replace("{EP}", &ep))).collect();
+            common::clean(tool)
+                .args(&args)
+                .envs(env)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run client")
+        };
+        let (want, got) = (run(&p.a, ETCDCTL), run(&p.b, RETCDCTL));
+        let n = |b: &[u8]| normalize(&String::from_utf8_lossy(b), &ports);
+        assert_eq!(n(&got.stdout), n(&want.stdout), "stdout of {args:?} {env:?}");
+        assert_eq!(
+            got.status.code(),
+            want.status.code(),
+            "exit code of {args:?} {env:?}"
+        );
+        let (want_listing, want_logs, want_rest) = debug_parts(&want.stderr, &ports);
+        let (got_listing, got_logs, got_rest) = debug_parts(&got.stderr, &ports);
+        assert_eq!(got_listing, want_listing, "the listing of {args:?} {env:?}");
+        assert_eq!(got_rest, want_rest, "the rest of stderr of {args:?} {env:?}");
+        assert!(
+            got_logs.is_subset(&want_logs),
+            "gRPC lines etcdctl did not print for {args:?} {env:?}: {:#?}",
+            got_logs.difference(&want_logs).collect::<Vec<_>>()
+        );
+        // the same outcome logged: connected (etcdctl dials every endpoint at once, so it
+        // may log failures retcdctl, trying them in turn, never ran into), or failed
+        let has = |logs: &std::collections::BTreeSet<String>, key: &str| logs.iter().any(|l| l.contains(key));
+        let ready = "Channel Connectivity change to READY";
+        assert_eq!(has(&got_logs, ready), has(&want_logs, ready), "{args:?} {env:?}");
+        if !has(&want_logs, ready) {
+            let failed = "createTransport failed";
+            assert_eq!(
+                has(&got_logs, failed),
+                has(&want_logs, failed),
+                "{args:?} {env:?}"
+            );
+        }
+    }
+}
