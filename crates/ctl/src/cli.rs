@@ -198,6 +198,7 @@ impl Global {
                 raw_endpoints,
                 dial_timeout: flag_duration(&self.dial_timeout, Duration::from_secs(2)),
                 command_timeout: flag_duration(command_timeout, Duration::from_secs(5)),
+                command_timeout_given: command_timeout.is_some(),
                 keepalive_time: flag_duration(&self.keepalive_time, Duration::from_secs(2)),
                 keepalive_timeout: flag_duration(&self.keepalive_timeout, Duration::from_secs(6)),
                 user: self.user.filter(|u| !u.is_empty()),

@@ -33,6 +33,10 @@ pub struct Settings {
     pub raw_endpoints: Vec<String>,
     pub dial_timeout: Duration,
     pub command_timeout: Duration,
+    /// whether `--command-timeout` was set (on the command line or, for the commands that
+    /// read it after making their client, by its variable): `snapshot save` has a deadline
+    /// only then
+    pub command_timeout_given: bool,
     pub keepalive_time: Duration,
     pub keepalive_timeout: Duration,
     pub user: Option<String>,
@@ -254,6 +258,14 @@ fn random_unit() -> f64 {
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// `fut` within `limit` (`None`: no limit); `None` when the time ran out.
+pub async fn within<T>(limit: Option<Duration>, fut: impl Future<Output = T>) -> Option<T> {
+    match limit {
+        None => Some(fut.await),
+        Some(l) => tokio::time::timeout(l, fut).await.ok(),
+    }
+}
+
 /// Adds the auth token (if any) to every request.
 #[derive(Clone)]
 pub struct TokenInterceptor(Option<AsciiMetadataValue>);
@@ -372,7 +384,7 @@ impl Client {
     /// Connects to the first endpoint that answers, retrying until the command deadline.
     pub async fn connect(settings: &Settings) -> Result<Client, CtlError> {
         let endpoints = settings.prepare()?;
-        Self::dial(settings, &endpoints, false, true).await
+        Self::dial(settings, &endpoints, false, true, Some(settings.command_timeout)).await
     }
 
     /// Connects to one of `endpoints`; `direct` names the target as clientv3 does for calls
@@ -383,7 +395,7 @@ impl Client {
         direct: bool,
     ) -> Result<Client, CtlError> {
         settings.check_deferred()?;
-        Self::dial(settings, endpoints, direct, true).await
+        Self::dial(settings, endpoints, direct, true, Some(settings.command_timeout)).await
     }
 
     /// Connects to the endpoints, trying for as long as none answers (clientv3 without a
@@ -395,11 +407,19 @@ impl Client {
     ) -> Result<Client, CtlError> {
         let endpoints = settings.prepare()?;
         loop {
-            match Self::dial(settings, &endpoints, false, false).await {
+            match Self::dial(settings, &endpoints, false, false, Some(settings.command_timeout)).await {
                 Err(e) if e.is_unreachable() => waiting(),
                 done => return done,
             }
         }
+    }
+
+    /// Connects to the endpoints within `limit` (`None`: for as long as it takes, as
+    /// clientv3 without a deadline), without a word when the time is up: the failure is
+    /// then the status gRPC had (`latest balancer error: ...`) for the caller to report.
+    pub async fn connect_within(settings: &Settings, limit: Option<Duration>) -> Result<Client, CtlError> {
+        let endpoints = settings.prepare()?;
+        Self::dial(settings, &endpoints, false, false, limit).await
     }
 
     /// Checks what dialing `settings` needs before any connection: the endpoints' form and
@@ -414,12 +434,14 @@ impl Client {
         settings.tls.client_config(&plans).map(|_| ())
     }
 
-    /// Dials until the command deadline; `warn` logs clientv3's warning when it passes.
+    /// Dials until `limit` is over (`None`: until it connects); `warn` logs clientv3's
+    /// warning when it is, else the failure carries gRPC's status.
     async fn dial(
         settings: &Settings,
         endpoints: &[String],
         direct: bool,
         warn: bool,
+        limit: Option<Duration>,
     ) -> Result<Client, CtlError> {
         let plans = endpoints
             .iter()
@@ -440,7 +462,7 @@ impl Client {
         if plans.is_empty() {
             return Err(no_endpoints());
         }
-        if expired(settings.command_timeout) {
+        if limit.is_some_and(expired) {
             let s = deadline_exceeded();
             if warn {
                 warn_unary_failed(&target, &grpc_string(&s));
@@ -476,7 +498,8 @@ impl Client {
         } else {
             (first, plans.iter().map(|p| p.host.as_str()).collect())
         };
-        let deadline = Instant::now() + settings.command_timeout;
+        let deadline = limit.and_then(|l| Instant::now().checked_add(l));
+        let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let mut last_err = String::from("latest balancer error: all SubConns are in TransientFailure");
         let mut channel = None;
         for retries in 0.. {
@@ -487,9 +510,8 @@ impl Client {
                     channel = Some(State::Connecting);
                 }
                 grpclog::picks(addr);
-                let left = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(left, plan.connect(tls.as_ref(), configure)).await {
-                    Ok(Ok(channel)) => {
+                match within(left(), plan.connect(tls.as_ref(), configure)).await {
+                    Some(Ok(channel)) => {
                         grpclog::subchannel(State::Ready);
                         grpclog::channel(State::Ready);
                         let mut client = Client {
@@ -502,7 +524,7 @@ impl Client {
                         client.authenticate().await?;
                         return Ok(client);
                     }
-                    Ok(Err(e)) => {
+                    Some(Err(e)) => {
                         grpclog::transport_failed(addr, authority, &e);
                         grpclog::subchannel(State::TransientFailure);
                         if direct {
@@ -510,26 +532,29 @@ impl Client {
                         }
                     }
                     // the deadline passed while connecting
-                    Err(_) => {}
+                    None => {}
                 }
             }
-            if Instant::now() < deadline {
+            if left().is_none_or(|l| !l.is_zero()) {
                 grpclog::channel(State::TransientFailure);
                 channel = Some(State::TransientFailure);
             }
             let wait = reconnect_backoff(retries);
-            if Instant::now() + wait >= deadline {
+            if let Some(l) = left()
+                && wait >= l
+            {
                 // clientv3 gives up at the deadline itself, not before
-                tokio::time::sleep(deadline.saturating_duration_since(Instant::now())).await;
+                tokio::time::sleep(l).await;
                 break;
             }
             tokio::time::sleep(wait).await;
         }
+        let s = Status::deadline_exceeded(last_err);
         if warn {
-            let s = Status::deadline_exceeded(last_err);
             warn_unary_failed(&target, &grpc_string(&s));
+            return Err(CtlError::Rpc(deadline_exceeded()));
         }
-        Err(CtlError::Rpc(deadline_exceeded()))
+        Err(CtlError::Rpc(s))
     }
 
     /// `--user name[:password]` (+ `--password`): gets a token, as clientv3 does on dial.

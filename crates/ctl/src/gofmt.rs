@@ -585,6 +585,18 @@ pub fn capnslog_now() -> String {
     )
 }
 
+/// Go's text of a system call's error (`no such file or directory`): the C library's
+/// message with a lower-case first letter, without Rust's `(os error N)`.
+pub fn os_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// Go's `log` timestamp (`log.LstdFlags`), as gRPC's logger prints it: `2026/11/21 03:33:26`.
 pub fn golog_now() -> String {
     let (y, mo, d, h, mi, s) = civil(now().as_secs());

@@ -1255,6 +1255,107 @@ fn snapshot_save_in_every_format() {
     }
 }
 
+/// `snapshot save`'s deadline is etcdctl's: none without `--command-timeout` (an endpoint
+/// that never answers is waited for), else the whole save's (at it, with the endpoint
+/// unreachable: clientv3's `streamer failed to create ClientStream`, exit 5, the `.part`
+/// file removed); a server's refusal comes after the stream opened (`failed to receive from
+/// snapshot stream`, exit 5); a `.part` file that cannot be made is refused in Go's words;
+/// the snapshot is only its owner's to read (0600).
+#[test]
+fn snapshot_save_deadlines_like_etcdctl() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dead = format!("127.0.0.1:{}", free_port());
+    let path = |tool: &str| {
+        dir.path()
+            .join(format!("{}.db", if tool == ETCDCTL { "a" } else { "b" }))
+    };
+    let spawn = |tool: &str, args: &[&str], env: &[(&str, &str)]| {
+        let file = path(tool).display().to_string();
+        common::clean(tool)
+            .args(["--endpoints", &dead])
+            .args(args)
+            .args(["snapshot", "save", &file])
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn snapshot save")
+    };
+    let files = [(
+        path(RETCDCTL).display().to_string(),
+        path(ETCDCTL).display().to_string(),
+    )];
+    for (args, env) in [
+        (&["--command-timeout=1s"][..], &[][..]),
+        (&[], &[("ETCDCTL_COMMAND_TIMEOUT", "1500ms")]),
+    ] {
+        let (want, got) = (spawn(ETCDCTL, args, env), spawn(RETCDCTL, args, env));
+        let (want, got) = (
+            want.wait_with_output().expect("etcdctl"),
+            got.wait_with_output().expect("retcdctl"),
+        );
+        compare(args, &want, &got, &files);
+        assert_eq!(got.status.code(), Some(5));
+        assert!(String::from_utf8_lossy(&got.stderr).contains("streamer failed to create ClientStream"));
+        let part = |tool: &str| Path::new(&format!("{}.part", path(tool).display())).exists();
+        assert!(!part(ETCDCTL) && !part(RETCDCTL), "the .part files are removed");
+    }
+    // no deadline: both still wait after 3 s
+    let (mut want, mut got) = (spawn(ETCDCTL, &[], &[]), spawn(RETCDCTL, &[], &[]));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(matches!(want.try_wait(), Ok(None)), "etcdctl waits");
+    assert!(matches!(got.try_wait(), Ok(None)), "retcdctl waits");
+    let _ = (want.kill(), got.kill());
+    let (want, got) = (
+        want.wait_with_output().expect("etcdctl"),
+        got.wait_with_output().expect("retcdctl"),
+    );
+    let n = |b: &[u8]| normalize(&String::from_utf8_lossy(b), &files);
+    assert_eq!(n(&got.stdout), n(&want.stdout));
+    assert_eq!(n(&got.stderr), n(&want.stderr));
+    // a refusal from the server
+    let p = Pair::start();
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "grant-role", "root", "root"],
+        &["user", "add", "u:pw"],
+        &["auth", "enable"],
+    ] {
+        p.check(args);
+    }
+    let (fa, fb) = (dir.path().join("auth-a.db"), dir.path().join("auth-b.db"));
+    let want = p.a.run(
+        ETCDCTL,
+        &["--user=u:pw", "snapshot", "save", &fa.display().to_string()],
+        "",
+    );
+    let got = p.b.run(
+        RETCDCTL,
+        &["--user=u:pw", "snapshot", "save", &fb.display().to_string()],
+        "",
+    );
+    let subst = [
+        (p.b.endpoint(), p.a.endpoint()),
+        (fb.display().to_string(), fa.display().to_string()),
+    ];
+    compare(&["--user=u:pw", "snapshot", "save"], &want, &got, &subst);
+    assert_eq!(got.status.code(), Some(5));
+    p.check(&["--user=root:rootpw", "auth", "disable"]);
+    let missing = dir.path().join("missing/x.db").display().to_string();
+    p.check(&["snapshot", "save", &missing]);
+    let mode = |f: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(f).expect("snapshot").permissions().mode() & 0o777
+    };
+    let want =
+        p.a.run(ETCDCTL, &["snapshot", "save", &fa.display().to_string()], "");
+    let got =
+        p.b.run(RETCDCTL, &["snapshot", "save", &fb.display().to_string()], "");
+    compare(&["snapshot", "save"], &want, &got, &subst);
+    assert_eq!((mode(&fb), mode(&fa)), (0o600, 0o600));
+}
+
 /// An active alarm (NOSPACE: etcd with a one-byte quota refuses the first write) in every
 /// format: the list, the status with its error (a long table cell, wrapped), the health
 /// check (etcdctl 3.4 does not look at alarms) and the disarm. The raft index counts
