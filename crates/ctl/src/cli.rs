@@ -350,6 +350,7 @@ pub fn apply_env(cli: &mut Cli) -> EnvReport {
             cli.command,
             Command::Version(_)
                 | Command::Completion(_)
+                | Command::Migrate(_)
                 | Command::Snapshot(SnapshotCmd::Status(_) | SnapshotCmd::Restore(_))
         )
     {
@@ -750,6 +751,24 @@ pub struct DefragArgs {
     pub args: Vec<String>,
 }
 
+/// `migrate` flags (etcdctl 3.4's); arguments are ignored, as by etcdctl.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Path to the data directory
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub data_dir: String,
+    /// Path to the WAL directory
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub wal_dir: String,
+    /// Do not convert TTL keys
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
+    pub no_ttl: bool,
+    /// Path to the user-provided transformer program
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub transformer: String,
+    pub args: Vec<String>,
+}
+
 /// `endpoint`: `--cluster` is the group's flag, given before or after the subcommand (as
 /// etcdctl's persistent flag).
 #[derive(Debug, Args)]
@@ -1064,6 +1083,8 @@ pub enum Command {
     /// Makes a mirror at the destination etcd cluster
     #[command(name = "make-mirror")]
     MakeMirror(MirrorArgs),
+    /// Migrates keys in a v2 store to a mvcc store
+    Migrate(MigrateArgs),
     /// Acquires a named lock
     Lock {
         /// timeout for session

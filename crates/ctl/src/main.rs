@@ -132,7 +132,7 @@ fn parse(argv: Vec<String>) -> Cli {
 }
 
 async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlError> {
-    use cmd::{auth, check, cluster, concurrency, defrag, kv, lease, mirror, snapshot, txn, watch};
+    use cmd::{auth, check, cluster, concurrency, defrag, kv, lease, migrate, mirror, snapshot, txn, watch};
     match command {
         Command::Get(a) => kv::get(ctx, &a).await,
         Command::Put(a) => kv::put(ctx, &a).await,
@@ -173,6 +173,7 @@ async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlErro
         Command::Snapshot(SnapshotCmd::Status(p)) => snapshot::status(ctx, &p.args),
         Command::Snapshot(SnapshotCmd::Restore(a)) => snapshot::restore(&a),
         Command::MakeMirror(a) => mirror::make_mirror(ctx, &a).await,
+        Command::Migrate(a) => migrate::migrate(&a),
         Command::Check(c) => check::check(ctx, &c).await,
         Command::MoveLeader(p) => cluster::move_leader(ctx, &p.args).await,
         Command::User(c) => auth::user(ctx, c).await,

@@ -861,15 +861,6 @@ fn lock_waits_for_the_holder_and_elect_observes() {
     }
 }
 
-/// etcdctl's root usage lists `migrate` (v2 store migration), which retcdctl does not have
-/// (retcd has no v2 store): that line is the one difference allowed in the root's usage.
-fn without_migrate(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.starts_with("\tmigrate\t"))
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
 /// Runs `args` with both tools (no server: nothing here gets to dial) and compares stdout,
 /// stderr and the exit code.
 fn same_without_server(args: &[&str]) {
@@ -889,7 +880,7 @@ fn same_without_server(args: &[&str]) {
             .expect("run")
     };
     let (want, got) = (run(ETCDCTL), run(RETCDCTL));
-    let text = |b: &[u8]| without_migrate(&String::from_utf8_lossy(b));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     assert_eq!(text(&got.stdout), text(&want.stdout), "stdout of {args:?}");
     assert_eq!(text(&got.stderr), text(&want.stderr), "stderr of {args:?}");
     assert_eq!(got.status.code(), want.status.code(), "exit code of {args:?}");
@@ -919,6 +910,8 @@ fn flag_errors_and_usage_like_etcdctl() {
         &["elect", "-l=x", "e"],
         &["make-mirror", "--no-dest-prefix=x", "d"],
         &["snapshot", "restore", "--skip-hash-check=x", "f"],
+        &["migrate", "--no-ttl=x"],
+        &["migrat", "--data-dir", "x"],
         &["check", "perf", "--auto-compact=x"],
         &["compaction", "--physical=x", "1"],
         &["--hex=x", "get", "k"],
@@ -975,7 +968,7 @@ fn flag_errors_and_usage_like_etcdctl() {
 
 /// Every command's usage (`CMD --help`) as etcdctl prints it, for every command etcdctl's
 /// root usage lists. Not compared: `completion *` (retcdctl's scripts are clap_complete's,
-/// without `--no-descriptions`) and `migrate` (no v2 store).
+/// without `--no-descriptions`).
 #[test]
 fn every_command_usage_like_etcdctl() {
     let root = Command::new(ETCDCTL)
@@ -1003,7 +996,7 @@ fn every_command_usage_like_etcdctl() {
         .filter_map(|c| c.split_once(' ').map(|(g, _)| g.to_string()))
         .collect();
     groups.dedup();
-    let skip = |c: &str| c.starts_with("completion") || c == "migrate";
+    let skip = |c: &str| c.starts_with("completion");
     let mut compared = 0;
     for c in commands.iter().chain(&groups).filter(|c| !skip(c)) {
         let mut args: Vec<&str> = c.split(' ').collect();
@@ -2028,4 +2021,122 @@ fn debug_lists_the_flags_as_etcdctl() {
             );
         }
     }
+}
+
+/// `migrate` as etcdctl 3.4 answers it where no v2 store can be read: a missing data dir,
+/// `member/snap` or WAL dir, a file where a directory should be, a WAL dir without WAL files
+/// (each other file ignored with etcdctl's warning, `wal: file not found`), a transformer Go
+/// cannot start (before anything else) — same stdout, stderr and exit code. A retcd data dir
+/// (a running or stopped retcd's, when its binary is built) has no v2 store: `no v2 keys to
+/// migrate`, exit 0, as etcdctl says of an etcd data dir without v2 keys, nothing changed.
+#[test]
+fn migrate_like_etcdctl() {
+    // etcdctl's migrate writes into what it finds (an empty backend file, broken snapshots
+    // renamed): each tool gets its own copy of the same tree
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tree = |root: &Path| {
+        for d in [
+            "snap-only/member/snap",
+            "empty/member/snap",
+            "empty/member/wal",
+            "odd/member/snap",
+            "odd/member/wal",
+            "file/member",
+        ] {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        for f in [
+            "odd/member/wal/b",
+            "odd/member/wal/a",
+            "odd/member/snap/x",
+            "file/member/snap",
+        ] {
+            std::fs::write(root.join(f), "").expect("write");
+        }
+    };
+    let (ta, tb) = (dir.path().join("a"), dir.path().join("b"));
+    tree(&ta);
+    tree(&tb);
+    let cases: &[&[&str]] = &[
+        &["migrate", "--data-dir", "{D}/missing"],
+        &["migrate", "--data-dir", "{D}/snap-only"],
+        &[
+            "migrate",
+            "--data-dir",
+            "{D}/snap-only",
+            "--wal-dir",
+            "{D}/empty/member/wal",
+        ],
+        &["migrate", "--data-dir", "{D}/empty"],
+        &["migrate", "--data-dir", "{D}/odd", "--no-ttl", "extra"],
+        &["migrate", "--data-dir", "{D}/file"],
+        &["migrate", "--data-dir", "{D}//empty/../missing/"],
+        &["migrate"],
+        &[
+            "migrate",
+            "--data-dir",
+            "{D}/empty",
+            "--transformer",
+            "{D}/nothing",
+        ],
+        &[
+            "migrate",
+            "--data-dir",
+            "{D}/empty",
+            "--transformer",
+            "no-such-transformer",
+        ],
+        &["migrate", "--data-dir", "{D}/empty", "--transformer", "{D}/odd"],
+        &["-w", "xml", "--endpoints=", "migrate", "--data-dir", "{D}/empty"],
+    ];
+    for args in cases {
+        let run = |tool: &str, root: &Path| {
+            let d = root.display().to_string();
+            let args: Vec<String> = args.iter().map(|a| a.replace("{D}", &d)).collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            common::clean(tool)
+                .args(&args)
+                .env("ETCDCTL_FOO", "1")
+                .current_dir(root)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run migrate")
+        };
+        let (want, got) = (run(ETCDCTL, &ta), run(RETCDCTL, &tb));
+        let paths = [(tb.display().to_string(), ta.display().to_string())];
+        compare(args, &want, &got, &paths);
+        assert_ne!(got.status.code(), Some(0), "{args:?}");
+    }
+    let Some(retcd) = retcd_bin() else {
+        eprintln!("skipped the retcd data dirs: no retcd binary next to retcdctl and no RETCD_BIN");
+        return;
+    };
+    let data = dir.path().join("retcd");
+    let server = Server::start_in(&retcd, &data);
+    ok_on(&server.endpoint, &["put", "k", "v"]);
+    let migrate = || {
+        let d = data.display().to_string();
+        let out = run_plain(RETCDCTL, &["migrate", "--data-dir", &d], &[]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let said = (
+        Some(0),
+        "using default transformer\nno v2 keys to migrate\n".to_string(),
+        String::new(),
+    );
+    assert_eq!(migrate(), said, "a running retcd's data dir");
+    server.stop();
+    let db = data.join("member/snap/db");
+    let before = std::fs::read(&db).expect("db");
+    assert_eq!(migrate(), said, "a stopped retcd's data dir");
+    assert_eq!(std::fs::read(&db).expect("db"), before, "nothing changed");
+    // a restored member has no WAL yet: its backend says it is retcd's
+    for f in std::fs::read_dir(data.join("member/wal")).expect("wal dir") {
+        std::fs::remove_file(f.expect("entry").path()).expect("rm");
+    }
+    assert_eq!(migrate(), said, "a retcd data dir without WAL");
 }

@@ -18,7 +18,7 @@ use crate::gofmt;
 
 /// Go's `filepath.Clean`: one slash between elements, no `.` elements, `..` resolved
 /// lexically, `.` for nothing.
-fn go_clean(path: &str) -> String {
+pub(crate) fn go_clean(path: &str) -> String {
     let rooted = path.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
