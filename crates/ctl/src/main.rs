@@ -6,7 +6,9 @@
 //! # Layout
 //! - [`cli`]: the command line (clap) and the `ETCDCTL_*` environment; [`usage`]: etcdctl's
 //!   command lookup, usage texts and flag errors around it;
-//! - [`client`]: dialing, authentication, per-call deadlines;
+//! - [`client`]: dialing, authentication, per-call deadlines; [`goaddr`]: an endpoint as
+//!   clientv3 and Go's dialer take it, with Go's errors; [`grpclog`]: gRPC's connection log
+//!   for `--debug`;
 //! - [`output`]: the five output formats; [`gofmt`]: Go's formatting rules they rely on;
 //! - [`cmd`]: the commands, one module per group;
 //! - [`error`]: the error type and etcdctl's exit codes.
