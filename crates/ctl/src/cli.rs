@@ -198,6 +198,7 @@ impl Global {
                 raw_endpoints,
                 dial_timeout: flag_duration(&self.dial_timeout, Duration::from_secs(2)),
                 command_timeout: flag_duration(command_timeout, Duration::from_secs(5)),
+                command_timeout_given: command_timeout.is_some(),
                 keepalive_time: flag_duration(&self.keepalive_time, Duration::from_secs(2)),
                 keepalive_timeout: flag_duration(&self.keepalive_timeout, Duration::from_secs(6)),
                 user: self.user.filter(|u| !u.is_empty()),
@@ -252,6 +253,10 @@ pub struct EnvReport {
 #[derive(Debug, Default)]
 pub struct EnvLines {
     pub lines: Vec<EnvLine>,
+    /// with `--debug` (or `ETCDCTL_DEBUG`): etcdctl's listing of the flags the command
+    /// inherits, then gRPC's log is on (for the commands that make their client
+    /// configuration as etcdctl's `clientConfigFromCmd`, not `endpoint health`)
+    pub debug: Option<String>,
     pub printed: std::sync::atomic::AtomicBool,
 }
 
@@ -278,6 +283,10 @@ impl EnvLines {
                     std::process::exit(crate::error::exit::ERROR);
                 }
             }
+        }
+        if let Some(listing) = &self.debug {
+            eprint!("{listing}");
+            crate::grpclog::enable();
         }
     }
 }
@@ -341,6 +350,7 @@ pub fn apply_env(cli: &mut Cli) -> EnvReport {
             cli.command,
             Command::Version(_)
                 | Command::Completion(_)
+                | Command::Migrate(_)
                 | Command::Snapshot(SnapshotCmd::Status(_) | SnapshotCmd::Restore(_))
         )
     {
@@ -355,6 +365,13 @@ pub fn apply_env(cli: &mut Cli) -> EnvReport {
             | Command::Snapshot(SnapshotCmd::Save(_))
     );
     let command_timeout_flag = cli.global.command_timeout.clone();
+    // the value the listing shows: the flag, else its variable (which every command sets,
+    // though only some read it afterwards)
+    let command_timeout_env = command_timeout_flag.clone().or_else(|| {
+        std::env::var("ETCDCTL_COMMAND_TIMEOUT")
+            .ok()
+            .filter(|v| !v.is_empty())
+    });
     let g = &mut cli.global;
     let mut slots: Vec<(&str, EnvSlot)> = vec![
         ("endpoints", EnvSlot::List(&mut g.endpoints)),
@@ -416,6 +433,7 @@ pub fn apply_env(cli: &mut Cli) -> EnvReport {
             used.insert(var);
         }
     }
+    let debug = debug_listing(cli, &command_timeout_env);
     let mut lines = Vec::new();
     for (k, v) in std::env::vars_os() {
         let (k, v) = (k.to_string_lossy(), v.to_string_lossy());
@@ -433,11 +451,114 @@ pub fn apply_env(cli: &mut Cli) -> EnvReport {
     EnvReport {
         lines: EnvLines {
             lines,
+            debug,
             printed: Default::default(),
         },
         late_command_timeout,
         command_timeout_flag,
     }
+}
+
+/// A duration flag as pflag prints it (Go's `Duration.String()`): `default` when absent; a
+/// value Go could not parse (only a variable's) is zero, as pflag leaves it.
+fn show_duration(v: Option<&str>, default: Duration) -> String {
+    let Some(s) = v else {
+        return gofmt::duration(default);
+    };
+    if gofmt::check_duration(s).is_err() {
+        return "0s".into();
+    }
+    match s.strip_prefix('-') {
+        Some(abs) => match gofmt::parse_duration(abs) {
+            Some(d) if !d.is_zero() => format!("-{}", gofmt::duration(d)),
+            _ => "0s".into(),
+        },
+        None => gofmt::duration(gofmt::parse_duration(s).unwrap_or_default()),
+    }
+}
+
+/// etcdctl's `--debug` listing (`clientConfigFromCmd`): each flag the command inherits, by
+/// name, as `ETCDCTL_<FLAG>=<value>` with the value as pflag prints it once the variables
+/// are applied (durations `5s`, lists `[a,b]`, booleans); `None` without `--debug` and for
+/// `endpoint health`, which never makes a client configuration that way.
+fn debug_listing(cli: &Cli, command_timeout: &Option<String>) -> Option<String> {
+    let g = &cli.global;
+    if !flag_bool(&g.debug, false) {
+        return None;
+    }
+    let mut flags: Vec<(&str, String)> = Vec::new();
+    match &cli.command {
+        Command::Endpoint(e) => {
+            if matches!(e.command, EndpointCmd::Health(_)) {
+                return None;
+            }
+            flags.push(("cluster", e.cluster().to_string()));
+        }
+        Command::Watch(_) => {
+            flags.push(("watch-key", String::new()));
+            flags.push(("watch-range-end", String::new()));
+        }
+        _ => {}
+    }
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let endpoints: Vec<String> = match &g.endpoints {
+        Some(values) => values
+            .iter()
+            .flat_map(|v| gofmt::csv_record(v).unwrap_or_default())
+            .collect(),
+        None => vec!["127.0.0.1:2379".to_string()],
+    };
+    flags.extend([
+        ("cacert", text(&g.cacert)),
+        ("cert", text(&g.cert)),
+        (
+            "command-timeout",
+            show_duration(command_timeout.as_deref(), Duration::from_secs(5)),
+        ),
+        ("debug", "true".to_string()),
+        (
+            "dial-timeout",
+            show_duration(g.dial_timeout.as_deref(), Duration::from_secs(2)),
+        ),
+        ("discovery-srv", text(&g.discovery_srv)),
+        ("discovery-srv-name", text(&g.discovery_srv_name)),
+        ("endpoints", gofmt::csv_list(&endpoints)),
+        ("hex", flag_bool(&g.hex, false).to_string()),
+        (
+            "insecure-discovery",
+            flag_bool(&g.insecure_discovery, true).to_string(),
+        ),
+        (
+            "insecure-skip-tls-verify",
+            flag_bool(&g.insecure_skip_tls_verify, false).to_string(),
+        ),
+        (
+            "insecure-transport",
+            flag_bool(&g.insecure_transport, true).to_string(),
+        ),
+        (
+            "keepalive-time",
+            show_duration(g.keepalive_time.as_deref(), Duration::from_secs(2)),
+        ),
+        (
+            "keepalive-timeout",
+            show_duration(g.keepalive_timeout.as_deref(), Duration::from_secs(6)),
+        ),
+        ("key", text(&g.key)),
+        ("password", text(&g.password)),
+        ("user", text(&g.user)),
+        (
+            "write-out",
+            g.write_out.clone().unwrap_or_else(|| "simple".into()),
+        ),
+    ]);
+    flags.sort_by(|a, b| a.0.cmp(b.0));
+    Some(
+        flags
+            .iter()
+            .map(|(name, value)| format!("ETCDCTL_{}={value}\n", name.to_uppercase().replace('-', "_")))
+            .collect(),
+    )
 }
 
 /// `get`.
@@ -627,6 +748,24 @@ pub struct DefragArgs {
         help = "Optional. If present, defragments a data directory not in use by etcd."
     )]
     pub data_dir: String,
+    pub args: Vec<String>,
+}
+
+/// `migrate` flags (etcdctl 3.4's); arguments are ignored, as by etcdctl.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Path to the data directory
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub data_dir: String,
+    /// Path to the WAL directory
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub wal_dir: String,
+    /// Do not convert TTL keys
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool)]
+    pub no_ttl: bool,
+    /// Path to the user-provided transformer program
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub transformer: String,
     pub args: Vec<String>,
 }
 
@@ -944,6 +1083,8 @@ pub enum Command {
     /// Makes a mirror at the destination etcd cluster
     #[command(name = "make-mirror")]
     MakeMirror(MirrorArgs),
+    /// Migrates keys in a v2 store to a mvcc store
+    Migrate(MigrateArgs),
     /// Acquires a named lock
     Lock {
         /// timeout for session

@@ -16,11 +16,13 @@ use retcd_tls::Dialer;
 use retcd_tls::rustls::ClientConfig;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use crate::error::{CtlError, deadline_exceeded, grpc_string};
+use crate::goaddr::Parsed;
 use crate::gofmt;
+use crate::grpclog::{self, State};
 
 /// Connection settings from the global flags.
 #[derive(Debug, Clone)]
@@ -31,6 +33,10 @@ pub struct Settings {
     pub raw_endpoints: Vec<String>,
     pub dial_timeout: Duration,
     pub command_timeout: Duration,
+    /// whether `--command-timeout` was set (on the command line or, for the commands that
+    /// read it after making their client, by its variable): `snapshot save` has a deadline
+    /// only then
+    pub command_timeout_given: bool,
     pub keepalive_time: Duration,
     pub keepalive_timeout: Duration,
     pub user: Option<String>,
@@ -168,8 +174,8 @@ impl TlsSettings {
     /// The TLS configuration to dial `urls` with (`None` if no endpoint is TLS and no TLS
     /// option is given). An `https://` endpoint without any option gets the system's CAs and
     /// full verification, as with etcdctl. Unreadable files fail as in etcdctl (exit 128).
-    fn client_config(&self, urls: &[String]) -> Result<Option<Arc<ClientConfig>>, CtlError> {
-        if !self.configured() && !urls.iter().any(|u| u.starts_with("https://")) {
+    fn client_config(&self, plans: &[Plan]) -> Result<Option<Arc<ClientConfig>>, CtlError> {
+        if !self.configured() && !plans.iter().any(Plan::https) {
             return Ok(None);
         }
         // etcd's order and messages: the client pair, then the CA bundle
@@ -216,6 +222,50 @@ fn expired(timeout: Duration) -> bool {
     timeout < Duration::from_millis(1)
 }
 
+/// gRPC's shortest keep-alive ping interval (grpc-go's `internal.KeepaliveMinPingTime`).
+pub const KEEPALIVE_MIN_PING_TIME: Duration = Duration::from_secs(10);
+
+/// The ping interval of a connection made with `--keepalive-time`: none for zero (clientv3
+/// sets no keep-alive then), else at least 10 s, as grpc-go's `WithKeepaliveParams` adjusts
+/// it. etcd refuses pings more frequent than its `--grpc-keepalive-min-time` (5 s) with a
+/// GOAWAY (`too_many_pings`), so etcdctl's default 2 s, taken as is, would end every watch
+/// or lease keep-alive that stays quiet for a few seconds.
+fn keepalive_interval(keepalive_time: Duration) -> Option<Duration> {
+    (!keepalive_time.is_zero()).then(|| keepalive_time.max(KEEPALIVE_MIN_PING_TIME))
+}
+
+/// How long gRPC waits before it dials a failed endpoint again, after `retries` waits
+/// (grpc-go's default backoff: 1 s, then 1.6 times longer each time up to 120 s, each but
+/// the first spread by ±20 %).
+fn reconnect_backoff(retries: u32) -> Duration {
+    if retries == 0 {
+        return Duration::from_secs(1);
+    }
+    let delay = (1.6f64.powi(retries.min(20) as i32)).min(120.0);
+    let jitter = 1.0 + 0.2 * (random_unit() * 2.0 - 1.0);
+    Duration::from_secs_f64(delay * jitter)
+}
+
+/// A random number in [0, 1).
+fn random_unit() -> f64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        b = (Instant::now().elapsed().as_nanos() as u64 ^ u64::from(std::process::id())).to_le_bytes();
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `fut` within `limit` (`None`: no limit); `None` when the time ran out.
+pub async fn within<T>(limit: Option<Duration>, fut: impl Future<Output = T>) -> Option<T> {
+    match limit {
+        None => Some(fut.await),
+        Some(l) => tokio::time::timeout(l, fut).await.ok(),
+    }
+}
+
 /// Adds the auth token (if any) to every request.
 #[derive(Clone)]
 pub struct TokenInterceptor(Option<AsciiMetadataValue>);
@@ -241,20 +291,59 @@ pub struct Client {
     balanced_target: String,
 }
 
-/// `127.0.0.1:2379`, `http://127.0.0.1:2379` or `https://127.0.0.1:2379` → (url to dial,
-/// endpoint without scheme). Without a scheme the endpoint is dialed with TLS when `tls` is
-/// configured (as clientv3 does).
-fn endpoint_url(ep: &str, tls: &TlsSettings) -> Result<(String, String), CtlError> {
-    if let Some(rest) = ep.strip_prefix("http://").or_else(|| ep.strip_prefix("https://")) {
-        Ok((ep.to_string(), rest.to_string()))
-    } else if ep.starts_with("unix") {
-        Err(CtlError::BadConnection(format!(
-            "retcdctl does not support endpoint {ep} (unix sockets)"
-        )))
-    } else if tls.configured() {
-        Ok((format!("https://{ep}"), ep.to_string()))
-    } else {
-        Ok((format!("http://{ep}"), ep.to_string()))
+/// How retcdctl dials an endpoint: the address clientv3 dials (its host, the scheme off:
+/// what Go's dialer gets and gRPC's logs name) and the scheme to dial it with (`None`: a
+/// scheme clientv3 has no network for, which never connects). Without a scheme the endpoint
+/// is dialed with TLS when `tls` is configured (as clientv3 does).
+#[derive(Debug, Clone)]
+struct Plan {
+    host: String,
+    scheme: Option<&'static str>,
+}
+
+impl Plan {
+    fn new(ep: &str, tls: &TlsSettings) -> Result<Plan, CtlError> {
+        match crate::goaddr::parse_endpoint(ep) {
+            Parsed::Unix => Err(CtlError::BadConnection(format!(
+                "retcdctl does not support endpoint {ep} (unix sockets)"
+            ))),
+            Parsed::Unknown => Ok(Plan {
+                host: String::new(),
+                scheme: None,
+            }),
+            Parsed::Tcp { address, https } => Ok(Plan {
+                host: address,
+                scheme: Some(if https.unwrap_or_else(|| tls.configured()) {
+                    "https"
+                } else {
+                    "http"
+                }),
+            }),
+        }
+    }
+
+    /// Whether it is dialed with TLS.
+    fn https(&self) -> bool {
+        self.scheme == Some("https")
+    }
+
+    /// Connects once, as Go's dialer would (its checks and lookups first); on failure gRPC's
+    /// words for it (`connection error: desc = "transport: Error while dialing ..."`).
+    async fn connect(
+        &self,
+        tls: Option<&Arc<ClientConfig>>,
+        configure: impl FnOnce(Endpoint) -> Endpoint,
+    ) -> Result<Channel, String> {
+        let Some(scheme) = self.scheme else {
+            return Err(transport_error("Error while dialing dial: unknown network "));
+        };
+        let to = crate::goaddr::resolve(&self.host)
+            .await
+            .map_err(|go| transport_error(&format!("Error while dialing {go}")))?;
+        let dialer = Dialer::new(&to.url(scheme), tls)
+            .map_err(|e| transport_error(&format!("Error while dialing dial tcp {}: {e}", to.dialed)))?
+            .configure(configure);
+        dialer.connect().await.map_err(|e| dial_error(&to.dialed, &e))
     }
 }
 
@@ -295,7 +384,7 @@ impl Client {
     /// Connects to the first endpoint that answers, retrying until the command deadline.
     pub async fn connect(settings: &Settings) -> Result<Client, CtlError> {
         let endpoints = settings.prepare()?;
-        Self::dial(settings, &endpoints, false, true).await
+        Self::dial(settings, &endpoints, false, true, Some(settings.command_timeout)).await
     }
 
     /// Connects to one of `endpoints`; `direct` names the target as clientv3 does for calls
@@ -306,7 +395,7 @@ impl Client {
         direct: bool,
     ) -> Result<Client, CtlError> {
         settings.check_deferred()?;
-        Self::dial(settings, endpoints, direct, true).await
+        Self::dial(settings, endpoints, direct, true, Some(settings.command_timeout)).await
     }
 
     /// Connects to the endpoints, trying for as long as none answers (clientv3 without a
@@ -318,38 +407,47 @@ impl Client {
     ) -> Result<Client, CtlError> {
         let endpoints = settings.prepare()?;
         loop {
-            match Self::dial(settings, &endpoints, false, false).await {
+            match Self::dial(settings, &endpoints, false, false, Some(settings.command_timeout)).await {
                 Err(e) if e.is_unreachable() => waiting(),
                 done => return done,
             }
         }
     }
 
+    /// Connects to the endpoints within `limit` (`None`: for as long as it takes, as
+    /// clientv3 without a deadline), without a word when the time is up: the failure is
+    /// then the status gRPC had (`latest balancer error: ...`) for the caller to report.
+    pub async fn connect_within(settings: &Settings, limit: Option<Duration>) -> Result<Client, CtlError> {
+        let endpoints = settings.prepare()?;
+        Self::dial(settings, &endpoints, false, false, limit).await
+    }
+
     /// Checks what dialing `settings` needs before any connection: the endpoints' form and
     /// the TLS files (clientv3's config errors, exit 128), so that a command can fail on them
     /// before it waits for another cluster.
     pub fn check(settings: &Settings) -> Result<(), CtlError> {
-        let urls = settings
+        let plans = settings
             .endpoints
             .iter()
-            .map(|e| endpoint_url(e, &settings.tls).map(|(u, _)| u))
+            .map(|e| Plan::new(e, &settings.tls))
             .collect::<Result<Vec<_>, _>>()?;
-        settings.tls.client_config(&urls).map(|_| ())
+        settings.tls.client_config(&plans).map(|_| ())
     }
 
-    /// Dials until the command deadline; `warn` logs clientv3's warning when it passes.
+    /// Dials until `limit` is over (`None`: until it connects); `warn` logs clientv3's
+    /// warning when it is, else the failure carries gRPC's status.
     async fn dial(
         settings: &Settings,
         endpoints: &[String],
         direct: bool,
         warn: bool,
+        limit: Option<Duration>,
     ) -> Result<Client, CtlError> {
-        let first = endpoints
-            .first()
-            .map(|e| endpoint_url(e, &settings.tls))
-            .transpose()?
-            .map(|(_, e)| e)
-            .unwrap_or_default();
+        let plans = endpoints
+            .iter()
+            .map(|e| Plan::new(e, &settings.tls))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = plans.first().map(|p| p.host.as_str()).unwrap_or_default();
         let balanced_target = format!("endpoint://client-{}/{first}", client_uuid());
         let target = if direct {
             // clientv3 dials the endpoint as given (scheme included) for direct calls
@@ -360,51 +458,62 @@ impl Client {
         } else {
             balanced_target.clone()
         };
-        let urls = endpoints
-            .iter()
-            .map(|e| endpoint_url(e, &settings.tls))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tls = settings
-            .tls
-            .client_config(&urls.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>())?;
-        if urls.is_empty() {
+        let tls = settings.tls.client_config(&plans)?;
+        if plans.is_empty() {
             return Err(no_endpoints());
         }
-        if expired(settings.command_timeout) {
+        if limit.is_some_and(expired) {
             let s = deadline_exceeded();
             if warn {
                 warn_unary_failed(&target, &grpc_string(&s));
             }
             return Err(CtlError::Rpc(s));
         }
-        let deadline = Instant::now() + settings.command_timeout;
-        let mut last_err = String::from("latest balancer error: all SubConns are in TransientFailure");
-        loop {
-            for (url, bare) in &urls {
-                // an endpoint that is no URL never connects (clientv3 keeps trying it)
-                let Ok(dialer) = Dialer::new(url, tls.as_ref()) else {
-                    continue;
+        let keepalive = keepalive_interval(settings.keepalive_time);
+        if keepalive.is_some_and(|k| k > settings.keepalive_time) {
+            grpclog::keepalive_adjusted(KEEPALIVE_MIN_PING_TIME);
+        }
+        // zero (or, from an `ETCDCTL_*` variable Go could not parse, unset): no dial timeout
+        // and no keepalive, as clientv3; a zero keepalive timeout is gRPC's 20 s
+        let configure = |mut e: Endpoint| {
+            if !settings.dial_timeout.is_zero() {
+                e = e.connect_timeout(settings.dial_timeout);
+            }
+            if let Some(interval) = keepalive {
+                let timeout = match settings.keepalive_timeout {
+                    t if t.is_zero() => Duration::from_secs(20),
+                    t => t,
                 };
-                // zero (or, from an `ETCDCTL_*` variable Go could not parse, unset): no dial
-                // timeout and no keepalive, as clientv3; a zero keepalive timeout is gRPC's 20 s
-                let dialer = dialer.configure(|mut e| {
-                    if !settings.dial_timeout.is_zero() {
-                        e = e.connect_timeout(settings.dial_timeout);
-                    }
-                    if !settings.keepalive_time.is_zero() {
-                        let timeout = match settings.keepalive_timeout {
-                            t if t.is_zero() => Duration::from_secs(20),
-                            t => t,
-                        };
-                        e = e
-                            .http2_keep_alive_interval(settings.keepalive_time)
-                            .keep_alive_timeout(timeout);
-                    }
-                    e
-                });
-                let left = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(left, dialer.connect()).await {
-                    Ok(Ok(channel)) => {
+                e = e.http2_keep_alive_interval(interval).keep_alive_timeout(timeout);
+            }
+            e
+        };
+        // gRPC names the addresses and the client's authority: a direct call's endpoint as
+        // given, else the endpoints' hosts and the first one's
+        let (authority, addrs): (&str, Vec<&str>) = if direct {
+            (
+                endpoints[0].as_str(),
+                endpoints.iter().map(String::as_str).collect(),
+            )
+        } else {
+            (first, plans.iter().map(|p| p.host.as_str()).collect())
+        };
+        let deadline = limit.and_then(|l| Instant::now().checked_add(l));
+        let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let mut last_err = String::from("latest balancer error: all SubConns are in TransientFailure");
+        let mut channel = None;
+        for retries in 0.. {
+            for (plan, addr) in plans.iter().zip(&addrs) {
+                grpclog::subchannel(State::Connecting);
+                if channel != Some(State::Connecting) {
+                    grpclog::channel(State::Connecting);
+                    channel = Some(State::Connecting);
+                }
+                grpclog::picks(addr);
+                match within(left(), plan.connect(tls.as_ref(), configure)).await {
+                    Some(Ok(channel)) => {
+                        grpclog::subchannel(State::Ready);
+                        grpclog::channel(State::Ready);
                         let mut client = Client {
                             channel,
                             token: TokenInterceptor(None),
@@ -415,23 +524,37 @@ impl Client {
                         client.authenticate().await?;
                         return Ok(client);
                     }
-                    Ok(Err(e)) if direct => {
-                        last_err = format!("latest balancer error: {}", dial_error(bare, &e));
+                    Some(Err(e)) => {
+                        grpclog::transport_failed(addr, authority, &e);
+                        grpclog::subchannel(State::TransientFailure);
+                        if direct {
+                            last_err = format!("latest balancer error: {e}");
+                        }
                     }
-                    _ => {}
+                    // the deadline passed while connecting
+                    None => {}
                 }
             }
-            if Instant::now() + Duration::from_millis(100) >= deadline {
+            if left().is_none_or(|l| !l.is_zero()) {
+                grpclog::channel(State::TransientFailure);
+                channel = Some(State::TransientFailure);
+            }
+            let wait = reconnect_backoff(retries);
+            if let Some(l) = left()
+                && wait >= l
+            {
                 // clientv3 gives up at the deadline itself, not before
-                tokio::time::sleep(deadline.saturating_duration_since(Instant::now())).await;
-                if warn {
-                    let s = Status::deadline_exceeded(last_err);
-                    warn_unary_failed(&target, &grpc_string(&s));
-                }
-                return Err(CtlError::Rpc(deadline_exceeded()));
+                tokio::time::sleep(l).await;
+                break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(wait).await;
         }
+        let s = Status::deadline_exceeded(last_err);
+        if warn {
+            warn_unary_failed(&target, &grpc_string(&s));
+            return Err(CtlError::Rpc(deadline_exceeded()));
+        }
+        Err(CtlError::Rpc(s))
     }
 
     /// `--user name[:password]` (+ `--password`): gets a token, as clientv3 does on dial.
@@ -545,7 +668,6 @@ impl Client {
 fn dial_error(addr: &str, e: &tonic::transport::Error) -> String {
     use retcd_tls::rustls::{CertificateError, Error as TlsError};
     use std::error::Error as _;
-    let transport = |desc: String| format!("connection error: desc = \"transport: {desc}\"");
     let mut src = e.source();
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
@@ -567,18 +689,31 @@ fn dial_error(addr: &str, e: &tonic::transport::Error) -> String {
                     }) => go_hostname_error(&expected.to_str(), presented),
                     other => other.to_string(),
                 };
-                return transport(format!("authentication handshake failed: {why}"));
+                return transport_error(&format!("authentication handshake failed: {why}"));
             }
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return transport(format!(
-                    "Error while dialing dial tcp {addr}: connect: connection refused"
-                ));
-            }
-            return transport(format!("Error while dialing dial tcp {addr}: {io}"));
+            let why = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
+                std::io::ErrorKind::TimedOut => "i/o timeout".to_string(),
+                _ => io.to_string(),
+            };
+            return transport_error(&format!("Error while dialing dial tcp {addr}: {why}"));
         }
         src = s.source();
     }
-    transport(format!("Error while dialing dial tcp {addr}: {e}"))
+    // tonic's connect timeout (`--dial-timeout`) is no I/O error
+    if format!("{e:?}").contains("TimeoutExpired") {
+        return transport_error(&format!("Error while dialing dial tcp {addr}: i/o timeout"));
+    }
+    transport_error(&format!("Error while dialing dial tcp {addr}: {e}"))
+}
+
+/// gRPC's `ConnectionError` for a transport that failed: `connection error: desc =
+/// "transport: DESC"` (the description quoted as Go's `%q` does).
+fn transport_error(desc: &str) -> String {
+    format!(
+        "connection error: desc = {}",
+        gofmt::quote(format!("transport: {desc}").as_bytes())
+    )
 }
 
 /// Go's `x509.HostnameError` for a certificate that does not name `host`; `presented` are

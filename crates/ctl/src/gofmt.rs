@@ -1,7 +1,7 @@
 //! Go's formatting rules, reproduced where etcdctl's output depends on them: `%q` quoting,
 //! `time.Duration` strings and parsing, `encoding/json` strings, go-humanize byte sizes,
-//! `--hex` byte strings, the timestamps of zap/capnslog log lines, and the `encoding/csv`
-//! record pflag reads a list flag's value as.
+//! `--hex` byte strings, the timestamps of zap/capnslog/Go `log` lines, and the
+//! `encoding/csv` record pflag reads a list flag's value as (and writes it back as).
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -516,6 +516,29 @@ pub fn csv_record(value: &str) -> Result<Vec<String>, String> {
     Ok(fields)
 }
 
+/// pflag's `StringSlice` value as it prints it (`[a,b]`): the fields written as one record
+/// by Go's `encoding/csv` (a field is quoted when it holds a comma, a quote, a line break or
+/// starts with a space, or is `\.`), in brackets.
+pub fn csv_list(fields: &[String]) -> String {
+    let quoted = |f: &str| {
+        !f.is_empty()
+            && (f == "\\."
+                || f.contains([',', '"', '\r', '\n'])
+                || f.chars().next().is_some_and(char::is_whitespace))
+    };
+    let record: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            if quoted(f) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    format!("[{}]", record.join(","))
+}
+
 /// Civil UTC date-time of a Unix time: (year, month, day, hour, minute, second).
 fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
     let days = (secs / 86_400) as i64;
@@ -562,8 +585,38 @@ pub fn capnslog_now() -> String {
     )
 }
 
+/// Go's text of a system call's error (`no such file or directory`): the C library's
+/// message with a lower-case first letter, without Rust's `(os error N)`.
+pub fn os_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Go's `log` timestamp (`log.LstdFlags`), as gRPC's logger prints it: `2026/11/21 03:33:26`.
+pub fn golog_now() -> String {
+    let (y, mo, d, h, mi, s) = civil(now().as_secs());
+    format!("{y:04}/{mo:02}/{d:02} {h:02}:{mi:02}:{s:02}")
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn list_flags_printed_as_pflag_prints_them() {
+        let list = |v: &[&str]| csv_list(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(list(&[]), "[]");
+        assert_eq!(list(&["a:1", "b:2"]), "[a:1,b:2]");
+        assert_eq!(list(&["", "x"]), "[,x]");
+        assert_eq!(
+            list(&[" a b", "c d ", "e,f", "g\"h", "\\."]),
+            "[\" a b\",c d ,\"e,f\",\"g\"\"h\",\"\\.\"]"
+        );
+    }
 
     #[test]
     fn list_flags_read_as_go_csv_records() {

@@ -6,7 +6,9 @@
 //! # Layout
 //! - [`cli`]: the command line (clap) and the `ETCDCTL_*` environment; [`usage`]: etcdctl's
 //!   command lookup, usage texts and flag errors around it;
-//! - [`client`]: dialing, authentication, per-call deadlines;
+//! - [`client`]: dialing, authentication, per-call deadlines; [`goaddr`]: an endpoint as
+//!   clientv3 and Go's dialer take it, with Go's errors; [`grpclog`]: gRPC's connection log
+//!   for `--debug`;
 //! - [`output`]: the five output formats; [`gofmt`]: Go's formatting rules they rely on;
 //! - [`cmd`]: the commands, one module per group;
 //! - [`error`]: the error type and etcdctl's exit codes.
@@ -15,7 +17,9 @@ mod cli;
 mod client;
 mod cmd;
 mod error;
+mod goaddr;
 mod gofmt;
+mod grpclog;
 mod output;
 mod srv;
 mod tlsfiles;
@@ -130,7 +134,7 @@ fn parse(argv: Vec<String>) -> Cli {
 }
 
 async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlError> {
-    use cmd::{auth, check, cluster, concurrency, defrag, kv, lease, mirror, snapshot, txn, watch};
+    use cmd::{auth, check, cluster, concurrency, defrag, kv, lease, migrate, mirror, snapshot, txn, watch};
     match command {
         Command::Get(a) => kv::get(ctx, &a).await,
         Command::Put(a) => kv::put(ctx, &a).await,
@@ -171,6 +175,7 @@ async fn run(ctx: &Ctx, command: Command, exec: &[String]) -> Result<(), CtlErro
         Command::Snapshot(SnapshotCmd::Status(p)) => snapshot::status(ctx, &p.args),
         Command::Snapshot(SnapshotCmd::Restore(a)) => snapshot::restore(&a),
         Command::MakeMirror(a) => mirror::make_mirror(ctx, &a).await,
+        Command::Migrate(a) => migrate::migrate(&a),
         Command::Check(c) => check::check(ctx, &c).await,
         Command::MoveLeader(p) => cluster::move_leader(ctx, &p.args).await,
         Command::User(c) => auth::user(ctx, c).await,

@@ -432,6 +432,63 @@ fn unreachable_endpoint() {
     }
 }
 
+/// Endpoints Go's dialer refuses or cannot resolve, or that name a service for their port:
+/// the per-endpoint commands report Go's dial error (`lookup a b: no such host`, `address
+/// a: missing port in address`, ...), the others clientv3's balancer error with the target
+/// named after the endpoint's host as clientv3 parses it. No name server is asked.
+#[test]
+fn endpoints_go_cannot_dial() {
+    let endpoints = [
+        "a b:1",
+        "http://a b:1",
+        "https://a b:1",
+        "ftp://a:1",
+        "a",
+        "a:b",
+        "a:99999",
+        "[::1",
+        "1.2.3:1",
+        "-a:1",
+        "a..b:1",
+        " 127.0.0.1:1",
+        "127.0.0.1:1 ",
+        "127.0.0.1:tcpmux",
+        "http://127.0.0.1:1/p",
+        "[::1]:1",
+        "http:x://y",
+    ];
+    let spawn = |tool: &str, ep: &str, args: &[&str]| {
+        common::clean(tool)
+            .args(["--endpoints", ep, "--command-timeout=1s"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn client")
+    };
+    let commands: [&[&str]; 3] = [
+        &["endpoint", "status"],
+        &["-w", "json", "endpoint", "hashkv"],
+        &["get", "k"],
+    ];
+    // a few endpoints at a time (each command runs to its one-second deadline)
+    for chunk in endpoints.chunks(4) {
+        let runs: Vec<_> = chunk
+            .iter()
+            .flat_map(|ep| commands.iter().map(move |args| (*ep, *args)))
+            .map(|(ep, args)| (ep, args, spawn(ETCDCTL, ep, args), spawn(RETCDCTL, ep, args)))
+            .collect();
+        for (ep, args, want, got) in runs {
+            let (want, got) = (
+                want.wait_with_output().expect("etcdctl"),
+                got.wait_with_output().expect("retcdctl"),
+            );
+            compare(&[&[ep][..], args].concat(), &want, &got, &[]);
+        }
+    }
+}
+
 #[test]
 fn txn_from_stdin_and_interactive() {
     let p = Pair::start();
@@ -463,6 +520,11 @@ fn txn_from_stdin_and_interactive() {
 /// Runs a watch with both tools, makes the same writes on both servers, stops the watchers
 /// and compares what they printed.
 fn check_watch(p: &Pair, args: &[&str], writes: &[&[&str]]) {
+    check_watch_after(p, args, writes, Duration::from_millis(1500));
+}
+
+/// [`check_watch`] with the writes made once the watchers were quiet for `quiet`.
+fn check_watch_after(p: &Pair, args: &[&str], writes: &[&[&str]], quiet: Duration) {
     let spawn = |etcd: &Etcd, tool: &str| {
         etcd.command(tool, args)
             .stdout(Stdio::piped())
@@ -471,7 +533,7 @@ fn check_watch(p: &Pair, args: &[&str], writes: &[&[&str]]) {
             .expect("spawn watch")
     };
     let (wa, wb) = (spawn(&p.a, ETCDCTL), spawn(&p.b, RETCDCTL));
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(quiet);
     for w in writes {
         assert!(p.a.run(ETCDCTL, w, "").status.success());
         assert!(p.b.run(ETCDCTL, w, "").status.success());
@@ -520,6 +582,22 @@ fn watch_events_and_exec() {
     p.check(&["watch", "--rev=1", "wk"]);
     p.check(&["-w", "json", "watch", "--rev=1", "wk"]);
     p.check_stdin(&["watch", "-i"], "bogus\nwatch\n");
+}
+
+/// A watch that sees nothing for longer than etcd's ping policy allows for 2 s pings (a
+/// GOAWAY after two pings within its 5 s minimum) lives on, as etcdctl's: the default
+/// `--keepalive-time=2s` pings every 10 s, gRPC's minimum. The same with a longer time.
+#[test]
+fn quiet_watch_outlives_the_servers_ping_policy() {
+    let p = Pair::start();
+    let writes: &[&[&str]] = &[&["put", "quiet", "v1"]];
+    check_watch_after(&p, &["watch", "quiet"], writes, Duration::from_secs(12));
+    check_watch_after(
+        &p,
+        &["--keepalive-time=11s", "watch", "quiet"],
+        writes,
+        Duration::from_secs(2),
+    );
 }
 
 /// Lease ids differ between runs: hex ids and decimal `ID` fields become `LEASE`.
@@ -783,15 +861,6 @@ fn lock_waits_for_the_holder_and_elect_observes() {
     }
 }
 
-/// etcdctl's root usage lists `migrate` (v2 store migration), which retcdctl does not have
-/// (retcd has no v2 store): that line is the one difference allowed in the root's usage.
-fn without_migrate(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.starts_with("\tmigrate\t"))
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
 /// Runs `args` with both tools (no server: nothing here gets to dial) and compares stdout,
 /// stderr and the exit code.
 fn same_without_server(args: &[&str]) {
@@ -811,7 +880,7 @@ fn same_without_server(args: &[&str]) {
             .expect("run")
     };
     let (want, got) = (run(ETCDCTL), run(RETCDCTL));
-    let text = |b: &[u8]| without_migrate(&String::from_utf8_lossy(b));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     assert_eq!(text(&got.stdout), text(&want.stdout), "stdout of {args:?}");
     assert_eq!(text(&got.stderr), text(&want.stderr), "stderr of {args:?}");
     assert_eq!(got.status.code(), want.status.code(), "exit code of {args:?}");
@@ -841,6 +910,8 @@ fn flag_errors_and_usage_like_etcdctl() {
         &["elect", "-l=x", "e"],
         &["make-mirror", "--no-dest-prefix=x", "d"],
         &["snapshot", "restore", "--skip-hash-check=x", "f"],
+        &["migrate", "--no-ttl=x"],
+        &["migrat", "--data-dir", "x"],
         &["check", "perf", "--auto-compact=x"],
         &["compaction", "--physical=x", "1"],
         &["--hex=x", "get", "k"],
@@ -897,7 +968,7 @@ fn flag_errors_and_usage_like_etcdctl() {
 
 /// Every command's usage (`CMD --help`) as etcdctl prints it, for every command etcdctl's
 /// root usage lists. Not compared: `completion *` (retcdctl's scripts are clap_complete's,
-/// without `--no-descriptions`) and `migrate` (no v2 store).
+/// without `--no-descriptions`).
 #[test]
 fn every_command_usage_like_etcdctl() {
     let root = Command::new(ETCDCTL)
@@ -925,7 +996,7 @@ fn every_command_usage_like_etcdctl() {
         .filter_map(|c| c.split_once(' ').map(|(g, _)| g.to_string()))
         .collect();
     groups.dedup();
-    let skip = |c: &str| c.starts_with("completion") || c == "migrate";
+    let skip = |c: &str| c.starts_with("completion");
     let mut compared = 0;
     for c in commands.iter().chain(&groups).filter(|c| !skip(c)) {
         let mut args: Vec<&str> = c.split(' ').collect();
@@ -1175,6 +1246,107 @@ fn snapshot_save_in_every_format() {
             &[(p.b.endpoint(), p.a.endpoint()), (sb, sa)],
         );
     }
+}
+
+/// `snapshot save`'s deadline is etcdctl's: none without `--command-timeout` (an endpoint
+/// that never answers is waited for), else the whole save's (at it, with the endpoint
+/// unreachable: clientv3's `streamer failed to create ClientStream`, exit 5, the `.part`
+/// file removed); a server's refusal comes after the stream opened (`failed to receive from
+/// snapshot stream`, exit 5); a `.part` file that cannot be made is refused in Go's words;
+/// the snapshot is only its owner's to read (0600).
+#[test]
+fn snapshot_save_deadlines_like_etcdctl() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dead = format!("127.0.0.1:{}", free_port());
+    let path = |tool: &str| {
+        dir.path()
+            .join(format!("{}.db", if tool == ETCDCTL { "a" } else { "b" }))
+    };
+    let spawn = |tool: &str, args: &[&str], env: &[(&str, &str)]| {
+        let file = path(tool).display().to_string();
+        common::clean(tool)
+            .args(["--endpoints", &dead])
+            .args(args)
+            .args(["snapshot", "save", &file])
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn snapshot save")
+    };
+    let files = [(
+        path(RETCDCTL).display().to_string(),
+        path(ETCDCTL).display().to_string(),
+    )];
+    for (args, env) in [
+        (&["--command-timeout=1s"][..], &[][..]),
+        (&[], &[("ETCDCTL_COMMAND_TIMEOUT", "1500ms")]),
+    ] {
+        let (want, got) = (spawn(ETCDCTL, args, env), spawn(RETCDCTL, args, env));
+        let (want, got) = (
+            want.wait_with_output().expect("etcdctl"),
+            got.wait_with_output().expect("retcdctl"),
+        );
+        compare(args, &want, &got, &files);
+        assert_eq!(got.status.code(), Some(5));
+        assert!(String::from_utf8_lossy(&got.stderr).contains("streamer failed to create ClientStream"));
+        let part = |tool: &str| Path::new(&format!("{}.part", path(tool).display())).exists();
+        assert!(!part(ETCDCTL) && !part(RETCDCTL), "the .part files are removed");
+    }
+    // no deadline: both still wait after 3 s
+    let (mut want, mut got) = (spawn(ETCDCTL, &[], &[]), spawn(RETCDCTL, &[], &[]));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(matches!(want.try_wait(), Ok(None)), "etcdctl waits");
+    assert!(matches!(got.try_wait(), Ok(None)), "retcdctl waits");
+    let _ = (want.kill(), got.kill());
+    let (want, got) = (
+        want.wait_with_output().expect("etcdctl"),
+        got.wait_with_output().expect("retcdctl"),
+    );
+    let n = |b: &[u8]| normalize(&String::from_utf8_lossy(b), &files);
+    assert_eq!(n(&got.stdout), n(&want.stdout));
+    assert_eq!(n(&got.stderr), n(&want.stderr));
+    // a refusal from the server
+    let p = Pair::start();
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "grant-role", "root", "root"],
+        &["user", "add", "u:pw"],
+        &["auth", "enable"],
+    ] {
+        p.check(args);
+    }
+    let (fa, fb) = (dir.path().join("auth-a.db"), dir.path().join("auth-b.db"));
+    let want = p.a.run(
+        ETCDCTL,
+        &["--user=u:pw", "snapshot", "save", &fa.display().to_string()],
+        "",
+    );
+    let got = p.b.run(
+        RETCDCTL,
+        &["--user=u:pw", "snapshot", "save", &fb.display().to_string()],
+        "",
+    );
+    let subst = [
+        (p.b.endpoint(), p.a.endpoint()),
+        (fb.display().to_string(), fa.display().to_string()),
+    ];
+    compare(&["--user=u:pw", "snapshot", "save"], &want, &got, &subst);
+    assert_eq!(got.status.code(), Some(5));
+    p.check(&["--user=root:rootpw", "auth", "disable"]);
+    let missing = dir.path().join("missing/x.db").display().to_string();
+    p.check(&["snapshot", "save", &missing]);
+    let mode = |f: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(f).expect("snapshot").permissions().mode() & 0o777
+    };
+    let want =
+        p.a.run(ETCDCTL, &["snapshot", "save", &fa.display().to_string()], "");
+    let got =
+        p.b.run(RETCDCTL, &["snapshot", "save", &fb.display().to_string()], "");
+    compare(&["snapshot", "save"], &want, &got, &subst);
+    assert_eq!((mode(&fb), mode(&fa)), (0o600, 0o600));
 }
 
 /// An active alarm (NOSPACE: etcd with a one-byte quota refuses the first write) in every
@@ -1685,4 +1857,286 @@ fn ok_on(endpoint: &str, args: &[&str]) {
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The parts of a `--debug` run's stderr: etcdctl's listing of the flags with the
+/// environment's warnings (in order, timestamps masked); the distinct gRPC log messages
+/// (`INFO: 2026/11/21 13:09:22 [core]...` without level and time); the other lines.
+fn debug_parts(
+    stderr: &[u8],
+    ports: &[(String, String)],
+) -> (String, std::collections::BTreeSet<String>, String) {
+    let grpc =
+        Regex::new(r"^(INFO|WARNING|ERROR): \d{4}/\d\d/\d\d \d\d:\d\d:\d\d (\[\w+\].*)$").expect("regex");
+    let text = normalize(&String::from_utf8_lossy(stderr), ports);
+    let (mut listing, mut logs, mut rest) = (String::new(), std::collections::BTreeSet::new(), String::new());
+    for line in text.lines() {
+        if let Some(c) = grpc.captures(line) {
+            logs.insert(format!("{}: {}", &c[1], &c[2]));
+        } else if line.starts_with("ETCDCTL_") || line.contains(" | pkg/flags: ") {
+            listing.push_str(line);
+            listing.push('\n');
+        } else {
+            rest.push_str(line);
+            rest.push('\n');
+        }
+    }
+    (listing, logs, rest)
+}
+
+/// `--debug` (or `ETCDCTL_DEBUG`): retcdctl lists every flag the command inherits as
+/// etcdctl does (`ETCDCTL_<FLAG>=<value>`, sorted, after the environment's warnings: the
+/// values pflag holds once the variables are applied, durations, lists, booleans as Go
+/// prints them, `--user` and `--password` in clear), for every command that makes its
+/// client configuration that way (not `endpoint health`); then gRPC's log lines, each one a
+/// line etcdctl's gRPC printed in the same run (retcdctl prints only the events it goes
+/// through: keep-alive adjusted, dialing, ready, failed); stdout and the other stderr lines
+/// as etcdctl's.
+#[test]
+fn debug_lists_the_flags_as_etcdctl() {
+    let p = Pair::start();
+    p.check(&["put", "k", "v"]);
+    p.check(&["put", "k", "w"]);
+    p.check(&["compaction", "3"]);
+    let dead = format!("127.0.0.1:{}", free_port());
+    let dead_list = format!("--endpoints={{EP}},{dead}");
+    let dead_first = format!("--endpoints={dead},{{EP}}");
+    let ep_env = [("ETCDCTL_ENDPOINTS", "{EP}")];
+    let cases: &[EnvCase] = &[
+        (&["--debug", "get", "k"], &ep_env),
+        (
+            &["get", "k"],
+            &[("ETCDCTL_ENDPOINTS", "{EP}"), ("ETCDCTL_DEBUG", "true")],
+        ),
+        (
+            &["get", "k"],
+            &[
+                ("ETCDCTL_DEBUG", "1"),
+                ("ETCDCTL_ENDPOINTS", "{EP}"),
+                ("ETCDCTL_FOO", "x"),
+            ],
+        ),
+        (
+            &["get", "k"],
+            &[("ETCDCTL_DEBUG", "yes"), ("ETCDCTL_ENDPOINTS", "{EP}")],
+        ),
+        (
+            &[
+                "--debug",
+                "--user=root:pw",
+                "--password=x",
+                "-w",
+                "json",
+                "--hex",
+                "--dial-timeout=1500ms",
+                "--command-timeout=1m30s",
+                "--keepalive-time=0",
+                "--keepalive-timeout=-2s",
+                "get",
+                "k",
+            ],
+            &ep_env,
+        ),
+        (
+            &["--debug", "--keepalive-time=11s", "get", "k"],
+            &[
+                ("ETCDCTL_COMMAND_TIMEOUT", "7s"),
+                ("ETCDCTL_DIAL_TIMEOUT", "abc"),
+                ("ETCDCTL_ENDPOINTS", "{EP}"),
+                ("ETCDCTL_HEX", "maybe"),
+                ("ETCDCTL_INSECURE_DISCOVERY", "0"),
+            ],
+        ),
+        (&["--debug", &dead_first, "get", "k"], &[]),
+        (
+            &["--debug", "--endpoints= {EP}", "--endpoints=\"a,b\",", "get", "k"],
+            &[],
+        ),
+        (
+            &[
+                "--debug",
+                &dead_list,
+                "--command-timeout=1s",
+                "endpoint",
+                "status",
+            ],
+            &[],
+        ),
+        (
+            &["--debug", "-w", "json", "endpoint", "hashkv", "--cluster"],
+            &ep_env,
+        ),
+        (&["--debug", "endpoint", "health"], &ep_env),
+        (&["--debug", "watch", "--rev=1", "k"], &ep_env),
+        (&["--debug", "member", "list"], &ep_env),
+        (&["--debug", "-w", "xml", "get", "k"], &ep_env),
+        (&["--debug", "--endpoints=", "get", "k"], &[]),
+        (&["--debug", "version"], &ep_env),
+        (
+            &["--debug", "get", "k"],
+            &[("ETCDCTL_DEBUG", "true"), ("ETCDCTL_ENDPOINTS", "{EP}")],
+        ),
+    ];
+    let ports = [(p.b.endpoint(), p.a.endpoint())];
+    for (args, env) in cases {
+        let run = |e: &Etcd, tool: &str| {
+            let ep = e.endpoint();
+            let args: Vec<String> = args.iter().map(|a| a.replace("{EP}", &ep)).collect();
+            let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.replace("{EP}", &ep))).collect();
+            common::clean(tool)
+                .args(&args)
+                .envs(env)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run client")
+        };
+        let (want, got) = (run(&p.a, ETCDCTL), run(&p.b, RETCDCTL));
+        let n = |b: &[u8]| normalize(&String::from_utf8_lossy(b), &ports);
+        assert_eq!(n(&got.stdout), n(&want.stdout), "stdout of {args:?} {env:?}");
+        assert_eq!(
+            got.status.code(),
+            want.status.code(),
+            "exit code of {args:?} {env:?}"
+        );
+        let (want_listing, want_logs, want_rest) = debug_parts(&want.stderr, &ports);
+        let (got_listing, got_logs, got_rest) = debug_parts(&got.stderr, &ports);
+        assert_eq!(got_listing, want_listing, "the listing of {args:?} {env:?}");
+        assert_eq!(got_rest, want_rest, "the rest of stderr of {args:?} {env:?}");
+        assert!(
+            got_logs.is_subset(&want_logs),
+            "gRPC lines etcdctl did not print for {args:?} {env:?}: {:#?}",
+            got_logs.difference(&want_logs).collect::<Vec<_>>()
+        );
+        // the same outcome logged: connected (etcdctl dials every endpoint at once, so it
+        // may log failures retcdctl, trying them in turn, never ran into), or failed
+        let has = |logs: &std::collections::BTreeSet<String>, key: &str| logs.iter().any(|l| l.contains(key));
+        let ready = "Channel Connectivity change to READY";
+        assert_eq!(has(&got_logs, ready), has(&want_logs, ready), "{args:?} {env:?}");
+        if !has(&want_logs, ready) {
+            let failed = "createTransport failed";
+            assert_eq!(
+                has(&got_logs, failed),
+                has(&want_logs, failed),
+                "{args:?} {env:?}"
+            );
+        }
+    }
+}
+
+/// `migrate` as etcdctl 3.4 answers it where no v2 store can be read: a missing data dir,
+/// `member/snap` or WAL dir, a file where a directory should be, a WAL dir without WAL files
+/// (each other file ignored with etcdctl's warning, `wal: file not found`), a transformer Go
+/// cannot start (before anything else) — same stdout, stderr and exit code. A retcd data dir
+/// (a running or stopped retcd's, when its binary is built) has no v2 store: `no v2 keys to
+/// migrate`, exit 0, as etcdctl says of an etcd data dir without v2 keys, nothing changed.
+#[test]
+fn migrate_like_etcdctl() {
+    // etcdctl's migrate writes into what it finds (an empty backend file, broken snapshots
+    // renamed): each tool gets its own copy of the same tree
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tree = |root: &Path| {
+        for d in [
+            "snap-only/member/snap",
+            "empty/member/snap",
+            "empty/member/wal",
+            "odd/member/snap",
+            "odd/member/wal",
+            "file/member",
+        ] {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        for f in [
+            "odd/member/wal/b",
+            "odd/member/wal/a",
+            "odd/member/snap/x",
+            "file/member/snap",
+        ] {
+            std::fs::write(root.join(f), "").expect("write");
+        }
+    };
+    let (ta, tb) = (dir.path().join("a"), dir.path().join("b"));
+    tree(&ta);
+    tree(&tb);
+    let cases: &[&[&str]] = &[
+        &["migrate", "--data-dir", "{D}/missing"],
+        &["migrate", "--data-dir", "{D}/snap-only"],
+        &[
+            "migrate",
+            "--data-dir",
+            "{D}/snap-only",
+            "--wal-dir",
+            "{D}/empty/member/wal",
+        ],
+        &["migrate", "--data-dir", "{D}/empty"],
+        &["migrate", "--data-dir", "{D}/odd", "--no-ttl", "extra"],
+        &["migrate", "--data-dir", "{D}/file"],
+        &["migrate", "--data-dir", "{D}//empty/../missing/"],
+        &["migrate"],
+        &[
+            "migrate",
+            "--data-dir",
+            "{D}/empty",
+            "--transformer",
+            "{D}/nothing",
+        ],
+        &[
+            "migrate",
+            "--data-dir",
+            "{D}/empty",
+            "--transformer",
+            "no-such-transformer",
+        ],
+        &["migrate", "--data-dir", "{D}/empty", "--transformer", "{D}/odd"],
+        &["-w", "xml", "--endpoints=", "migrate", "--data-dir", "{D}/empty"],
+    ];
+    for args in cases {
+        let run = |tool: &str, root: &Path| {
+            let d = root.display().to_string();
+            let args: Vec<String> = args.iter().map(|a| a.replace("{D}", &d)).collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            common::clean(tool)
+                .args(&args)
+                .env("ETCDCTL_FOO", "1")
+                .current_dir(root)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run migrate")
+        };
+        let (want, got) = (run(ETCDCTL, &ta), run(RETCDCTL, &tb));
+        let paths = [(tb.display().to_string(), ta.display().to_string())];
+        compare(args, &want, &got, &paths);
+        assert_ne!(got.status.code(), Some(0), "{args:?}");
+    }
+    let Some(retcd) = retcd_bin() else {
+        eprintln!("skipped the retcd data dirs: no retcd binary next to retcdctl and no RETCD_BIN");
+        return;
+    };
+    let data = dir.path().join("retcd");
+    let server = Server::start_in(&retcd, &data);
+    ok_on(&server.endpoint, &["put", "k", "v"]);
+    let migrate = || {
+        let d = data.display().to_string();
+        let out = run_plain(RETCDCTL, &["migrate", "--data-dir", &d], &[]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let said = (
+        Some(0),
+        "using default transformer\nno v2 keys to migrate\n".to_string(),
+        String::new(),
+    );
+    assert_eq!(migrate(), said, "a running retcd's data dir");
+    server.stop();
+    let db = data.join("member/snap/db");
+    let before = std::fs::read(&db).expect("db");
+    assert_eq!(migrate(), said, "a stopped retcd's data dir");
+    assert_eq!(std::fs::read(&db).expect("db"), before, "nothing changed");
+    // a restored member has no WAL yet: its backend says it is retcd's
+    for f in std::fs::read_dir(data.join("member/wal")).expect("wal dir") {
+        std::fs::remove_file(f.expect("entry").path()).expect("rm");
+    }
+    assert_eq!(migrate(), said, "a retcd data dir without WAL");
 }

@@ -13,8 +13,8 @@ use retcd_api::etcdserverpb::{
 };
 
 use super::{Ctx, hex16, parse_u64};
-use crate::client::Client;
-use crate::error::{CtlError, status_message};
+use crate::client::{Client, within};
+use crate::error::{CtlError, deadline_exceeded, grpc_string};
 use crate::gofmt::{self, json_string, quote};
 use crate::output::{Format, fields_hdr, json_of, table};
 
@@ -721,6 +721,27 @@ fn zap_info(iso: bool, caller: &str, msg: &str, extra: &str) {
     eprintln!("{{\"level\":\"info\",\"ts\":{ts},\"caller\":\"{caller}\",\"msg\":\"{msg}\"{extra}}}");
 }
 
+/// clientv3's stream interceptor when the snapshot stream could not be made before the
+/// deadline (zap's error level, with the stack of etcdctl 3.4.23's call, as it logs it).
+fn zap_stream_not_created(error: &str) {
+    const STACK: &str = "go.etcd.io/etcd/clientv3.(*Client).streamClientInterceptor.func1\n\tgo.etcd.io/etcd/clientv3/retry_interceptor.go:129\ngoogle.golang.org/grpc.(*ClientConn).NewStream\n\tgoogle.golang.org/grpc/stream.go:148\ngoogle.golang.org/grpc.NewClientStream\n\tgoogle.golang.org/grpc/stream.go:155\ngo.etcd.io/etcd/etcdserver/etcdserverpb.(*maintenanceClient).Snapshot\n\tgo.etcd.io/etcd/etcdserver/etcdserverpb/rpc.pb.go:4296\ngo.etcd.io/etcd/clientv3.(*retryMaintenanceClient).Snapshot\n\tgo.etcd.io/etcd/clientv3/retry.go:214\ngo.etcd.io/etcd/clientv3.(*maintenance).Snapshot\n\tgo.etcd.io/etcd/clientv3/maintenance.go:195\ngo.etcd.io/etcd/clientv3/snapshot.(*v3Manager).Save\n\tgo.etcd.io/etcd/clientv3/snapshot/v3_snapshot.go:123\ngo.etcd.io/etcd/etcdctl/ctlv3/command.snapshotSaveCommandFunc\n\tgo.etcd.io/etcd/etcdctl/ctlv3/command/snapshot_command.go:113\ngithub.com/spf13/cobra.(*Command).execute\n\tgithub.com/spf13/cobra/command.go:920\ngithub.com/spf13/cobra.(*Command).ExecuteC\n\tgithub.com/spf13/cobra/command.go:1044\ngithub.com/spf13/cobra.(*Command).Execute\n\tgithub.com/spf13/cobra/command.go:968\ngo.etcd.io/etcd/etcdctl/ctlv3.Start\n\tgo.etcd.io/etcd/etcdctl/ctlv3/ctl_nocov.go:26\nmain.main\n\tgo.etcd.io/etcd/etcdctl/main.go:35\nruntime.main\n\truntime/proc.go:250";
+    eprintln!(
+        "{{\"level\":\"error\",\"ts\":{},\"caller\":\"clientv3/retry_interceptor.go:129\",\"msg\":\"streamer failed to create ClientStream\",\"error\":{},\"stacktrace\":{}}}",
+        json_string(&gofmt::zap_iso_now()),
+        json_string(error),
+        json_string(STACK)
+    );
+}
+
+/// clientv3's warning when the snapshot stream ends with an error.
+fn zap_receive_failed(s: &tonic::Status) {
+    eprintln!(
+        "{{\"level\":\"warn\",\"ts\":{},\"caller\":\"clientv3/maintenance.go:210\",\"msg\":\"failed to receive from snapshot stream; closing\",\"error\":{}}}",
+        json_string(&gofmt::zap_iso_now()),
+        json_string(&grpc_string(s))
+    );
+}
+
 /// A progress bar on stderr while a snapshot downloads, only when stderr is a terminal
 /// (beyond etcdctl; piped or redirected output stays exactly etcdctl's).
 struct Progress {
@@ -779,7 +800,6 @@ impl Progress {
 /// `snapshot save FILE`: streams the backend from the one endpoint into FILE.part,
 /// fsyncs it and renames it to FILE.
 pub async fn snapshot_save(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
-    use std::io::Write;
     let [path] = args else {
         return Err(CtlError::BadArgs("snapshot save expects one argument".into()));
     };
@@ -791,23 +811,71 @@ pub async fn snapshot_save(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
         )));
     }
     let ep = &eps[0];
-    let io = |e: std::io::Error| CtlError::Interrupted(e.to_string());
     let part = format!("{path}.part");
-    let mut file = std::fs::File::create(&part).map_err(io)?;
+    // as clientv3's snapshot manager: the file only its owner may read, and removed again
+    // when the save fails
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&part)
+    };
+    let file = file.map_err(|e| {
+        CtlError::Interrupted(format!(
+            "could not open {part} (open {part}: {})",
+            gofmt::os_error(&e)
+        ))
+    })?;
     zap_info(
         false,
         "snapshot/v3_snapshot.go:119",
         "created temporary db file",
         &format!(",\"path\":{}", json_string(&part)),
     );
+    let saved = fetch_snapshot(ctx, ep, path, &part, file).await;
+    if saved.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    saved
+}
+
+/// Downloads the snapshot of `ep` into `file` (`part`), then renames it to `path`.
+async fn fetch_snapshot(
+    ctx: &Ctx,
+    ep: &str,
+    path: &str,
+    part: &str,
+    mut file: std::fs::File,
+) -> Result<(), CtlError> {
+    use std::io::Write;
+    let io = |e: std::io::Error| CtlError::Interrupted(e.to_string());
     let start = Instant::now();
-    let client = ctx.client().await?;
-    let mut stream = client
-        .maintenance()
-        .snapshot(SnapshotRequest {})
-        .await
-        .map_err(|s| CtlError::Interrupted(status_message(&s)))?
-        .into_inner();
+    // clientv3's context: a deadline only when --command-timeout was set
+    let limit = ctx
+        .settings
+        .command_timeout_given
+        .then_some(ctx.settings.command_timeout);
+    let deadline = limit.and_then(|l| start.checked_add(l));
+    let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let timed_out = || CtlError::Interrupted("context deadline exceeded".into());
+    let client = match Client::connect_within(&ctx.settings, limit).await {
+        Ok(c) => c,
+        Err(CtlError::Rpc(s)) if s.code() == tonic::Code::DeadlineExceeded => {
+            zap_stream_not_created(&grpc_string(&s));
+            return Err(timed_out());
+        }
+        Err(e) => return Err(e),
+    };
+    // gRPC's stream is open once a connection is (a server's refusal comes with the first
+    // message, as gRPC's first Recv reports it)
+    let opened = within(left(), client.maintenance().snapshot(SnapshotRequest {})).await;
+    let Some(opened) = opened else {
+        zap_stream_not_created(&grpc_string(&deadline_exceeded()));
+        return Err(timed_out());
+    };
     zap_info(
         true,
         "clientv3/maintenance.go:200",
@@ -820,14 +888,28 @@ pub async fn snapshot_save(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
         "fetching snapshot",
         &format!(",\"endpoint\":{}", json_string(ep)),
     );
+    let mut stream = match opened {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            zap_receive_failed(&s);
+            return Err(CtlError::Interrupted(grpc_string(&s)));
+        }
+    };
     let mut size = 0u64;
     let mut progress = Progress::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(s) => {
+    loop {
+        let chunk = match within(left(), stream.next()).await {
+            Some(Some(Ok(c))) => c,
+            Some(None) => break,
+            Some(Some(Err(s))) => {
                 progress.clear();
-                return Err(CtlError::Interrupted(status_message(&s)));
+                zap_receive_failed(&s);
+                return Err(CtlError::Interrupted(grpc_string(&s)));
+            }
+            None => {
+                progress.clear();
+                zap_receive_failed(&deadline_exceeded());
+                return Err(timed_out());
             }
         };
         size += chunk.blob.len() as u64;
@@ -854,7 +936,7 @@ pub async fn snapshot_save(ctx: &Ctx, args: &[String]) -> Result<(), CtlError> {
             start.elapsed().as_secs_f64()
         ),
     );
-    std::fs::rename(&part, path).map_err(io)?;
+    std::fs::rename(part, path).map_err(io)?;
     zap_info(
         false,
         "snapshot/v3_snapshot.go:152",

@@ -18,7 +18,7 @@ use crate::gofmt;
 
 /// Go's `filepath.Clean`: one slash between elements, no `.` elements, `..` resolved
 /// lexically, `.` for nothing.
-fn go_clean(path: &str) -> String {
+pub(crate) fn go_clean(path: &str) -> String {
     let rooted = path.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
@@ -41,13 +41,7 @@ fn go_clean(path: &str) -> String {
 
 /// Go's text of a system call's error (`no such file or directory`).
 fn go_reason(e: &io::Error) -> String {
-    let text = e.to_string();
-    let text = text.split(" (os error").next().unwrap_or(&text);
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
+    gofmt::os_error(e)
 }
 
 /// etcd's backend failing to open its file: capnslog's critical line, then the exit code

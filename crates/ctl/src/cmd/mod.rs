@@ -8,6 +8,7 @@ pub mod concurrency;
 pub mod defrag;
 pub mod kv;
 pub mod lease;
+pub mod migrate;
 pub mod mirror;
 pub mod snapshot;
 pub mod txn;
