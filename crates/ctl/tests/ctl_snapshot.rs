@@ -105,9 +105,13 @@ fn retcd_snapshot(dir: &Path) -> std::path::PathBuf {
 /// Masks values: hashes, numbers, sizes; table padding and borders collapsed.
 fn shape(text: &str) -> String {
     let sizes = Regex::new(r"\d+(\.\d)? (B|kB|MB|GB)").unwrap();
-    let hex = Regex::new(r"\b[0-9a-f]{6,8}\b").unwrap();
+    // json and fields print the hash in decimal (any number of digits), simple and table
+    // in hex (up to 8 digits, with a letter unless it is long)
+    let decimal_hash = Regex::new(r#"("(?:hash|Hash)"\s*:\s*)\d+"#).unwrap();
+    let hex = Regex::new(r"\b(?:[0-9a-f]{6,8}|[0-9]*[a-f][0-9a-f]*)\b").unwrap();
     let num = Regex::new(r"\d+").unwrap();
     let t = sizes.replace_all(text, "SIZE");
+    let t = decimal_hash.replace_all(&t, "${1}N");
     let t = hex.replace_all(&t, "HEX");
     let t = num.replace_all(&t, "N");
     let t = Regex::new(r"-+").unwrap().replace_all(&t, "-");
