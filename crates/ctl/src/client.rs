@@ -292,32 +292,42 @@ pub struct Client {
 }
 
 /// How retcdctl dials an endpoint: the address clientv3 dials (its host, the scheme off:
-/// what Go's dialer gets and gRPC's logs name) and the scheme to dial it with (`None`: a
-/// scheme clientv3 has no network for, which never connects). Without a scheme the endpoint
-/// is dialed with TLS when `tls` is configured (as clientv3 does).
+/// what Go's dialer gets and gRPC's logs name; a unix socket's path) and the scheme to dial
+/// it with (`None`: a scheme clientv3 has no network for, which never connects). Without a
+/// scheme, or with `unix://`, the endpoint is dialed with TLS when `tls` is configured (as
+/// clientv3 does).
 #[derive(Debug, Clone)]
 struct Plan {
     host: String,
     scheme: Option<&'static str>,
+    /// `host` is a unix socket's path
+    unix: bool,
 }
 
 impl Plan {
     fn new(ep: &str, tls: &TlsSettings) -> Result<Plan, CtlError> {
+        let scheme = |tls_wanted: Option<bool>| {
+            Some(if tls_wanted.unwrap_or_else(|| tls.configured()) {
+                "https"
+            } else {
+                "http"
+            })
+        };
         match crate::goaddr::parse_endpoint(ep) {
-            Parsed::Unix => Err(CtlError::BadConnection(format!(
-                "retcdctl does not support endpoint {ep} (unix sockets)"
-            ))),
+            Parsed::Unix { path, tls } => Ok(Plan {
+                host: path,
+                scheme: scheme(tls),
+                unix: true,
+            }),
             Parsed::Unknown => Ok(Plan {
                 host: String::new(),
                 scheme: None,
+                unix: false,
             }),
             Parsed::Tcp { address, https } => Ok(Plan {
                 host: address,
-                scheme: Some(if https.unwrap_or_else(|| tls.configured()) {
-                    "https"
-                } else {
-                    "http"
-                }),
+                scheme: scheme(https),
+                unix: false,
             }),
         }
     }
@@ -329,21 +339,79 @@ impl Plan {
 
     /// Connects once, as Go's dialer would (its checks and lookups first); on failure gRPC's
     /// words for it (`connection error: desc = "transport: Error while dialing ..."`).
+    /// `skip_verify`: the servers' certificates are not checked.
     async fn connect(
         &self,
         tls: Option<&Arc<ClientConfig>>,
+        skip_verify: bool,
         configure: impl FnOnce(Endpoint) -> Endpoint,
     ) -> Result<Channel, String> {
         let Some(scheme) = self.scheme else {
             return Err(transport_error("Error while dialing dial: unknown network "));
         };
+        if self.unix {
+            return self.connect_unix(tls, skip_verify, configure).await;
+        }
         let to = crate::goaddr::resolve(&self.host)
             .await
             .map_err(|go| transport_error(&format!("Error while dialing {go}")))?;
         let dialer = Dialer::new(&to.url(scheme), tls)
             .map_err(|e| transport_error(&format!("Error while dialing dial tcp {}: {e}", to.dialed)))?
             .configure(configure);
-        dialer.connect().await.map_err(|e| dial_error(&to.dialed, &e))
+        dialer
+            .connect()
+            .await
+            .map_err(|e| dial_error("tcp", &to.dialed, &e))
+    }
+
+    /// [`Plan::connect`] to a unix socket. With TLS the server's certificate must name the
+    /// socket's host, as gRPC takes the host of the authority: the path up to its last `:`
+    /// (`localhost` of `localhost:1234`), else the whole path. A path that is no host name
+    /// (`/run/etcd`) can only fail Go's check (`x509: certificate is valid for localhost,
+    /// not /run/etcd`): the handshake checks a name no certificate holds instead, and its
+    /// failure names the path.
+    async fn connect_unix(
+        &self,
+        tls: Option<&Arc<ClientConfig>>,
+        skip_verify: bool,
+        configure: impl FnOnce(Endpoint) -> Endpoint,
+    ) -> Result<Channel, String> {
+        const NO_NAME: &str = "unix-socket.invalid";
+        let path = self.host.as_str();
+        let mut wanted = None;
+        let config = match tls {
+            Some(config) if self.https() => {
+                let name = match crate::goaddr::split_host_port(path) {
+                    Ok((host, _)) => host,
+                    Err(_) => path,
+                };
+                let valid = retcd_tls::rustls::pki_types::ServerName::try_from(name).is_ok();
+                let name = match (valid, skip_verify) {
+                    (true, _) => name,
+                    // not checked
+                    (false, true) => "localhost",
+                    (false, false) => {
+                        wanted = Some(name);
+                        NO_NAME
+                    }
+                };
+                Some((config, name))
+            }
+            _ => None,
+        };
+        let dialer = Dialer::unix(path, config)
+            .map_err(|e| transport_error(&format!("Error while dialing dial unix {path}: {e}")))?
+            .configure(configure);
+        dialer.connect().await.map_err(|e| {
+            let err = dial_error("unix", path, &e);
+            match wanted {
+                Some(name) => {
+                    let quoted = gofmt::quote(name.as_bytes());
+                    err.replace(NO_NAME, &quoted[1..quoted.len() - 1])
+                }
+                None => err,
+            }
+        })
     }
 }
 
@@ -469,6 +537,7 @@ impl Client {
             }
             return Err(CtlError::Rpc(s));
         }
+        let skip_verify = settings.tls.configured() && settings.tls.insecure_skip_verify;
         let keepalive = keepalive_interval(settings.keepalive_time);
         if keepalive.is_some_and(|k| k > settings.keepalive_time) {
             grpclog::keepalive_adjusted(KEEPALIVE_MIN_PING_TIME);
@@ -488,16 +557,11 @@ impl Client {
             }
             e
         };
-        // gRPC names the addresses and the client's authority: a direct call's endpoint as
-        // given, else the endpoints' hosts and the first one's
-        let (authority, addrs): (&str, Vec<&str>) = if direct {
-            (
-                endpoints[0].as_str(),
-                endpoints.iter().map(String::as_str).collect(),
-            )
-        } else {
-            (first, plans.iter().map(|p| p.host.as_str()).collect())
-        };
+        // gRPC names the addresses (the endpoints as given, scheme included: what clientv3's
+        // resolver hands it) and the client's authority: a direct call's endpoint as given,
+        // else the first endpoint's host (a unix socket's path)
+        let authority = if direct { endpoints[0].as_str() } else { first };
+        let addrs: Vec<&str> = endpoints.iter().map(String::as_str).collect();
         let deadline = limit.and_then(|l| Instant::now().checked_add(l));
         let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let mut last_err = String::from("latest balancer error: all SubConns are in TransientFailure");
@@ -510,7 +574,7 @@ impl Client {
                     channel = Some(State::Connecting);
                 }
                 grpclog::picks(addr);
-                match within(left(), plan.connect(tls.as_ref(), configure)).await {
+                match within(left(), plan.connect(tls.as_ref(), skip_verify, configure)).await {
                     Some(Ok(channel)) => {
                         grpclog::subchannel(State::Ready);
                         grpclog::channel(State::Ready);
@@ -665,7 +729,7 @@ impl Client {
 /// Go gRPC's balancer error for a failed connection: a refused or failed TCP dial, a failed
 /// TLS handshake (with Go's x509 wording for the usual verification failures), or a server
 /// that closed the connection (it refused our certificate).
-fn dial_error(addr: &str, e: &tonic::transport::Error) -> String {
+fn dial_error(network: &str, addr: &str, e: &tonic::transport::Error) -> String {
     use retcd_tls::rustls::{CertificateError, Error as TlsError};
     use std::error::Error as _;
     let mut src = e.source();
@@ -694,17 +758,33 @@ fn dial_error(addr: &str, e: &tonic::transport::Error) -> String {
             let why = match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
                 std::io::ErrorKind::TimedOut => "i/o timeout".to_string(),
+                _ if io.raw_os_error().is_some() => format!("connect: {}", go_errno(io)),
                 _ => io.to_string(),
             };
-            return transport_error(&format!("Error while dialing dial tcp {addr}: {why}"));
+            return transport_error(&format!("Error while dialing dial {network} {addr}: {why}"));
         }
         src = s.source();
     }
     // tonic's connect timeout (`--dial-timeout`) is no I/O error
     if format!("{e:?}").contains("TimeoutExpired") {
-        return transport_error(&format!("Error while dialing dial tcp {addr}: i/o timeout"));
+        return transport_error(&format!("Error while dialing dial {network} {addr}: i/o timeout"));
     }
-    transport_error(&format!("Error while dialing dial tcp {addr}: {e}"))
+    transport_error(&format!("Error while dialing dial {network} {addr}: {e}"))
+}
+
+/// Go's words for a system error (`no such file or directory`): the C library's, without
+/// Rust's ` (os error N)` and with a lower-case first letter.
+fn go_errno(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = match s.rfind(" (os error ") {
+        Some(i) => &s[..i],
+        None => &s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 /// gRPC's `ConnectionError` for a transport that failed: `connection error: desc =

@@ -17,15 +17,17 @@ pub enum Parsed {
     /// an address to dial over TCP: `https` is `Some(true)` for `https://`, `Some(false)`
     /// for `http://` and `None` without a scheme (TLS when the client has a TLS config)
     Tcp { address: String, https: Option<bool> },
-    /// `unix://` or `unixs://` (not supported by retcdctl)
-    Unix,
+    /// a unix socket (`unix://` or `unixs://`): its path is the URL's host and path (a
+    /// relative path is from the working directory); `tls` is `Some(true)` for `unixs://`
+    /// and `None` for `unix://` (TLS when the client has a TLS config, as without a scheme)
+    Unix { path: String, tls: Option<bool> },
     /// any other scheme: clientv3's dialer gets no network (`dial: unknown network `)
     Unknown,
 }
 
 /// clientv3's `endpoint.ParseEndpoint`.
 pub fn parse_endpoint(ep: &str) -> Parsed {
-    let Some((scheme, host)) = url_parts(ep) else {
+    let Some((scheme, host, path)) = url_parts(ep) else {
         return Parsed::Tcp {
             address: ep.to_string(),
             https: None,
@@ -36,14 +38,17 @@ pub fn parse_endpoint(ep: &str) -> Parsed {
             address: host,
             https: Some(scheme == "https"),
         },
-        "unix" | "unixs" => Parsed::Unix,
+        "unix" | "unixs" => Parsed::Unix {
+            path: host + &path,
+            tls: (scheme == "unixs").then_some(true),
+        },
         _ => Parsed::Unknown,
     }
 }
 
-/// The scheme (lower case) and host of `ep` when Go's `url.Parse` accepts it and it has a
-/// `://`; `None` when clientv3 dials the endpoint as it is.
-fn url_parts(ep: &str) -> Option<(String, String)> {
+/// The scheme (lower case), host and path (unescaped) of `ep` when Go's `url.Parse` accepts
+/// it and it has a `://`; `None` when clientv3 dials the endpoint as it is.
+fn url_parts(ep: &str) -> Option<(String, String, String)> {
     if !ep.contains("://") || ep.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return None;
     }
@@ -64,16 +69,21 @@ fn url_parts(ep: &str) -> Option<(String, String)> {
     let Some(end) = scheme_end else {
         // no scheme: a path, which Go accepts only when it starts with `/` (then clientv3
         // has no scheme it knows)
-        return ep.starts_with('/').then(|| (String::new(), String::new()));
+        return ep
+            .starts_with('/')
+            .then(|| (String::new(), String::new(), String::new()));
     };
     let scheme = ep[..end].to_ascii_lowercase();
     let rest = &ep[end + 1..];
     let rest = rest.split('?').next().unwrap_or_default();
     let Some(authority) = rest.strip_prefix("//") else {
         // an opaque URL (`http:x`): no host
-        return Some((scheme, String::new()));
+        return Some((scheme, String::new(), String::new()));
     };
-    let authority = authority.split('/').next().unwrap_or_default();
+    let (authority, path) = match authority.find('/') {
+        Some(i) => authority.split_at(i),
+        None => (authority, ""),
+    };
     let host = match authority.rfind('@') {
         Some(i) => {
             if !authority[..i].bytes().all(valid_userinfo_byte) {
@@ -83,7 +93,26 @@ fn url_parts(ep: &str) -> Option<(String, String)> {
         }
         None => authority,
     };
-    Some((scheme, parse_host(host)?))
+    Some((scheme, parse_host(host)?, unescape_path(path)?))
+}
+
+/// Go's `url.unescape` of a path: `%XX` escapes decoded, a bad escape fails.
+fn unescape_path(path: &str) -> Option<String> {
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            let (h, l) = (hex(*b.get(i + 1)?)?, hex(*b.get(i + 2)?)?);
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn valid_userinfo_byte(b: u8) -> bool {
@@ -427,7 +456,23 @@ mod tests {
         assert_eq!(parse_endpoint("http://a:b"), tcp("http://a:b", None));
         assert_eq!(parse_endpoint("a b:1"), tcp("a b:1", None));
         assert_eq!(parse_endpoint("ftp://a:1"), Parsed::Unknown);
-        assert_eq!(parse_endpoint("unix://x"), Parsed::Unix);
+        let unix = |path: &str, tls| Parsed::Unix {
+            path: path.into(),
+            tls,
+        };
+        assert_eq!(parse_endpoint("unix://x"), unix("x", None));
+        assert_eq!(
+            parse_endpoint("unix://localhost:1234"),
+            unix("localhost:1234", None)
+        );
+        assert_eq!(parse_endpoint("unix:///tmp/a%20b/s"), unix("/tmp/a b/s", None));
+        assert_eq!(parse_endpoint("unix://h:1/p?q"), unix("h:1/p", None));
+        assert_eq!(
+            parse_endpoint("UNIXS://localhost:1"),
+            unix("localhost:1", Some(true))
+        );
+        // no `://`: an address to dial over TCP
+        assert_eq!(parse_endpoint("unix:x"), tcp("unix:x", None));
         assert_eq!(parse_endpoint("http:x://y"), tcp("", Some(false)));
     }
 

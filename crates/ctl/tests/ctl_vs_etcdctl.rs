@@ -40,6 +40,13 @@ impl Etcd {
     /// (so that both of a pair reach the same revision), or, when the flags leave no room
     /// for a write (`--quota-backend-bytes=1`), a health check.
     fn start_with(peer_url: &str, extra: &[&str]) -> Etcd {
+        Etcd::start_opts(peer_url, extra, None)
+    }
+
+    /// [`Etcd::start_with`], also listening for clients on `unix` (a `unix://` or `unixs://`
+    /// URL: its host and path are the socket's, relative to the temp dir, etcd's working
+    /// directory).
+    fn start_opts(peer_url: &str, extra: &[&str], unix: Option<&str>) -> Etcd {
         assert!(
             Path::new(ETCD).exists() && Path::new(ETCDCTL).exists(),
             "these tests need the real etcd and etcdctl 3.4 at {ETCD} and {ETCDCTL}: apt-get install -y etcd-server etcd-client"
@@ -47,13 +54,18 @@ impl Etcd {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let client = format!("http://127.0.0.1:{port}");
+        let listen_client = match unix {
+            Some(url) => format!("{url},{client}"),
+            None => client.clone(),
+        };
         let listen_peer = format!("http://127.0.0.1:{}", free_port());
         let child = Command::new(ETCD)
+            .current_dir(dir.path())
             .args(["--name", "default", "--data-dir"])
             .arg(dir.path().join("data"))
             .args([
                 "--listen-client-urls",
-                &client,
+                &listen_client,
                 "--advertise-client-urls",
                 &client,
             ])
@@ -101,6 +113,11 @@ impl Etcd {
 
     fn endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The temp dir (etcd's working directory).
+    fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     fn command(&self, tool: &str, args: &[&str]) -> Command {
@@ -497,6 +514,221 @@ fn endpoints_go_cannot_dial() {
             );
             compare(&[&[ep][..], args].concat(), &want, &got, &[]);
         }
+    }
+}
+
+/// Unix socket endpoints (clientv3's `unix://HOST[PATH]`: the socket's path, relative to the
+/// working directory unless absolute): two alike etcds listening on a socket in their own
+/// temp dir (their working directory), each tool run in its etcd's dir; then sockets that
+/// are missing or that nobody listens on, reported in Go's words.
+#[test]
+fn unix_socket_endpoints() {
+    const SOCK: &str = "localhost:12379";
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let (a, b) = (
+        Etcd::start_opts(&peer, &[], Some(&format!("unix://{SOCK}"))),
+        Etcd::start_opts(&peer, &[], Some(&format!("unix://{SOCK}"))),
+    );
+    assert!(
+        a.dir().join(SOCK).exists(),
+        "etcd made its socket in its working directory"
+    );
+    let dirs = [(b.dir().display().to_string(), a.dir().display().to_string())];
+    let run = |e: &Etcd, tool: &str, args: &[&str]| {
+        let dir = e.dir().display().to_string();
+        let args: Vec<String> = args.iter().map(|x| x.replace("{DIR}", &dir)).collect();
+        e.command(tool, &args.iter().map(String::as_str).collect::<Vec<_>>())
+            .env_remove("ETCDCTL_ENDPOINTS")
+            .current_dir(e.dir())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run client")
+    };
+    // two etcds' bbolt files grow differently
+    let db_size = Regex::new(r#""dbSize(InUse)?":\d+"#).expect("regex");
+    let mask = |mut o: Output| {
+        o.stdout = db_size
+            .replace_all(&String::from_utf8_lossy(&o.stdout), r#""dbSize$1":N"#)
+            .into_owned()
+            .into_bytes();
+        o
+    };
+    let check = |args: &[&str]| {
+        let (want, got) = (mask(run(&a, ETCDCTL, args)), mask(run(&b, RETCDCTL, args)));
+        compare(args, &want, &got, &dirs);
+        // (etcdctl 3.4 says whether an endpoint is healthy on stderr)
+        String::from_utf8_lossy(&[want.stdout, want.stderr].concat()).into_owned()
+    };
+    let rel = format!("--endpoints=unix://{SOCK}");
+    let abs = format!("--endpoints=unix://{{DIR}}/{SOCK}");
+    for ep in [rel.as_str(), &abs] {
+        check(&[ep, "put", "k", "v"]);
+        check(&[ep, "get", "k"]);
+        check(&[ep, "-w", "json", "get", "k"]);
+        let status = check(&[ep, "endpoint", "status"]);
+        assert!(status.starts_with("unix://"), "{ep}: {status:?}");
+        check(&[ep, "-w", "json", "endpoint", "status"]);
+        let health = check(&[ep, "endpoint", "health"]);
+        assert!(health.contains(" is healthy: "), "{ep}: {health:?}");
+        check(&[ep, "-w", "json", "endpoint", "health"]);
+        check(&[
+            ep,
+            "--keepalive-time=1s",
+            "--dial-timeout=1s",
+            "del",
+            "k",
+            "--prev-kv",
+        ]);
+    }
+    // a socket file nobody listens on (its listener closed): connection refused
+    drop(std::os::unix::net::UnixListener::bind(a.dir().join("stale")).expect("bind"));
+    drop(std::os::unix::net::UnixListener::bind(b.dir().join("stale")).expect("bind"));
+    let failing: [&[&str]; 4] = [
+        &["--endpoints=unix://nosuch:1", "endpoint", "status"],
+        &["--endpoints=unix://nosuch:1", "endpoint", "health"],
+        &["--endpoints=unix://nosuch:1", "get", "k"],
+        &["--endpoints=unix://stale", "endpoint", "status"],
+    ];
+    let spawn = |e: &Etcd, tool: &str, args: &[&str]| {
+        e.command(tool, args)
+            .arg("--command-timeout=1s")
+            .env_remove("ETCDCTL_ENDPOINTS")
+            .current_dir(e.dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn client")
+    };
+    let runs: Vec<_> = failing
+        .iter()
+        .map(|args| (args, spawn(&a, ETCDCTL, args), spawn(&b, RETCDCTL, args)))
+        .collect();
+    for (args, want, got) in runs {
+        let want = want.wait_with_output().expect("etcdctl");
+        let got = got.wait_with_output().expect("retcdctl");
+        assert!(!want.status.success(), "{args:?}");
+        compare(args, &want, &got, &dirs);
+    }
+    // `--debug`: each gRPC line retcdctl prints (the address dialed is the endpoint as
+    // given, the authority the socket's path, Go's dial error) is one etcdctl printed
+    let debug: [&[&str]; 3] = [
+        &["--debug", &rel, "get", "k"],
+        &["--debug", &abs, "get", "k"],
+        &["--debug", "--endpoints=unix://nosuch:1", "get", "k"],
+    ];
+    let runs: Vec<_> = debug
+        .iter()
+        .map(|args| {
+            let dir = |e: &Etcd| e.dir().display().to_string();
+            let [a_args, b_args] = [&a, &b].map(|e| {
+                args.iter()
+                    .map(|x| x.replace("{DIR}", &dir(e)))
+                    .collect::<Vec<_>>()
+            });
+            fn strs(v: &[String]) -> Vec<&str> {
+                v.iter().map(String::as_str).collect()
+            }
+            (
+                args,
+                spawn(&a, ETCDCTL, &strs(&a_args)),
+                spawn(&b, RETCDCTL, &strs(&b_args)),
+            )
+        })
+        .collect();
+    for (args, want, got) in runs {
+        let want = want.wait_with_output().expect("etcdctl");
+        let got = got.wait_with_output().expect("retcdctl");
+        assert_eq!(got.stdout, want.stdout, "stdout of {args:?}");
+        assert_eq!(got.status.code(), want.status.code(), "exit code of {args:?}");
+        let (want_listing, want_logs, want_rest) = debug_parts(&want.stderr, &dirs);
+        let (got_listing, got_logs, got_rest) = debug_parts(&got.stderr, &dirs);
+        assert_eq!(got_listing, want_listing, "the listing of {args:?}");
+        assert_eq!(got_rest, want_rest, "the rest of stderr of {args:?}");
+        let extra: Vec<_> = got_logs.difference(&want_logs).collect();
+        assert!(
+            extra.is_empty(),
+            "gRPC lines etcdctl did not print for {args:?}: {extra:#?}"
+        );
+        let dialed = |logs: &std::collections::BTreeSet<String>| {
+            logs.iter().any(|l| l.contains("picks a new address \"unix://"))
+        };
+        assert!(dialed(&got_logs) && dialed(&want_logs), "{args:?}: {got_logs:#?}");
+    }
+}
+
+/// `unixs://` endpoints (TLS over a unix socket; `unix://` too when a TLS option is given):
+/// two alike etcds serving TLS on a socket in their working directory, a certificate for
+/// `localhost`. The server name is the socket's path up to its last `:`, so an absolute path
+/// fails Go's hostname check; without `--cacert` the system's CAs do not know the server.
+#[test]
+fn unixs_socket_endpoints() {
+    const SOCK: &str = "localhost:12380";
+    let pki = tempfile::tempdir().expect("temp dir");
+    let mut ca = retcd_tls::test_pki::TestCa::new(pki.path(), "ca");
+    let server = ca.issue("server", "localhost", &["localhost"]);
+    let (cert, key) = (
+        server.cert.display().to_string(),
+        server.key.display().to_string(),
+    );
+    let tls = ["--cert-file", cert.as_str(), "--key-file", key.as_str()];
+    let url = format!("unixs://{SOCK}");
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let (a, b) = (
+        Etcd::start_opts(&peer, &tls, Some(&url)),
+        Etcd::start_opts(&peer, &tls, Some(&url)),
+    );
+    let dirs = [(b.dir().display().to_string(), a.dir().display().to_string())];
+    let cacert = format!("--cacert={}", ca.cert.display());
+    let spawn = |e: &Etcd, tool: &str, args: &[&str]| {
+        let dir = e.dir().display().to_string();
+        let args: Vec<String> = args.iter().map(|x| x.replace("{DIR}", &dir)).collect();
+        e.command(tool, &args.iter().map(String::as_str).collect::<Vec<_>>())
+            .arg("--command-timeout=2s")
+            .env_remove("ETCDCTL_ENDPOINTS")
+            .current_dir(e.dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn client")
+    };
+    let check = |args: &[&str]| {
+        let want = spawn(&a, ETCDCTL, args).wait_with_output().expect("etcdctl");
+        let got = spawn(&b, RETCDCTL, args).wait_with_output().expect("retcdctl");
+        compare(args, &want, &got, &dirs);
+        want.status.success()
+    };
+    let ep = format!("--endpoints={url}");
+    assert!(check(&[&ep, &cacert, "put", "k", "v"]));
+    assert!(check(&[&ep, &cacert, "-w", "json", "get", "k"]));
+    assert!(check(&[&ep, &cacert, "endpoint", "health"]));
+    let plain_scheme = format!("--endpoints=unix://{SOCK}");
+    assert!(check(&[&plain_scheme, &cacert, "get", "k"]));
+    assert!(check(&[
+        &ep,
+        "--insecure-transport=false",
+        "--insecure-skip-tls-verify",
+        "get",
+        "k"
+    ]));
+    let abs = format!("--endpoints=unixs://{{DIR}}/{SOCK}");
+    assert!(check(&[&abs, &cacert, "--insecure-skip-tls-verify", "get", "k"]));
+    // the failures, run side by side (each to its deadline)
+    let failing: [&[&str]; 3] = [
+        &[&ep, "endpoint", "status"],
+        &[&abs, &cacert, "endpoint", "status"],
+        &[&abs, &cacert, "get", "k"],
+    ];
+    let runs: Vec<_> = failing
+        .iter()
+        .map(|args| (args, spawn(&a, ETCDCTL, args), spawn(&b, RETCDCTL, args)))
+        .collect();
+    for (args, want, got) in runs {
+        let want = want.wait_with_output().expect("etcdctl");
+        let got = got.wait_with_output().expect("retcdctl");
+        assert!(!want.status.success(), "{args:?}");
+        compare(args, &want, &got, &dirs);
     }
 }
 
@@ -1959,6 +2191,7 @@ fn debug_lists_the_flags_as_etcdctl() {
             ],
         ),
         (&["--debug", &dead_first, "get", "k"], &[]),
+        (&["--debug", "--endpoints=http://{EP}", "get", "k"], &[]),
         (
             &["--debug", "--endpoints= {EP}", "--endpoints=\"a,b\",", "get", "k"],
             &[],

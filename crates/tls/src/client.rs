@@ -13,7 +13,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::files::{load_certs, load_key};
@@ -134,6 +134,8 @@ impl ServerCertVerifier for AnyServerCert {
 pub struct Dialer {
     endpoint: Endpoint,
     tls: Option<TlsConnector>,
+    /// a unix socket to dial (in plain text when `tls` is `None`)
+    unix: Option<PathBuf>,
 }
 
 impl Dialer {
@@ -143,7 +145,11 @@ impl Dialer {
         let bad = |why: &str| TlsError::Config(format!("bad URL {url:?}: {why}"));
         let Some(rest) = url.strip_prefix("https://") else {
             let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| bad(&e.to_string()))?;
-            return Ok(Dialer { endpoint, tls: None });
+            return Ok(Dialer {
+                endpoint,
+                tls: None,
+                unix: None,
+            });
         };
         let config = tls.ok_or_else(|| {
             TlsError::Config(format!(
@@ -167,9 +173,36 @@ impl Dialer {
             tls: Some(TlsConnector {
                 config: config.clone(),
                 server_name,
-                host,
-                port: uri.port_u16().unwrap_or(443),
+                to: To::Tcp {
+                    host,
+                    port: uri.port_u16().unwrap_or(443),
+                },
             }),
+            unix: None,
+        })
+    }
+
+    /// Dials the unix socket at `path`: in plain text, or with TLS (`tls`: the configuration
+    /// and the name the server's certificate must carry) as clientv3's `unixs://`. The
+    /// requests' authority is `localhost`.
+    pub fn unix(path: &str, tls: Option<(&Arc<ClientConfig>, &str)>) -> Result<Dialer, TlsError> {
+        let bad = |why: &str| TlsError::Config(format!("bad unix socket {path:?}: {why}"));
+        let mut endpoint = Endpoint::from_static("http://localhost");
+        let tls = match tls {
+            None => None,
+            Some((config, name)) => {
+                endpoint = endpoint.origin(Uri::from_static("https://localhost"));
+                Some(TlsConnector {
+                    config: config.clone(),
+                    server_name: ServerName::try_from(name.to_string()).map_err(|e| bad(&e.to_string()))?,
+                    to: To::Unix(PathBuf::from(path)),
+                })
+            }
+        };
+        Ok(Dialer {
+            endpoint,
+            tls,
+            unix: Some(PathBuf::from(path)),
         })
     }
 
@@ -190,18 +223,112 @@ impl Dialer {
 
     /// A channel that connects on first use (and reconnects).
     pub fn connect_lazy(&self) -> Channel {
-        match &self.tls {
-            None => self.endpoint.connect_lazy(),
-            Some(c) => self.endpoint.connect_with_connector_lazy(c.clone()),
+        match (&self.tls, &self.unix) {
+            (Some(c), _) => self.endpoint.connect_with_connector_lazy(c.clone()),
+            (None, Some(path)) => self
+                .endpoint
+                .connect_with_connector_lazy(UnixConnector(path.clone())),
+            (None, None) => self.endpoint.connect_lazy(),
         }
     }
 
     /// Connects now.
     pub async fn connect(&self) -> Result<Channel, tonic::transport::Error> {
-        match &self.tls {
-            None => self.endpoint.connect().await,
-            Some(c) => self.endpoint.connect_with_connector(c.clone()).await,
+        match (&self.tls, &self.unix) {
+            (Some(c), _) => self.endpoint.connect_with_connector(c.clone()).await,
+            (None, Some(path)) => {
+                self.endpoint
+                    .connect_with_connector(UnixConnector(path.clone()))
+                    .await
+            }
+            (None, None) => self.endpoint.connect().await,
         }
+    }
+}
+
+/// Where a [`TlsConnector`] dials.
+#[derive(Clone)]
+enum To {
+    Tcp { host: String, port: u16 },
+    Unix(PathBuf),
+}
+
+/// A connected TCP or unix socket.
+pub enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Socket::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_write(cx, data),
+            Socket::Unix(s) => Pin::new(s).poll_write(cx, data),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Socket::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Socket::Tcp(s) => s.is_write_vectored(),
+            Socket::Unix(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Socket::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Socket::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Dials a unix socket in plain text (tonic's connector service).
+#[derive(Clone)]
+pub struct UnixConnector(PathBuf);
+
+impl tower_service::Service<Uri> for UnixConnector {
+    type Response = TokioIo<UnixStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, std::io::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), std::io::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let path = self.0.clone();
+        Box::pin(async move { Ok(TokioIo::new(UnixStream::connect(path).await?)) })
     }
 }
 
@@ -210,8 +337,7 @@ impl Dialer {
 pub struct TlsConnector {
     config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
-    host: String,
-    port: u16,
+    to: To,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -220,7 +346,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const SERVER_PREFACE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl tower_service::Service<Uri> for TlsConnector {
-    type Response = TokioIo<Prefixed<tokio_rustls::client::TlsStream<TcpStream>>>;
+    type Response = TokioIo<Prefixed<tokio_rustls::client::TlsStream<Socket>>>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
@@ -231,10 +357,16 @@ impl tower_service::Service<Uri> for TlsConnector {
     fn call(&mut self, _uri: Uri) -> Self::Future {
         let c = self.clone();
         Box::pin(async move {
-            let tcp = TcpStream::connect((c.host.as_str(), c.port)).await?;
-            tcp.set_nodelay(true)?;
+            let socket = match &c.to {
+                To::Tcp { host, port } => {
+                    let tcp = TcpStream::connect((host.as_str(), *port)).await?;
+                    tcp.set_nodelay(true)?;
+                    Socket::Tcp(tcp)
+                }
+                To::Unix(path) => Socket::Unix(UnixStream::connect(path).await?),
+            };
             let mut tls = tokio_rustls::TlsConnector::from(c.config)
-                .connect(c.server_name, tcp)
+                .connect(c.server_name, socket)
                 .await?;
             // With TLS 1.3 the server checks the client's certificate after the client has
             // finished its handshake: a refusal only arrives as an alert on the first read.
