@@ -53,7 +53,9 @@ const REFUSED_FLAGS: &[&str] = &["discovery", "discovery-srv", "proxy"];
 #[command(
     name = "retcd",
     version,
-    about = "retcd: an etcd-compatible, strongly consistent key-value store"
+    about = "retcd: an etcd-compatible, strongly consistent key-value store",
+    // a flag given twice: the last wins, as with etcd's Go flags
+    args_override_self = true
 )]
 pub struct Flags {
     /// Human-readable name for this member.
@@ -726,6 +728,21 @@ mod tests {
         assert_eq!(c.quota_backend_bytes, 2 << 30);
         assert_eq!(c.auto_compaction, crate::compactor::AutoCompaction::Off);
         assert_eq!(c.initial_cluster["default"], vec!["http://localhost:2380"]);
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_its_last_value() {
+        let c = Config::from_args(args(&[
+            "--listen-client-urls",
+            "http://127.0.0.1:1",
+            "--name=a",
+            "--listen-client-urls=http://127.0.0.1:2",
+            "--name",
+            "b",
+        ]))
+        .unwrap();
+        assert_eq!(c.listen_client_urls, vec!["http://127.0.0.1:2"]);
+        assert_eq!(c.name, "b");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! [`H2AuthorityFix`] wraps an accepted connection and rewrites the client->server byte stream
 //! before h2 sees it: after the HTTP/2 client preface it follows the frames, and for every
 //! header block (HEADERS plus its CONTINUATIONs) it decodes the HPACK block with a decoder that
-//! mirrors the client's encoder, strips a scheme from `:authority` (`http://h:p/` -> `h:p`), and
+//! mirrors the client's encoder, strips a scheme from `:authority` (`http://h:p/` -> `h:p`; a unix socket path, `unix:///p` or `/p`, -> `localhost`), and
 //! re-encodes the block for the server. The re-encoding uses only static-table references and
 //! literals *without indexing*, so the server's dynamic table stays empty; that is also why every
 //! block is re-encoded, not just the ones that change (the server's decoder must never see a
@@ -513,10 +513,16 @@ impl Rewriter {
 /// `http://host:port/` -> `host:port`; values without "://" are returned unchanged.
 fn strip_scheme(value: &[u8]) -> &[u8] {
     let Some(pos) = value.windows(3).position(|w| w == b"://") else {
+        // clientv3 names a `unix:///abs/path` endpoint by its path
+        if value.starts_with(b"/") {
+            return b"localhost";
+        }
         return value;
     };
     let rest = &value[pos + 3..];
     match rest.iter().position(|&b| b == b'/') {
+        // `unix:///abs/path`: a socket path, no host (an empty authority is malformed)
+        Some(0) => b"localhost",
         Some(slash) => &rest[..slash],
         None => rest,
     }
@@ -1253,6 +1259,9 @@ mod tests {
         assert_eq!(strip_scheme(b"https://127.0.0.1:1/"), b"127.0.0.1:1");
         assert_eq!(strip_scheme(b"127.0.0.1:1"), b"127.0.0.1:1");
         assert_eq!(strip_scheme(b"localhost"), b"localhost");
+        assert_eq!(strip_scheme(b"unix://localhost:2379"), b"localhost:2379");
+        assert_eq!(strip_scheme(b"unix:///run/etcd/localhost:2379"), b"localhost");
+        assert_eq!(strip_scheme(b"/run/etcd/localhost:2379"), b"localhost");
     }
 
     #[test]

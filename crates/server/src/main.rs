@@ -140,6 +140,38 @@ async fn bind_all(urls: &[String]) -> Result<Vec<(String, tokio::net::TcpListene
     Ok(out)
 }
 
+/// A client URL's listener: TCP (`http://`, `https://`), or a unix socket (`unix://`).
+enum ClientListener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+/// Binds the client URLs: as [`bind_all`], plus `unix://HOST[PATH]` as etcd's unix listener
+/// does: the socket file is named HOST followed by PATH (`unix://localhost:2379` is the
+/// file `localhost:2379` in the working directory), a file already there is removed first
+/// (`listen unix PATH: bind: ...` on failure), and the file is removed when the server stops.
+async fn bind_client_all(urls: &[String]) -> Result<Vec<(String, ClientListener)>, String> {
+    let mut out = Vec::with_capacity(urls.len());
+    for url in urls {
+        if let Some(path) = url.strip_prefix("unix://") {
+            let path = std::path::PathBuf::from(path);
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(format!("listen unix {}: remove: {e}", path.display()));
+            }
+            let l = tokio::net::UnixListener::bind(&path)
+                .map_err(|e| format!("listen unix {}: bind: {e}", path.display()))?;
+            out.push((url.clone(), ClientListener::Unix(l, path)));
+        } else {
+            for (url, l) in bind_all(std::slice::from_ref(url)).await? {
+                out.push((url, ClientListener::Tcp(l)));
+            }
+        }
+    }
+    Ok(out)
+}
+
 async fn resolve(url: &str) -> Result<SocketAddr, String> {
     let hostport = url
         .strip_prefix("http://")
@@ -174,7 +206,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     let tls = tls::prepare(&cfg.tls, &cfg.data_dir)?;
 
     // Bind the client listeners first so a port conflict fails before anything else.
-    let listeners = bind_all(&cfg.listen_client_urls).await?;
+    let listeners = bind_client_all(&cfg.listen_client_urls).await?;
     let metrics_listeners = bind_all(&cfg.listen_metrics_urls).await?;
     let peer_listeners = bind_all(&cfg.listen_peer_urls).await?;
 
@@ -403,6 +435,17 @@ async fn run(cfg: Config) -> Result<(), String> {
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|v| *v).await;
+            };
+            let listener = match listener {
+                ClientListener::Tcp(l) => l,
+                ClientListener::Unix(l, path) => {
+                    let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
+                    let incoming =
+                        tokio_stream::StreamExt::map(incoming, |c| c.map(h2_authority::H2AuthorityFix::new));
+                    let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
+                    let _ = std::fs::remove_file(&path);
+                    return served;
+                }
             };
             // Every connection goes through the `:authority` shim (etcdctl 3.4 sends URLs
             // there); over TLS it works on the decrypted stream, after the handshake.

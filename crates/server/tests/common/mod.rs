@@ -555,6 +555,21 @@ impl Server {
         }
     }
 
+    /// SIGTERM the server and reap it (SIGKILL after 20 s; no-op if it is not running).
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Restarts the server (SIGKILL first if still running) on the same data dir and
     /// ports, and waits until it is ready again.
     pub fn restart(&mut self) {
